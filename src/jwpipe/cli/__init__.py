@@ -1,0 +1,1 @@
+"""The ``jwpipe`` command line."""
