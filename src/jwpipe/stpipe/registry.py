@@ -1,0 +1,198 @@
+"""Which classes a name in a parameter file or on the command line may resolve to.
+
+A parameter file is data, not code: its ``class:`` may only name a Step subclass that jwpipe knows
+(a built-in step or pipeline, by dotted path, class name or alias; a Step subclass already defined
+in this process; or the same class under its STScI ``jwst`` name), or a dotted path under a module
+prefix the user explicitly allowed from Python (:func:`allow_class_paths`) or the command line
+(``--allow-import``). Anything else is refused *before* any module is imported, so a parameter file
+cannot make jwpipe run code sitting next to it (stpipe imports it, then checks).
+
+The built-in table is written out, not discovered, so ``jwpipe list`` and alias resolution do not
+import numpy-heavy step modules ("keep the CLI snappy").
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jwpipe.errors import ValidationError
+
+if TYPE_CHECKING:
+    from jwpipe.stpipe.step import Step
+
+__all__ = [
+    "BUILTIN_STEPS",
+    "StepEntry",
+    "allow_class_paths",
+    "builtin_entries",
+    "known_suffixes",
+    "register_class",
+    "resolve_step_class",
+]
+
+
+@dataclass(frozen=True)
+class StepEntry:
+    """A built-in step or pipeline: dotted class path, alias, and whether it is a pipeline."""
+
+    path: str
+    alias: str | None
+    is_pipeline: bool
+
+    @property
+    def class_name(self) -> str:
+        return self.path.rsplit(".", 1)[1]
+
+
+#: Built-in steps and pipelines (dotted path, alias, is_pipeline).
+BUILTIN_STEPS: tuple[StepEntry, ...] = (
+    StepEntry("jwpipe.pipeline.Detector1Pipeline", "calwebb_detector1", True),
+    StepEntry("jwpipe.pipeline.Image2Pipeline", "calwebb_image2", True),
+    StepEntry("jwpipe.pipeline.Image3Pipeline", "calwebb_image3", True),
+    StepEntry("jwpipe.steps.GroupScaleStep", "group_scale", False),
+    StepEntry("jwpipe.steps.DQInitStep", "dq_init", False),
+    StepEntry("jwpipe.steps.SaturationStep", "saturation", False),
+    StepEntry("jwpipe.steps.SuperbiasStep", "superbias", False),
+    StepEntry("jwpipe.steps.RefPixStep", "refpix", False),
+    StepEntry("jwpipe.steps.LinearityStep", "linearity", False),
+    StepEntry("jwpipe.steps.DarkCurrentStep", "dark_current", False),
+    StepEntry("jwpipe.steps.JumpStep", "jump", False),
+    StepEntry("jwpipe.steps.RampFitStep", "ramp_fit", False),
+    StepEntry("jwpipe.steps.GainScaleStep", "gain_scale", False),
+    StepEntry("jwpipe.steps.AssignWcsStep", "assign_wcs", False),
+    StepEntry("jwpipe.steps.BackgroundStep", "bkg_subtract", False),
+    StepEntry("jwpipe.steps.FlatFieldStep", "flat_field", False),
+    StepEntry("jwpipe.steps.PhotomStep", "photom", False),
+    StepEntry("jwpipe.steps.TweakRegStep", "tweakreg", False),
+    StepEntry("jwpipe.steps.SkyMatchStep", "skymatch", False),
+    StepEntry("jwpipe.steps.OutlierDetectionStep", "outlier_detection", False),
+    StepEntry("jwpipe.steps.ResampleStep", "resample", False),
+    StepEntry("jwpipe.steps.SourceCatalogStep", "source_catalog", False),
+)
+
+_ALLOWED_PREFIXES: list[str] = []
+#: Step subclasses defined in this process, by dotted path and by class name.
+_DEFINED: dict[str, type] = {}
+
+
+def builtin_entries() -> list[StepEntry]:
+    """Built-in entries whose module is importable (steps arrive issue by issue)."""
+    out = []
+    for entry in BUILTIN_STEPS:
+        module = entry.path.rsplit(".", 1)[0]
+        if importlib.util.find_spec(module) is not None:
+            out.append(entry)
+    return out
+
+
+def allow_class_paths(*prefixes: str) -> None:
+    """Allow parameter files and hook strings to name classes under these module prefixes.
+
+    Example: ``allow_class_paths("mylab.steps")`` lets ``class: mylab.steps.CleanStep`` load.
+    """
+    for prefix in prefixes:
+        if prefix and prefix not in _ALLOWED_PREFIXES:
+            _ALLOWED_PREFIXES.append(prefix.rstrip("."))
+
+
+def register_class(cls: type) -> None:
+    """Record a Step subclass as it is defined (called from ``Step.__init_subclass__``)."""
+    _DEFINED[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    _DEFINED.setdefault(cls.__name__, cls)
+
+
+def _import(path: str) -> type:
+    module_name, _, attr = path.rpartition(".")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValidationError(f"Module '{module_name}' has no class '{attr}'") from None
+
+
+def _builtin_by(key: str) -> StepEntry | None:
+    for entry in BUILTIN_STEPS:
+        if key in (entry.path, entry.alias, entry.class_name):
+            return entry
+    return None
+
+
+def resolve_step_class(identifier: str, *, what: str = "class") -> type[Step]:
+    """Resolve an alias, class name or dotted path to a Step subclass, safely.
+
+    Parameters
+    ----------
+    identifier : str
+        ``jump``, ``JumpStep``, ``jwpipe.steps.JumpStep``, ``jwst.jump.jump_step.JumpStep``,
+        ``jwst.pipeline.Detector1Pipeline``, or an allowed user dotted path.
+    what : str
+        Wording for error messages (e.g. ``"class in parameter file 'x.asdf'"``).
+
+    Raises
+    ------
+    ValidationError
+        Unknown names, disallowed module paths, and classes that are not Steps.
+    """
+    from jwpipe.stpipe.step import Step
+
+    ident = identifier.strip()
+    found: type | None = None
+    entry = _builtin_by(ident)
+    if entry is None and ident.startswith("jwst."):
+        entry = _builtin_by(ident.rsplit(".", 1)[1])
+        if entry is None:
+            raise ValidationError(
+                f"{what} '{identifier}' is a jwst class that jwpipe does not implement"
+            )
+    if entry is not None:
+        try:
+            found = _import(entry.path)
+        except ImportError:
+            raise ValidationError(
+                f"{what} '{identifier}' ({entry.path}) is not available in this jwpipe version"
+            ) from None
+    elif ident in _DEFINED:
+        found = _DEFINED[ident]
+    elif "." in ident and any(
+        ident == p or ident.startswith(p + ".") for p in _ALLOWED_PREFIXES
+    ):
+        try:
+            found = _import(ident)
+        except ImportError as exc:
+            raise ValidationError(f"{what} '{identifier}' cannot be imported: {exc}") from None
+    else:
+        raise ValidationError(
+            f"{what} '{identifier}' is not a known jwpipe step or pipeline; run 'jwpipe list' "
+            "for the built-in ones, or allow your own module with "
+            "jwpipe.stpipe.allow_class_paths('yourpackage') (CLI: --allow-import yourpackage)"
+        )
+    if not (isinstance(found, type) and issubclass(found, Step)):
+        raise ValidationError(f"{what} '{identifier}' is not a Step subclass")
+    return found
+
+
+def known_suffixes() -> frozenset[str]:
+    """Suffixes stripped from a file name before a new one is added (one at a time)."""
+    names = set(_PRODUCT_SUFFIXES)
+    for entry in BUILTIN_STEPS:
+        names.add(entry.class_name.lower())
+        if entry.alias:
+            names.add(entry.alias)
+    for cls in list(_DEFINED.values()):
+        names.add(cls.__name__.lower())
+        alias = getattr(cls, "class_alias", None)
+        if alias:
+            names.add(alias)
+    return frozenset(names - _DISCARDED)
+
+
+_PRODUCT_SUFFIXES = (
+    "ami", "ami-oi", "aminorm", "aminorm-oi", "blot", "bsub", "bsubints", "c1d", "cal", "calints",
+    "cat", "crf", "crfints", "dark", "i2d", "mbsub", "median", "phot", "psfalign", "psfstack",
+    "psfsub", "ramp", "rate", "rateints", "s2d", "s3d", "snr", "uncal", "wfscmb", "whtlt", "x1d",
+    "x1dints",
+)
+_DISCARDED = {"step", "pipeline", "systemcall", "functionwrapper", "engdblogstep", "rscd_step"}
