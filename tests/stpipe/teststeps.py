@@ -131,6 +131,9 @@ class TinyPipeline(Pipeline):
     step_order_by_instrument = {"MIRI": ["scale", "add"]}
     substep_defaults = {}
 
+    def process(self, x):
+        return super().process(as_model(x))
+
 
 class LayeredPipeline(TinyPipeline):
     """TinyPipeline with pipeline-coded substep defaults."""

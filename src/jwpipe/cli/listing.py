@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     pattern = ns.pattern.lower()
     rows = []
     for entry in sorted(builtin_entries(), key=lambda e: e.class_name):
-        if ns.pipelines_only and not entry.is_pipeline or ns.steps_only and entry.is_pipeline:
+        if (ns.pipelines_only and not entry.is_pipeline) or (ns.steps_only and entry.is_pipeline):
             continue
         names = (entry.class_name.lower(), (entry.alias or "").lower())
         if any(fnmatch.fnmatchcase(n, pattern) for n in names):

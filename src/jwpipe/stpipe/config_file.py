@@ -1,4 +1,4 @@
-"""Parameter files: read ASDF (current and legacy layouts), plain YAML and legacy ``.cfg``; write ASDF.
+"""Parameter files: read ASDF (current and legacy layouts), YAML and legacy ``.cfg``; write ASDF.
 
 The current ASDF layout (what ``strun --save-parameters`` writes)::
 
@@ -92,7 +92,8 @@ def _read_tree(path: Path) -> tuple[dict[str, Any], str]:
             with asdf.open(path, lazy_load=False, memmap=False) as af:
                 tree = _plain(af.tree)
         except Exception as exc:
-            raise ValidationError(f"Parameter file '{path}' is not a readable ASDF file: {exc}")
+            raise ValidationError(
+                f"Parameter file '{path}' is not a readable ASDF file: {exc}") from None
         tree.pop("asdf_library", None)
         tree.pop("history", None)
         return tree, "asdf"
@@ -188,7 +189,7 @@ def _entry(tree: Any, path: Path, where: str) -> StepConfig:
     if not isinstance(steps_tree, list):
         raise ValidationError(f"Parameter file '{path}': 'steps' in {where} must be a list")
     steps = [
-        _entry(item, path, f"steps[{i}]" if not where.startswith("steps") else f"{where}.steps[{i}]")
+        _entry(item, path, f"{where}.steps[{i}]" if where.startswith("steps") else f"steps[{i}]")
         for i, item in enumerate(steps_tree)
     ]
     return StepConfig(cls_name, name, params, steps, config_file, str(path))

@@ -83,7 +83,11 @@ def builtin_entries() -> list[StepEntry]:
     out = []
     for entry in BUILTIN_STEPS:
         module = entry.path.rsplit(".", 1)[0]
-        if importlib.util.find_spec(module) is not None:
+        try:
+            found = importlib.util.find_spec(module)
+        except ImportError:
+            found = None
+        if found is not None and found.origin is not None:  # not an empty namespace package
             out.append(entry)
     return out
 

@@ -109,7 +109,7 @@ class SpecNode(dict):
 
 
 def _split_comment(value: str) -> tuple[str, str]:
-    """Split ``check(...)  # help (with parentheses)``; configobj keeps such comments in the value."""
+    """Split ``check(...)  # help (with parentheses)``: configobj leaves such comments in."""
     depth, quote = 0, ""
     for i, ch in enumerate(value):
         if quote:
@@ -239,10 +239,19 @@ def _check_section(
             typed[key] = _check_section(check, value, _path(prefix, key), errors, lenient, ignored)
             continue
         try:
-            typed[key] = VALIDATOR.check(check, value)
+            typed[key] = _plain_str(VALIDATOR.check(check, value))
         except _vdt.ValidateError as exc:
             errors.append(f"Config parameter '{_path(prefix, key)}': {exc}")
     return typed
+
+
+def _plain_str(value: Any) -> Any:
+    """Typed values are plain: command-line string subclasses become ``str``."""
+    if isinstance(value, str) and type(value) is not str:
+        return str(value)
+    if isinstance(value, list):
+        return [_plain_str(v) for v in value]
+    return value
 
 
 def apply_defaults(spec: SpecNode, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from jwpipe.errors import ReferenceFileError, ValidationError
-from jwpipe.stpipe import naming, refstore, registry, spec as _spec
+from jwpipe.stpipe import naming, refstore, registry
+from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import StepConfig, load_parameter_file, write_parameter_file
 from jwpipe.stpipe.resources import measure
 
@@ -408,7 +409,8 @@ class Step:
         spec = self._pars_spec(full_spec)
         values = {k: getattr(self, k) for k in spec if not isinstance(spec[k], _spec.SpecNode)
                   and hasattr(self, k)}
-        values["input_dir"] = self._input_dir
+        if "input_dir" in spec:
+            values["input_dir"] = self._input_dir
         typed = _spec.check_layer(spec, values, f"attributes of {self.qualified_name}")
         if "input_dir" in typed and typed["input_dir"] is None:
             typed["input_dir"] = ""
