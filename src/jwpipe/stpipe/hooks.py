@@ -52,7 +52,7 @@ def _allowed_function(name: str) -> Any | None:
     if "." not in name:
         return None
     module, _, attr = name.rpartition(".")
-    if not any(name.startswith(p + ".") for p in registry._ALLOWED_PREFIXES):
+    if not any(name.startswith(p + ".") for p in registry._allowed_prefixes()):
         return None
     try:
         return getattr(importlib.import_module(module), attr)

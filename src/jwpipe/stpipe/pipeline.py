@@ -34,6 +34,11 @@ class Pipeline(Step):
     step_order_by_instrument: ClassVar[dict[str, list[str]]] = {}
     #: Pipeline-coded defaults for substep parameters (below the store's parameter files).
     substep_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Workflow stage metadata: suffix of the stage's input, and of its final products.
+    workflow_input_suffix: ClassVar[str | None] = None
+    #: ``"exposure"`` (each exposure on its own) or ``"product"`` (association products).
+    workflow_stage_scope: ClassVar[str] = "exposure"
+    workflow_product_suffixes: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ spec
     @classmethod

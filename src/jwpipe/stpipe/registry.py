@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,12 @@ def builtin_entries() -> list[StepEntry]:
     return out
 
 
+def _allowed_prefixes() -> list[str]:
+    """Prefixes allowed from Python, plus ``JWPIPE_ALLOW_IMPORT`` (colon-separated)."""
+    env = [p.strip().rstrip(".") for p in os.environ.get("JWPIPE_ALLOW_IMPORT", "").split(":")]
+    return _ALLOWED_PREFIXES + [p for p in env if p]
+
+
 def allow_class_paths(*prefixes: str) -> None:
     """Allow parameter files and hook strings to name classes under these module prefixes.
 
@@ -161,7 +168,7 @@ def resolve_step_class(identifier: str, *, what: str = "class") -> type[Step]:
     elif ident in _DEFINED:
         found = _DEFINED[ident]
     elif "." in ident and any(
-        ident == p or ident.startswith(p + ".") for p in _ALLOWED_PREFIXES
+        ident == p or ident.startswith(p + ".") for p in _allowed_prefixes()
     ):
         try:
             found = _import(ident)

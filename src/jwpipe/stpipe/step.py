@@ -98,6 +98,21 @@ class Step:
     #: ``meta.cal_step`` attribute recording this step's status (default: the alias).
     cal_step_name: ClassVar[str | None] = None
 
+    # Declared metadata the workflow generator plans with (it never runs step code to plan).
+    #: ``"exposure"``: one job per exposure, each input mapped to its own output;
+    #: ``"product"``: one job per association product, all members at once.
+    workflow_scope: ClassVar[str] = "exposure"
+    #: Outputs per input beside the main one, by suffix addition (RampFitStep: ``("ints",)``).
+    workflow_extra_outputs: ClassVar[tuple[str, ...]] = ()
+    #: Product-scope steps only: all members combine into one output (resample).
+    workflow_combines: ClassVar[bool] = False
+    #: Suffix of the step's output when it is a named product (``crf``, ``i2d``, ``cat``).
+    product_suffix: ClassVar[str | None] = None
+    #: Extension of the step's output file.
+    workflow_output_ext: ClassVar[str] = ".fits"
+    #: Memory a job needs, as a multiple of its input size, plus a fixed allowance (MB).
+    workflow_memory: ClassVar[tuple[float, float]] = (3.0, 400.0)
+
     # ------------------------------------------------------------------ class set-up
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -147,6 +162,8 @@ class Step:
         self._status: str | None = None
         self._ref_cache: dict[str, Any] = {}
         self._crds_params: dict[str, Any] | None = None
+        #: Suffix of the result when the user set none (a pipeline's product: ``rate``).
+        self._result_suffix: str | None = None
         self.metadata: dict[str, Any] = {}
         self.name = name or self.__class__.__name__
         self.parent = parent
@@ -352,10 +369,17 @@ class Step:
                 from jwpipe.associations import load_asn
 
                 asn = load_asn(path)
-                return cls._get_crds_parameters(asn.science_paths()[0])
-            from jwpipe.datamodels import read_crds_parameters
+                science = [m.path for p in asn.products for m in p.science]
+                if not science:
+                    raise ValueError(f"association {path} has no science members")
+                return cls._get_crds_parameters(str(science[0]))
+            from jwpipe.errors import JwpipeError
+            from jwpipe.references import parameters_from_file
 
-            return dict(read_crds_parameters(path)), "jwst"
+            try:
+                return parameters_from_file(path), "jwst"
+            except JwpipeError as exc:
+                raise ValueError(str(exc)) from None
         raise TypeError(f"cannot get selection parameters from {type(dataset).__name__}")
 
     @classmethod
@@ -742,7 +766,7 @@ class Step:
             if basepath is None:
                 basepath = self.default_output_file()
         if suffix is None:
-            suffix = self.suffix or self.default_suffix()
+            suffix = self.suffix or self._result_suffix or self.default_suffix()
         ext = ext if ext is not None else (self.output_ext or None)
         name = naming.build_output_name(basepath, suffix=suffix, ext=ext, components=components)
         return os.path.join(self._output_dir(from_output_file), name)
@@ -781,7 +805,7 @@ class Step:
     def _path_from_output_file(self, output_file: str, suffix: str | None, idx: int | None,
                                components: dict[str, Any]) -> str:
         if suffix is None:
-            suffix = self.suffix or self.default_suffix()
+            suffix = self.suffix or self._result_suffix or self.default_suffix()
         name = naming.build_output_name(output_file, suffix=suffix, ext=self.output_ext or None,
                                         components={"idx": idx, **components})
         return os.path.join(self._output_dir(output_file), name)

@@ -1,0 +1,157 @@
+"""``jwpipe make-workflow``, ``jwpipe plan``, ``jwpipe status``, ``jwpipe resume``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from jwpipe.errors import WorkflowError
+
+
+def _overrides(extra: list[str]) -> dict[str, Any]:
+    """``--steps.<name>.<par>=value`` options into ``{name: {par: value}}``."""
+    from jwpipe.stpipe.spec import parse_cli_value
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in extra:
+        if not item.startswith("--steps.") or "=" not in item:
+            raise WorkflowError(f"unrecognized argument {item!r} (step parameters are given as "
+                                "--steps.<step>.<parameter>=<value>)")
+        dotted, value = item[len("--steps."):].split("=", 1)
+        parts = dotted.split(".")
+        if len(parts) != 2 or not all(parts):
+            raise WorkflowError(f"bad override {item!r}: use --steps.<step>.<parameter>=<value>")
+        parsed = parse_cli_value(value)
+        out.setdefault(parts[0], {})[parts[1]] = None if parsed in ("None", "none") else \
+            (str(parsed) if isinstance(parsed, str) else parsed)
+    return out
+
+
+def make_workflow(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jwpipe make-workflow",
+        description="Turn associations and parameter files into a Snakemake workflow directory.",
+        epilog="Step parameters: --steps.<step>.<parameter>=<value> (e.g. "
+               "--steps.jump.rejection_threshold=5). Rerunning the command after editing a "
+               "parameter file updates only what changed.")
+    parser.add_argument("asn", nargs="*", help="association JSON file(s)")
+    parser.add_argument("-p", "--params", action="append", default=[], metavar="FILE",
+                        help="parameter file (ASDF/YAML); repeat for several pipelines")
+    parser.add_argument("--input-dir", help="where member files are (default: next to the asn)")
+    parser.add_argument("--refs", help="reference-file store (default: $JWPIPE_REFS)")
+    parser.add_argument("-o", "--output", default="workflow", metavar="WORKDIR",
+                        help="workflow directory to create or update [workflow]")
+    parser.add_argument("--keep", default="all", metavar="STEPS",
+                        help="intermediates to keep: 'all', 'none', or step names separated "
+                             "by commas; others are temporary [all]")
+    parser.add_argument("--group-detector1", action="store_true",
+                        help="run each exposure's Detector1 chain as one cluster job")
+    parser.add_argument("--again", metavar="WORKDIR",
+                        help="regenerate WORKDIR with the arguments it was made with")
+    ns, extra = parser.parse_known_args(argv)
+    overrides = _overrides(extra)
+    from jwpipe.workflow.generate import generate_workflow
+
+    if ns.again:
+        gen = json.loads((Path(ns.again) / "generation.json").read_text())
+        ns.asn, ns.params = gen["associations"], gen["param_files"]
+        ns.input_dir, ns.refs, ns.output = gen["input_dir"], gen["refs"], ns.again
+        overrides = {**gen["overrides"], **overrides}
+        keep = gen["keep"]
+        group = gen["group_detector1"]
+    else:
+        if not ns.asn:
+            parser.error("give at least one association file (or --again WORKDIR)")
+        keep = None if ns.keep == "all" else [] if ns.keep == "none" else \
+            [s for s in ns.keep.split(",") if s]
+        group = ns.group_detector1
+    plan, counts = generate_workflow(ns.asn, ns.output, param_files=ns.params,
+                                     overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
+                                     keep=keep, group_detector1=group)
+    per_step = Counter(u.step for u in plan.units)
+    print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
+          f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "
+          f"{len(per_step)} step(s)")
+    print(f"unit files: {counts['written']} written, {counts['unchanged']} unchanged, "
+          f"{counts['removed']} removed")
+    print(f"run it with:  cd {ns.output} && snakemake --profile profiles/local")
+    return 0
+
+
+def status(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="jwpipe status",
+                                     description="Table of units x steps: done, pending, "
+                                                 "failed, stale.")
+    parser.add_argument("workdir", nargs="?", default=".")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    ns = parser.parse_args(argv)
+    from jwpipe.workflow.status import read_states
+
+    states = read_states(ns.workdir)
+    if ns.json:
+        print(json.dumps([s.__dict__ for s in states], indent=1))
+        return 0
+    steps = list(dict.fromkeys(s.step for s in states))
+    keys = list(dict.fromkeys(s.key for s in states))
+    table = {(s.key, s.step): s.status for s in states}
+    width = max([len(k) for k in keys] + [4])
+    cols = [max(len(st), 7) for st in steps]
+    print(f"{'unit':<{width}}  " + "  ".join(f"{st:<{c}}" for st, c in zip(steps, cols,
+                                                                            strict=True)))
+    for key in keys:
+        row = [table.get((key, st), "") for st in steps]
+        print(f"{key:<{width}}  " + "  ".join(f"{v:<{c}}" for v, c in zip(row, cols,
+                                                                         strict=True)))
+    totals = Counter(s.status for s in states)
+    print("\n" + ", ".join(f"{n} {k}" for k, n in sorted(totals.items())))
+    return 0
+
+
+def plan(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="jwpipe plan",
+                                     description="Show what a run would (re)do and why.")
+    parser.add_argument("workdir", nargs="?", default=".")
+    ns = parser.parse_args(argv)
+    from jwpipe.workflow.status import read_states
+
+    todo = [s for s in read_states(ns.workdir) if s.status != "done"]
+    if not todo:
+        print("nothing to do: every unit is up to date")
+        return 0
+    for s in todo:
+        print(f"{s.step} {s.key}: {s.status}")
+        for reason in s.reasons:
+            print(f"    {reason}")
+    print(f"\n{len(todo)} job(s) would run")
+    return 0
+
+
+def resume(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jwpipe resume",
+        description="Resume an interrupted workflow: cancel orphaned cluster jobs, unlock, and "
+                    "rerun incomplete and remaining jobs. Extra arguments go to snakemake "
+                    "(default: --profile profiles/local).")
+    parser.add_argument("workdir", nargs="?", default=".")
+    parser.add_argument("-n", "--dry-run", action="store_true")
+    ns, extra = parser.parse_known_args(argv)
+    from jwpipe.workflow.resume import resume as _resume
+
+    return _resume(ns.workdir, extra, dry_run=ns.dry_run)
+
+
+def dispatch(command: str, argv: list[str]) -> int:
+    handlers = {"make-workflow": make_workflow, "status": status, "plan": plan,
+                "resume": resume}
+    try:
+        return handlers[command](argv)
+    except OSError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(make_workflow(sys.argv[1:]))

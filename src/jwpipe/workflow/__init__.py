@@ -1,0 +1,1 @@
+"""Snakemake workflows from associations: plan, generate, run one step, inspect, resume."""

@@ -1,0 +1,154 @@
+"""Write a workflow directory from a plan, touching only files whose content changes.
+
+Layout of a workflow directory::
+
+    Snakefile                    rules (one per step)
+    plan.json                    per-unit inputs, outputs, memory, runtime; targets
+    units/<step>/<key>.json      resolved parameters + reference identities of one unit
+    state/<step>/<key>.json      what the existing output was made with (written by run-step)
+    products/                    every output (intermediates and final products)
+    logs/, benchmarks/           per job
+    profiles/local/config.yaml   the local Snakemake profile
+    generation.json              how it was generated (for `jwpipe make-workflow --again`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from jwpipe.workflow.plan import Plan, plan_workflow
+from jwpipe.workflow.snakefile import render_snakefile
+
+__all__ = ["canonical_json", "generate_workflow", "write_if_changed"]
+
+LOCAL_PROFILE = """\
+# Snakemake 9 profile for running a jwpipe workflow on this machine.
+cores: all
+scheduler: greedy
+rerun-incomplete: true
+keep-going: true
+printshellcmds: false
+latency-wait: 5
+"""
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, fixed separators: the same meaning always gives the same bytes."""
+    return json.dumps(data, sort_keys=True, indent=1, separators=(",", ": ")) + "\n"
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds it; return True if written."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
+
+
+def _alternatives(names: list[str]) -> str:
+    if not names:
+        return "(?!x)x"  # matches nothing
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
+def _plan_json(plan: Plan) -> dict[str, Any]:
+    units: dict[str, dict[str, Any]] = {}
+    for u in plan.units:
+        units.setdefault(u.step, {})[u.key] = {
+            "inputs": u.inputs, "outputs": u.outputs, "mem_mb": u.mem_mb,
+            "runtime": u.runtime, "members": u.members, "scope": u.scope,
+        }
+    return {
+        "jwpipe": f"{shlex.quote(sys.executable)} -m jwpipe",
+        "steps": plan.steps,
+        "units": units,
+        "targets": plan.targets,
+        "exposures": plan.exposures,
+        "products": plan.products,
+        "exp_regex": _alternatives(plan.exposures),
+        "product_regex": _alternatives(plan.products),
+        "reference_context": plan.context,
+    }
+
+
+def generate_workflow(
+    asn_paths: list[str],
+    workdir: str | os.PathLike[str],
+    *,
+    param_files: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    input_dir: str | None = None,
+    refs: str | None = None,
+    keep: list[str] | None = None,
+    group_detector1: bool = False,
+    stages: list | None = None,
+) -> tuple[Plan, dict[str, int]]:
+    """Plan and write (or update) a workflow directory.
+
+    Returns
+    -------
+    plan, counts
+        The plan, and how many unit files were written, unchanged and removed.
+    """
+    from jwpipe import __version__
+    from jwpipe.stpipe import refstore
+
+    store = None
+    if refs:
+        from jwpipe.references import ReferenceStore
+
+        store = ReferenceStore(refs)
+    else:
+        store = refstore.get_store()
+    previous = refstore._ACTIVE[:]
+    refstore.set_store(store)  # parameter references are looked up in the same store
+    try:
+        plan = plan_workflow(asn_paths, param_files=param_files or [], overrides=overrides or {},
+                             input_dir=input_dir, store=store, stages=stages)
+    finally:
+        refstore._ACTIVE[:] = previous
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    counts = {"written": 0, "unchanged": 0, "removed": 0}
+    wanted = set()
+    for u in plan.units:
+        path = work / "units" / u.step / f"{u.key}.json"
+        wanted.add(path)
+        if write_if_changed(path, canonical_json(u.record())):
+            counts["written"] += 1
+        else:
+            counts["unchanged"] += 1
+    for stale in sorted((work / "units").glob("*/*.json")):
+        if stale not in wanted:
+            stale.unlink()
+            counts["removed"] += 1
+    write_if_changed(work / "plan.json", canonical_json(_plan_json(plan)))
+    write_if_changed(work / "Snakefile", render_snakefile(
+        plan, version=__version__, keep=set(keep) if keep is not None else None,
+        group_detector1=group_detector1))
+    write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE)
+    generation = {
+        "associations": [os.path.abspath(a) for a in asn_paths],
+        "param_files": [os.path.abspath(p) for p in param_files or []],
+        "overrides": overrides or {},
+        "input_dir": os.path.abspath(input_dir) if input_dir else None,
+        "refs": os.path.abspath(refs) if refs else None,
+        "keep": keep,
+        "group_detector1": group_detector1,
+    }
+    write_if_changed(work / "generation.json", canonical_json(generation))
+    for sub in ("products", "logs", "benchmarks"):
+        (work / sub).mkdir(exist_ok=True)
+    return plan, counts

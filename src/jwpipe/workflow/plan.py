@@ -1,0 +1,457 @@
+"""Plan a workflow: associations + parameters -> units of work with file names and parameters.
+
+A *unit* is one step applied to one exposure (``exposure`` scope) or to one association product
+(``product`` scope). The planner walks each association member back along the chain of stages
+(Image3 <- Image2 <- Detector1) to the first product that exists in the input directory
+(``_cal``, ``_rate`` or ``_uncal``), so one image3 association drives the whole run from raw
+ramps to the mosaic. Every unit carries its fully resolved parameters (the framework's whole
+precedence applied) and the identity of the reference files it will use.
+
+The planner knows steps only through their declared metadata (``Step.workflow_*``,
+``Pipeline.step_defs``/``step_names``/``workflow_*``); it never runs step code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jwpipe.errors import WorkflowError
+from jwpipe.stpipe import spec as _spec
+from jwpipe.stpipe.config_file import load_parameter_file
+from jwpipe.stpipe.pipeline import Pipeline
+from jwpipe.stpipe.step import Step
+
+__all__ = ["Plan", "Unit", "check_name", "plan_workflow"]
+
+#: Parameters that only say where/whether to write files: a workflow job ignores them (it writes
+#: exactly its declared outputs), so changing them must not rerun anything.
+OUTPUT_ONLY_PARAMETERS = frozenset({
+    "output_file", "output_dir", "output_ext", "output_use_model", "output_use_index",
+    "save_results", "search_output_file", "input_dir", "suffix", "skip",
+})
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_name(name: str, what: str) -> str:
+    """Refuse names that could escape a directory or inject code into a Snakefile or shell."""
+    if not _SAFE_NAME.match(name) or ".." in name:
+        raise WorkflowError(
+            f"{what} {name!r} is not a safe file name (allowed: letters, digits, '.', '_', '-'; "
+            "no directory parts)")
+    return name
+
+
+@dataclass
+class Unit:
+    """One job: a step applied to an exposure or a product."""
+
+    step: str
+    key: str
+    step_class: str
+    scope: str
+    inputs: list[str]
+    outputs: list[str]
+    output_is_dir: bool
+    parameters: dict[str, Any]
+    references: dict[str, Any]
+    mem_mb: int
+    runtime: int
+    members: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The content of this unit's resolved-parameter file."""
+        return {
+            "step": self.step,
+            "class": self.step_class,
+            "key": self.key,
+            "parameters": self.parameters,
+            "references": self.references,
+            "members": self.members,
+        }
+
+
+@dataclass
+class Plan:
+    """Everything the Snakefile and the unit files are written from."""
+
+    steps: list[dict[str, Any]]
+    units: list[Unit]
+    targets: list[str]
+    exposures: list[str]
+    products: list[str]
+    context: str | None
+
+    def units_of(self, step: str) -> list[Unit]:
+        return [u for u in self.units if u.step == step]
+
+
+@dataclass
+class _Exposure:
+    root: str
+    start_stage: int
+    start_file: str
+    params: dict[str, Any]
+    nbytes: int
+
+
+def _default_stages() -> list[type[Pipeline]]:
+    from jwpipe.pipeline import Detector1Pipeline, Image2Pipeline, Image3Pipeline
+
+    return [Detector1Pipeline, Image2Pipeline, Image3Pipeline]
+
+
+def _stage_index_for_asn(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
+    """The stage an association asks for: image3 -> the product stage, else the last exposure
+    stage."""
+    scopes = [s.workflow_stage_scope for s in stages]
+    if asn_type and "image3" in asn_type.lower() and "product" in scopes:
+        return scopes.index("product")
+    return max(i for i, scope in enumerate(scopes) if scope == "exposure")
+
+
+def _array_nbytes(path: str) -> int:
+    """In-memory float32 size of the SCI array of a FITS file, from its header."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=True) as hdul:
+            hdr = hdul["SCI"].header if "SCI" in hdul else hdul[0].header
+            naxis = int(hdr.get("NAXIS", 0))
+            n = math.prod(int(hdr.get(f"NAXIS{i}", 1)) for i in range(1, naxis + 1))
+    except (OSError, KeyError, ValueError) as exc:
+        raise WorkflowError(f"cannot read the FITS header of {path}: {exc}") from None
+    return 4 * n
+
+
+def _selection_parameters(path: str) -> dict[str, Any]:
+    from jwpipe.references import parameters_from_file
+
+    try:
+        return parameters_from_file(path)
+    except Exception as exc:
+        raise WorkflowError(f"{path}: {exc}") from None
+
+
+def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: int
+            ) -> tuple[int, str]:
+    """Walk back from stage ``top`` to the first stage whose input file exists."""
+    tried = []
+    for index in range(top, -1, -1):
+        suffix = stages[index].workflow_input_suffix
+        path = input_dir / f"{root}_{suffix}.fits"
+        tried.append(path.name)
+        if path.is_file():
+            return index, str(path)
+    raise WorkflowError(f"member {root}: none of {', '.join(tried)} found in {input_dir}")
+
+
+def _reference_identity(path: str) -> dict[str, Any] | str:
+    if path in ("N/A", ""):
+        return "N/A"
+    st = os.stat(path)
+    return {"file": os.path.basename(path), "path": os.path.abspath(path), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
+
+
+def _canonical_number(value: Any) -> Any:
+    """Floats that are whole numbers are written as floats consistently (3 and 3.0 agree)."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical_number(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical_number(v) for v in value]
+    if isinstance(value, float) and math.isfinite(value):
+        return float(repr(value))
+    return value
+
+
+class _Resolver:
+    """Resolves stage parameters per exposure, caching by the dataset's selection parameters."""
+
+    def __init__(self, stage: type[Pipeline], param_files: list[str], overrides: dict[str, Any],
+                 store: Any) -> None:
+        self.stage = stage
+        self.files = [f for f in param_files if _file_is_for(f, stage)]
+        self.overrides = overrides
+        self.store = store
+        self._cache: dict[tuple, dict[str, Any]] = {}
+
+    def resolve(self, dataset_params: dict[str, Any]) -> dict[str, Any]:
+        key = tuple(sorted((k, str(v)) for k, v in dataset_params.items()))
+        if key not in self._cache:
+            kwargs: dict[str, Any] = {}
+            if self.overrides:
+                kwargs["steps"] = self.overrides
+            if len(self.files) > 1:
+                raise WorkflowError(f"more than one parameter file for {self.stage.__name__}: "
+                                    f"{', '.join(self.files)}")
+            config, _ = self.stage.build_config(
+                dataset_params, config_file=self.files[0] if self.files else None, **kwargs)
+            config.pop("name", None)
+            self._cache[key] = _spec.apply_defaults(self.stage.load_spec_file(), config)
+        return self._cache[key]
+
+
+def _file_is_for(path: str, stage: type[Pipeline]) -> bool:
+    cfg = load_parameter_file(path)
+    if not cfg.class_name:
+        raise WorkflowError(f"parameter file {path} has no 'class': cannot tell which pipeline "
+                            "it configures")
+    last = cfg.class_name.rsplit(".", 1)[-1]
+    return last in (stage.__name__, stage.class_alias)
+
+
+def _split_overrides(overrides: Mapping[str, Any], stages: Sequence[type[Pipeline]]
+                     ) -> list[dict[str, Any]]:
+    """Route ``--steps.<name>.<par>`` overrides to the stage that has step ``<name>``."""
+    routed: list[dict[str, Any]] = [{} for _ in stages]
+    for name, pars in overrides.items():
+        owners = [i for i, s in enumerate(stages) if name in s.step_defs]
+        if not owners:
+            known = sorted({n for s in stages for n in s.step_defs})
+            raise WorkflowError(f"unknown step {name!r} in overrides (steps: {', '.join(known)})")
+        for i in owners:
+            routed[i][name] = dict(pars)
+    return routed
+
+
+def plan_workflow(
+    asn_paths: Sequence[str | os.PathLike[str]],
+    *,
+    param_files: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+    input_dir: str | os.PathLike[str] | None = None,
+    store: Any = None,
+    stages: Sequence[type[Pipeline]] | None = None,
+) -> Plan:
+    """Plan the units for the given associations.
+
+    Parameters
+    ----------
+    asn_paths : list of path
+        Level-2 and/or level-3 association files.
+    param_files : list of str
+        Parameter files; each configures the stage whose class it names.
+    overrides : dict
+        ``{step name: {parameter: value}}`` from ``--steps.<name>.<par>=value``.
+    input_dir : path
+        Where member files are looked for (default: each association's directory).
+    store : reference store
+        Used for parameter references and reference selection.
+    stages : list of Pipeline classes
+        The chain of stages (default: Detector1, Image2, Image3).
+    """
+    from jwpipe.associations import load_asn, member_root
+    from jwpipe.errors import JwpipeError
+
+    stages = list(stages or _default_stages())
+    routed = _split_overrides(dict(overrides or {}), stages)
+    resolvers = [_Resolver(s, list(param_files), routed[i], store) for i, s in enumerate(stages)]
+    exposures: dict[str, _Exposure] = {}
+    products: list[tuple[int, str, list[str]]] = []
+    targets: list[str] = []
+    for asn_path in asn_paths:
+        try:
+            asn = load_asn(asn_path)
+        except JwpipeError as exc:
+            raise WorkflowError(str(exc)) from None
+        top = _stage_index_for_asn(asn.asn_type, stages)
+        base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
+        for product in asn.products:
+            roots = []
+            for member in product.science:
+                root = check_name(member_root(member.expname), "member")
+                roots.append(root)
+                if root in exposures:
+                    continue
+                start, path = _locate(root, base, stages, top)
+                exposures[root] = _Exposure(root, start, path, _selection_parameters(path),
+                                            _array_nbytes(path))
+            if not roots:
+                raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
+                                    "members")
+            products.append((top, check_name(product.name, "product name"), roots))
+    if not exposures:
+        raise WorkflowError("no exposures to process")
+    units: list[Unit] = []
+    steps: list[dict[str, Any]] = []
+    context = getattr(store, "context", None)
+    streams: dict[str, list[str]] = {}  # exposure -> current product files (channels)
+    for index, stage in enumerate(stages):
+        if stage.workflow_stage_scope == "exposure":
+            members = [e for e in exposures.values() if e.start_stage <= index
+                       and any(index <= top for top, _, roots in products if e.root in roots)]
+            for exp in members:
+                if exp.start_stage == index:
+                    streams[exp.root] = [exp.start_file]
+                else:
+                    streams[exp.root] = streams[exp.root][:1]  # the next stage takes the main one
+            step_units = _plan_exposure_stage(stage, resolvers[index], members, streams, store,
+                                              units)
+        else:
+            step_units = _plan_product_stage(stage, resolvers[index], exposures, products, index,
+                                             streams, store, units, targets)
+        steps += step_units
+    for top, _name, roots in products:
+        if stages[top].workflow_stage_scope == "exposure":
+            for root in roots:
+                targets += [streams[root][0]]
+    return Plan(steps, units, sorted(set(targets)), sorted(exposures),
+                [name for _, name, _ in products], context)
+
+
+def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
+                     store: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parameters for one unit (output-only ones dropped) and its reference identities."""
+    pars = {k: v for k, v in pars.items() if k not in OUTPUT_ONLY_PARAMETERS}
+    refs: dict[str, Any] = {}
+    for reftype in step_class.reference_file_types:
+        key = f"override_{reftype}"
+        value = pars.get(key)
+        if value is None:
+            if store is None:
+                raise WorkflowError(f"{where}: no reference store for the '{reftype}' reference "
+                                    f"(give --refs DIR or set {key})")
+            try:
+                value = store.get_reference_file(dataset, reftype)
+            except Exception as exc:
+                raise WorkflowError(f"{where}: {exc}") from None
+        elif not isinstance(value, str):
+            raise WorkflowError(f"{where}: {key} must be a path in a workflow")
+        elif value not in ("N/A", ""):
+            value = os.path.abspath(os.path.expanduser(value))
+            if not os.path.isfile(value):
+                raise WorkflowError(f"{where}: {key} file {value} does not exist")
+        pars[key] = value
+        refs[reftype] = _reference_identity(value)
+    return _canonical_number(pars), refs
+
+
+def _memory(step_class: type[Step], nbytes: int) -> tuple[int, int]:
+    factor, base = step_class.workflow_memory
+    mem_mb = int(base + factor * nbytes / 2**20)
+    runtime = max(5, math.ceil(nbytes / 2**20 / 20.0))  # minutes; generous for a queue
+    return mem_mb, runtime
+
+
+def _output_name(step_class: type[Step], stage: type[Pipeline], name: str, is_last: bool,
+                 channel: int) -> str:
+    if is_last and stage.workflow_product_suffixes:
+        suffixes = stage.workflow_product_suffixes
+        suffix = suffixes[channel] if channel < len(suffixes) else f"{suffixes[0]}{channel}"
+    else:
+        suffix = step_class.product_suffix or step_class.class_alias or name
+        if channel:
+            extras = ("", *step_class.workflow_extra_outputs)
+            suffix += extras[channel] if channel < len(extras) else str(channel)
+    return suffix
+
+
+def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str | None
+                  ) -> list[str]:
+    return [n for n in stage.step_names(instrument) if not pars["steps"][n].get("skip")]
+
+
+def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: list[_Exposure],
+                         streams: dict[str, list[str]], store: Any, units: list[Unit]
+                         ) -> list[dict[str, Any]]:
+    if not members:
+        return []
+    layouts: dict[tuple[str, ...], list[_Exposure]] = {}
+    resolved: dict[str, dict[str, Any]] = {}
+    for exp in members:
+        pars = resolver.resolve(exp.params)
+        resolved[exp.root] = pars
+        active = tuple(_active_steps(stage, pars, exp.params.get("INSTRUME")))
+        layouts.setdefault(active, []).append(exp)
+    if len(layouts) > 1:
+        detail = "; ".join(f"{', '.join(e.root for e in exps[:3])}: {' -> '.join(k)}"
+                           for k, exps in layouts.items())
+        raise WorkflowError(f"{stage.__name__}: exposures need different step chains ({detail}); "
+                            "make one workflow per instrument/configuration")
+    active = next(iter(layouts))
+    steps = []
+    for position, name in enumerate(active):
+        step_class = stage.step_defs[name]
+        is_last = position == len(active) - 1
+        n_out = None
+        for exp in members:
+            pars = resolved[exp.root]["steps"][name]
+            unit_pars, refs = _unit_parameters(step_class, pars, exp.params, store,
+                                               f"{stage.__name__}.{name} for {exp.root}")
+            inputs = streams[exp.root]
+            n_out = len(inputs) + len(step_class.workflow_extra_outputs)
+            outputs = [
+                f"products/{exp.root}_{_output_name(step_class, stage, name, is_last, c)}"
+                f"{step_class.workflow_output_ext}"
+                for c in range(n_out)
+            ]
+            mem_mb, runtime = _memory(step_class, exp.nbytes)
+            units.append(Unit(name, exp.root, f"{step_class.__module__}.{step_class.__name__}",
+                              "exposure", list(inputs), outputs, False, unit_pars, refs, mem_mb,
+                              runtime))
+            streams[exp.root] = outputs
+        steps.append({
+            "name": name, "stage": stage.__name__, "scope": "exposure", "wildcard": "exp",
+            "outputs": [
+                f"products/{{exp}}_{_output_name(step_class, stage, name, is_last, c)}"
+                f"{step_class.workflow_output_ext}" for c in range(n_out or 1)],
+            "alias": step_class.class_alias or name,
+        })
+    return steps
+
+
+def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
+                        exposures: dict[str, _Exposure], products: list[tuple[int, str, list]],
+                        index: int, streams: dict[str, list[str]], store: Any,
+                        units: list[Unit], targets: list[str]) -> list[dict[str, Any]]:
+    mine = [(name, roots) for top, name, roots in products if top == index]
+    if not mine:
+        return []
+    steps: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for product, roots in mine:
+        first = exposures[roots[0]]
+        for root in roots:
+            if exposures[root].start_stage == index:
+                streams[root] = [exposures[root].start_file]
+        pars = resolver.resolve(first.params)
+        active = _active_steps(stage, pars, first.params.get("INSTRUME"))
+        current = [streams[r][0] for r in roots]
+        combined = False
+        nbytes = sum(exposures[r].nbytes for r in roots)
+        for name in active:
+            step_class = stage.step_defs[name]
+            unit_pars, refs = _unit_parameters(step_class, pars["steps"][name], first.params,
+                                               store, f"{stage.__name__}.{name} for {product}")
+            suffix = step_class.product_suffix or step_class.class_alias or name
+            ext = step_class.workflow_output_ext
+            if combined or step_class.workflow_combines:
+                outputs = [f"products/{product}_{suffix}{ext}"]
+                pattern = f"products/{{product}}_{suffix}{ext}"
+                is_dir = False
+            else:
+                outputs = [f"products/{product}.{suffix}"]
+                pattern = f"products/{{product}}.{suffix}"
+                is_dir = True
+            mem_mb, runtime = _memory(step_class, nbytes if not combined else nbytes // len(roots))
+            units.append(Unit(name, product, f"{step_class.__module__}.{step_class.__name__}",
+                              "product", list(current), outputs, is_dir, unit_pars, refs, mem_mb,
+                              runtime, members=list(roots)))
+            if name not in steps:
+                order.append(name)
+                steps[name] = {"name": name, "stage": stage.__name__, "scope": "product",
+                               "wildcard": "product", "outputs": [pattern],
+                               "output_is_dir": is_dir, "alias": step_class.class_alias or name}
+            current = outputs
+            if step_class.workflow_combines or combined:
+                targets += outputs  # every combined product (i2d, cat) is a target
+            combined = combined or step_class.workflow_combines
+        if not combined:
+            targets += current
+    return [steps[n] for n in order]

@@ -1,0 +1,111 @@
+"""What state a workflow's units are in, and what a run would redo and why.
+
+Each unit is one of:
+
+* ``done``: its outputs exist and were made with the unit's current parameters and references;
+* ``stale``: its outputs exist but its parameters or references changed since (or an upstream
+  unit will rerun);
+* ``failed``: the last job failed (its log ends with an error) and there is no output;
+* ``pending``: no output yet.
+
+The comparison uses ``state/<step>/<key>.json``, which ``run-step`` writes after a successful
+job, against the current ``units/<step>/<key>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["UnitState", "read_states"]
+
+
+@dataclass
+class UnitState:
+    step: str
+    key: str
+    status: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: tree}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    reasons = []
+    for section in ("parameters", "references"):
+        a, b = _flatten(old.get(section, {})), _flatten(new.get(section, {}))
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                what = "parameter" if section == "parameters" else "reference"
+                if section == "references" and key.endswith((".mtime_ns", ".size", ".path")):
+                    ref = key.rsplit(".", 1)[0]
+                    reasons.append(f"reference {ref} changed on disk")
+                    continue
+                reasons.append(f"{what} {key}: {a.get(key, '<unset>')!r} -> "
+                               f"{b.get(key, '<unset>')!r}")
+    return sorted(set(reasons), key=reasons.index)
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _failed(log: Path) -> bool:
+    try:
+        tail = log.read_text(errors="replace")[-2000:]
+    except OSError:
+        return False
+    return "error:" in tail or "Traceback" in tail
+
+
+def read_states(workdir: str | Path) -> list[UnitState]:
+    """The state of every unit, in plan order, with reasons for non-done units."""
+    work = Path(workdir)
+    plan = _load(work / "plan.json")
+    if plan is None:
+        from jwpipe.errors import WorkflowError
+
+        raise WorkflowError(f"{work} is not a jwpipe workflow directory (no plan.json)")
+    producer: dict[str, tuple[str, str]] = {}
+    for step in plan["steps"]:
+        for key, unit in plan["units"].get(step["name"], {}).items():
+            for out in unit["outputs"]:
+                producer[out] = (step["name"], key)
+    states: dict[tuple[str, str], UnitState] = {}
+    for step in plan["steps"]:
+        name = step["name"]
+        for key, unit in plan["units"].get(name, {}).items():
+            current = _load(work / "units" / name / f"{key}.json") or {}
+            made = _load(work / "state" / name / f"{key}.json")
+            outputs_exist = all((work / o).exists() for o in unit["outputs"])
+            st = UnitState(name, key, "done")
+            if not outputs_exist:
+                if _failed(work / "logs" / name / f"{key}.log"):
+                    st.status, st.reasons = "failed", [f"see logs/{name}/{key}.log"]
+                else:
+                    st.status, st.reasons = "pending", ["output missing"]
+            elif made is None:
+                st.status, st.reasons = "stale", ["no record of how the output was made"]
+            else:
+                diffs = _differences(made, current)
+                if diffs:
+                    st.status, st.reasons = "stale", diffs
+            for inp in unit["inputs"]:
+                up = producer.get(inp)
+                if up and states[up].status != "done" and st.status in ("done", "stale"):
+                    st.status = "stale"
+                    st.reasons.append(f"upstream {up[0]} ({up[1]}) will rerun")
+            states[(name, key)] = st
+    return list(states.values())
