@@ -38,6 +38,19 @@ latency-wait: 5
 """
 
 
+CONDA_ENV = """\
+# Software of every rule (used only with `snakemake --sdm conda`; by default jobs run jwpipe
+# from the environment that generated the workflow).
+channels:
+  - conda-forge
+dependencies:
+  - python>=3.11
+  - pip
+  - pip:
+      - jwpipe
+"""
+
+
 def canonical_json(data: Any) -> str:
     """Sorted keys, fixed separators: the same meaning always gives the same bytes."""
     return json.dumps(data, sort_keys=True, indent=1, separators=(",", ": ")) + "\n"
@@ -139,6 +152,7 @@ def generate_workflow(
         plan, version=__version__, keep=set(keep) if keep is not None else None,
         group_detector1=group_detector1))
     write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE)
+    write_if_changed(work / "envs" / "jwpipe.yaml", CONDA_ENV)
     generation = {
         "associations": [os.path.abspath(a) for a in asn_paths],
         "param_files": [os.path.abspath(p) for p in param_files or []],

@@ -35,10 +35,6 @@ UNITS = PLAN["units"]
 JWPIPE = config.get("jwpipe", PLAN["jwpipe"])
 
 
-def unit(step, key, field):
-    return UNITS[step][key][field]
-
-
 wildcard_constraints:
     exp=PLAN["exp_regex"],
     product=PLAN["product_regex"],
@@ -57,7 +53,7 @@ _RULE = '''
 
 rule {name}:
     input:
-        data=lambda wc: unit("{name}", wc.{wc}, "inputs"),
+        data=lambda wc: UNITS["{name}"][wc.{wc}]["inputs"],
         unit="units/{name}/{{{wc}}}.json",
     output:
 {outputs}
@@ -67,10 +63,14 @@ rule {name}:
         "benchmarks/{name}/{{{wc}}}.tsv"
 {group}    threads: 1
     resources:
-        mem_mb=lambda wc, attempt: unit("{name}", wc.{wc}, "mem_mb") * attempt,
-        runtime=lambda wc, attempt: unit("{name}", wc.{wc}, "runtime") * attempt,
+        mem_mb=lambda wc, attempt: UNITS["{name}"][wc.{wc}]["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: UNITS["{name}"][wc.{wc}]["runtime"] * attempt,
+    params:
+        jwpipe=JWPIPE,
+    conda:
+        "envs/jwpipe.yaml"
     shell:
-        "{{JWPIPE}} run-step {name} --params {{input.unit:q}} {{input.data:q}} "
+        "{{params.jwpipe}} run-step {name} --params {{input.unit:q}} {{input.data:q}} "
         "-o {{output:q}} > {{log:q}} 2>&1"
 '''
 
