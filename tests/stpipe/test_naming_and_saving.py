@@ -146,3 +146,13 @@ def test_save_model_explicit(tmp_cwd):
     assert step.save_model(model, suffix="extra") is None  # not asked to save
     path = step.save_model(model, suffix="extra", force=True)
     assert path == "a_extra.fits" and os.path.exists(path)
+
+
+def test_declared_result_suffixes_name_multiple_products(tmp_cwd):
+    class PairStep(SplitStep):
+        result_suffixes = ("rate", "rateints")
+
+    PairStep.call(TinyModel(0.0, "in_uncal.fits"), save_results=True, n=2)
+    assert sorted(os.listdir(".")) == ["in_rate.fits", "in_rateints.fits"]
+    PairStep.call(TinyModel(0.0, "in_uncal.fits"), save_results=True, n=2, suffix="x")
+    assert "in_0_x.fits" in os.listdir(".")

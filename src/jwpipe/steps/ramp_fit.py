@@ -54,6 +54,7 @@ class RampFitStep(Step):
     #: Weighting of the least-squares fit (jwst class attribute; only "optimal" exists).
     weighting = "optimal"
     workflow_extra_outputs = ("ints",)
+    result_suffixes = ("rate", "rateints")
     workflow_memory = (1.6, 250.0)
 
     def process(self, input: Any) -> tuple[Any, Any]:

@@ -152,6 +152,8 @@ def resolve_step_class(identifier: str, *, what: str = "class") -> type[Step]:
     ident = identifier.strip()
     found: type | None = None
     entry = _builtin_by(ident)
+    if entry is None and ident.startswith("jwpipe."):  # e.g. the defining module's full path
+        entry = _builtin_by(ident.rsplit(".", 1)[1])
     if entry is None and ident.startswith("jwst."):
         entry = _builtin_by(ident.rsplit(".", 1)[1])
         if entry is None:

@@ -95,6 +95,9 @@ class Step:
     reference_file_types: ClassVar[list[str]] = []
     #: Fetch references for the whole pipeline before running (fail early).
     prefetch_references: ClassVar[bool] = True
+    #: Suffixes of the products when the step returns several (RampFitStep: rate, rateints);
+    #: without it they are saved as ``<root>_<i>_<alias>``.
+    result_suffixes: ClassVar[tuple[str, ...] | None] = None
     #: ``meta.cal_step`` attribute recording this step's status (default: the alias).
     cal_step_name: ClassVar[str | None] = None
 
@@ -812,10 +815,13 @@ class Step:
 
     def _save_results(self, result: Any) -> None:
         items = list(result) if isinstance(result, (list, tuple)) else [result]
+        named = self.result_suffixes if (
+            self.result_suffixes and len(self.result_suffixes) == len(items) and not self.suffix
+        ) else None
         for i, item in enumerate(items):
-            idx = i if len(items) > 1 else None
+            idx = i if len(items) > 1 and not named else None
             if is_datamodel(item) or isinstance(item, Sequence):
-                self.save_model(item, idx=idx)
+                self.save_model(item, idx=idx, suffix=named[i] if named else None)
             elif hasattr(item, "save"):
                 item.save(self.make_output_path(idx=idx))
 

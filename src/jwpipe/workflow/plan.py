@@ -151,12 +151,13 @@ def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: i
     raise WorkflowError(f"member {root}: none of {', '.join(tried)} found in {input_dir}")
 
 
-def _reference_identity(path: str) -> dict[str, Any] | str:
+def _reference_identity(path: str, source: str) -> dict[str, Any] | str:
+    """What a unit's result depends on: the file, its size and modification time."""
     if path in ("N/A", ""):
         return "N/A"
     st = os.stat(path)
     return {"file": os.path.basename(path), "path": os.path.abspath(path), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns}
+            "mtime_ns": st.st_mtime_ns, "source": source}
 
 
 def _canonical_number(value: Any) -> Any:
@@ -313,7 +314,9 @@ def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict
     for reftype in step_class.reference_file_types:
         key = f"override_{reftype}"
         value = pars.get(key)
+        source = "override"
         if value is None:
+            source = "store"
             if store is None:
                 raise WorkflowError(f"{where}: no reference store for the '{reftype}' reference "
                                     f"(give --refs DIR or set {key})")
@@ -328,7 +331,7 @@ def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict
             if not os.path.isfile(value):
                 raise WorkflowError(f"{where}: {key} file {value} does not exist")
         pars[key] = value
-        refs[reftype] = _reference_identity(value)
+        refs[reftype] = _reference_identity(value, source)
     return _canonical_number(pars), refs
 
 

@@ -118,6 +118,29 @@ def _save_directory(models: list[Any], directory: str, names: list[str]) -> None
             shutil.rmtree(tmpdir)
 
 
+def _reference_context(params_file: str) -> str | None:
+    """The store context recorded in the workflow's plan.json (not part of any unit's identity)."""
+    plan = Path(params_file).resolve().parent.parent.parent / "plan.json"
+    try:
+        with open(plan) as fh:
+            return json.load(fh).get("reference_context")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _record_references(results: list[Any], unit: dict[str, Any], context: str | None) -> None:
+    """Store-selected references are recorded by file name, as in an in-process run."""
+    for item in results:
+        ref_file = getattr(getattr(item, "meta", None), "ref_file", None)
+        if ref_file is None or not hasattr(item, "save"):
+            continue
+        for reftype, ident in unit.get("references", {}).items():
+            if isinstance(ident, dict) and ident.get("source") == "store":
+                getattr(ref_file, reftype).name = ident["file"]
+        if context and unit.get("references"):
+            ref_file.crds.context_used = context
+
+
 def _provenance(results: list[Any], info: dict[str, Any]) -> None:
     for item in results:
         extra = getattr(item, "extra", None)
@@ -165,9 +188,11 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
     flat: list[Any] = []
     for result in results:
         flat += list(result) if isinstance(result, tuple) else [result]
+    context = _reference_context(params_file)
     if cls.workflow_scope == "product" and len(outputs) == 1 and not outputs[0].endswith(
             (".fits", ".ecsv")):
         models = list(flat[0])
+        _record_references(models, unit, context)
         _provenance(models, info)
         suffix = cls.product_suffix or cls.class_alias or step_name
         names = [f"{root}_{suffix}.fits" for root in unit.get("members") or []]
@@ -178,6 +203,7 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
         if len(flat) != len(outputs):
             raise WorkflowError(f"step {step_name} produced {len(flat)} result(s) for "
                                 f"{len(outputs)} output path(s)")
+        _record_references(flat, unit, context)
         _provenance(flat, info)
         for obj, path in zip(flat, outputs, strict=True):
             _save(obj, path)

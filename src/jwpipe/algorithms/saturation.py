@@ -1,0 +1,156 @@
+"""Saturation and A/D-floor flagging (JWST ``saturation``), on raw DN before superbias."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jwpipe.algorithms import _dq
+from jwpipe.errors import StepInputError
+
+__all__ = ["ATOD_LIMIT", "dilate", "flag_saturation"]
+
+#: Full scale of the 16-bit A/D converter (DN).
+ATOD_LIMIT = 65535.0
+
+
+def dilate(mask: np.ndarray, n: int) -> np.ndarray:
+    """Grow a 2-D boolean mask by a (2n+1) x (2n+1) box (separable shifted ORs).
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (ny, nx)
+        Input mask (not modified).
+    n : int
+        Half width of the box; 0 returns a copy.
+
+    Returns
+    -------
+    ndarray of bool
+        Dilated mask.
+    """
+    out = mask.copy()
+    if n <= 0 or not mask.any():
+        return out
+    rows = mask.copy()
+    for s in range(1, n + 1):
+        rows[s:] |= mask[:-s]
+        rows[:-s] |= mask[s:]
+    out[:] = rows
+    for s in range(1, n + 1):
+        out[:, s:] |= rows[:, :-s]
+        out[:, :-s] |= rows[:, s:]
+    return out
+
+
+def flag_saturation(
+    data: np.ndarray,
+    groupdq: np.ndarray,
+    pixeldq: np.ndarray,
+    sat_thresh: np.ndarray,
+    sat_dq: np.ndarray | None = None,
+    *,
+    n_pix_grow_sat: int = 1,
+    use_readpatt: bool = True,
+    nframes: int = 1,
+    groupgap: int = 0,
+    zeroframe: np.ndarray | None = None,
+) -> int:
+    """Flag saturated and A/D-floor groups; ``groupdq``/``pixeldq`` (and ``zeroframe``) in place.
+
+    A group at or above its pixel's threshold is SATURATED, as are all later groups; each plane's
+    saturation is grown by ``n_pix_grow_sat`` pixels (box). Values <= 0 get AD_FLOOR|DO_NOT_USE in
+    that group only. Pixels with NO_SAT_CHECK in ``sat_dq`` or a NaN threshold are never flagged
+    (threshold set above the A/D limit) and get NO_SAT_CHECK in PIXELDQ.
+
+    With ``use_readpatt`` and frame-averaged groups (NFRAMES > 1), a group just before the first
+    saturated group is flagged DO_NOT_USE when its value exceeds the threshold times the dilution
+    factor mean(frame index) / last frame index of the group: the average can be below threshold
+    while its last frames saturated. A second check flags group 1 when group 0 predicts no
+    saturation by group 2, group 1 exceeds threshold/NFRAMES, and group 2 is saturated.
+
+    Parameters
+    ----------
+    data : ndarray, shape (nints, ngroups, ny, nx)
+        Raw ramp in DN (bias included); not modified.
+    groupdq : ndarray of uint8, same shape
+        Group DQ, updated in place.
+    pixeldq : ndarray of uint32, shape (ny, nx)
+        Pixel DQ, updated in place with the (sanitised) saturation reference DQ.
+    sat_thresh : ndarray, shape (ny, nx)
+        Saturation threshold (DN).
+    sat_dq : ndarray, shape (ny, nx), optional
+        Saturation reference DQ.
+    n_pix_grow_sat : int
+        Neighbour growth of saturation (jwst default 1 -> 3x3 box).
+    use_readpatt : bool
+        Apply the frame-averaging checks.
+    nframes, groupgap : int
+        Readout pattern: frames averaged per group and frames dropped between groups.
+    zeroframe : ndarray, shape (nints, ny, nx), optional
+        ZEROFRAME; saturated or floor pixels (grown) are set to 0 in place.
+
+    Returns
+    -------
+    int
+        Number of pixels saturated in any group of any integration.
+
+    Raises
+    ------
+    StepInputError
+        If shapes are inconsistent.
+    """
+    if data.ndim != 4 or groupdq.shape != data.shape:
+        raise StepInputError(
+            f"saturation: data {data.shape} and groupdq {groupdq.shape} must be equal 4-D shapes"
+        )
+    if sat_thresh.shape != data.shape[2:]:
+        raise StepInputError(
+            f"saturation: threshold shape {sat_thresh.shape} != image {data.shape[2:]}"
+        )
+    nints, ngroups = data.shape[:2]
+    ref_dq = (np.zeros(sat_thresh.shape, np.uint32) if sat_dq is None
+              else sat_dq.astype(np.uint32))
+    thresh = sat_thresh.astype(np.float32)
+    no_check = ((ref_dq & _dq.NO_SAT_CHECK) != 0) | np.isnan(thresh)
+    ref_dq[no_check] |= np.uint32(_dq.NO_SAT_CHECK)
+    thresh[no_check] = ATOD_LIMIT + 1.0
+    sat_flag = np.uint8(_dq.SATURATED)
+    dnu = np.uint8(_dq.DO_NOT_USE)
+    ever = np.zeros(thresh.shape, bool)
+    stride = nframes + groupgap
+
+    for i in range(nints):
+        running = np.zeros(thresh.shape, bool)
+        for g in range(ngroups):
+            plane = data[i, g]
+            running |= plane >= thresh
+            sat = running | ((groupdq[i, g] & sat_flag) != 0)
+            groupdq[i, g][dilate(sat, n_pix_grow_sat)] |= sat_flag
+            groupdq[i, g][plane <= 0] |= np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE)
+        ever |= running
+        if not (use_readpatt and nframes > 1):
+            continue
+        for g in range(ngroups - 2, -1, -1):
+            first = g * stride + 1
+            dilution = (first + (nframes - 1) / 2.0) / (first + nframes - 1)
+            lim = np.where(no_check, thresh, thresh * np.float32(dilution))
+            this, nxt = groupdq[i, g], groupdq[i, g + 1]
+            hit = ((data[i, g] >= lim) & ((this & (sat_flag | dnu)) == 0)
+                   & ((nxt & sat_flag) != 0))
+            if hit.any():
+                groupdq[i, g][dilate(hit, n_pix_grow_sat)] |= dnu
+        if ngroups > 2:
+            mean_read0 = (1 + nframes) / 2.0
+            last_read2 = 2 * stride + nframes
+            hit = data[i, 0] / np.float32(mean_read0) * np.float32(last_read2) < thresh
+            hit &= data[i, 1] > thresh / np.float32(nframes)
+            hit &= ((groupdq[i, 2] & sat_flag) != 0) & ((groupdq[i, 1] & sat_flag) == 0)
+            groupdq[i, 1][hit] |= dnu
+
+    if zeroframe is not None:
+        for i in range(nints):
+            z = zeroframe[i]
+            bad = dilate(z >= thresh, n_pix_grow_sat) | (z <= 0)
+            z[bad] = 0.0
+    pixeldq |= ref_dq
+    return int(np.count_nonzero(ever))
