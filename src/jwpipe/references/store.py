@@ -66,8 +66,10 @@ class ReferenceStore:
     path : str or path-like
         The store directory (holding ``index.yaml``).
     verify : bool
-        Check a selected file's size and SHA-256 against the index (once per process and file
-        version), so a file changed after indexing is caught instead of silently used.
+        Check a selected file's size against the index, and its SHA-256 when it was modified
+        after the index was written (once per process and file version), so a file changed
+        after indexing is caught instead of silently used, without hashing every file on
+        every run.
 
     Raises
     ------
@@ -82,6 +84,7 @@ class ReferenceStore:
         self.index_path = self.path / INDEX_NAME
         self.index = read_index(self.index_path)
         self.verify = verify
+        self._index_mtime_ns = self.index_path.stat().st_mtime_ns
         self._context = f"{self.index.name}_{self.index.content_hash()[:12]}"
 
     def __repr__(self) -> str:
@@ -203,6 +206,8 @@ class ReferenceStore:
             raise ReferenceFileError(f"{path}: file changed since it was indexed{stale}")
         if not self.verify or entry.sha256 is None:
             return
+        if stat.st_mtime_ns <= self._index_mtime_ns:
+            return  # unchanged since the index was built (same size, not modified after it)
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         with _LOCK:
             digest = _VERIFIED.get(key)
