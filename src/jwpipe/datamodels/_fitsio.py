@@ -1,0 +1,282 @@
+"""Low-level FITS reading and atomic writing for the datamodels.
+
+Headers and tables are parsed with astropy; image data are read by jwpipe itself, straight
+from the file offset astropy reports, in chunks, into one preallocated array of the target
+dtype. This converts a BZERO-scaled uint16 ramp to float32 with a single full-size allocation
+and lets each extension be read only when first used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.io import fits
+
+from jwpipe.errors import DataModelError
+
+_CHUNK_BYTES = 16 * 1024 * 1024
+
+# Cards astropy derives from the data/structure; they are rebuilt when a file is written.
+_STRUCTURAL = frozenset(
+    {
+        "SIMPLE",
+        "XTENSION",
+        "BITPIX",
+        "NAXIS",
+        "EXTEND",
+        "PCOUNT",
+        "GCOUNT",
+        "BZERO",
+        "BSCALE",
+        "BLANK",
+        "CHECKSUM",
+        "DATASUM",
+    }
+)
+
+
+def clean_header(header: fits.Header) -> fits.Header:
+    """Copy of ``header`` without structural cards (BITPIX, NAXISn, BZERO, EXTNAME, ...)."""
+    out = header.copy(strip=False)
+    for key in list(dict.fromkeys(out.keys())):
+        upper = key.upper()
+        if upper in _STRUCTURAL or (upper.startswith("NAXIS") and upper[5:].isdigit()):
+            while upper in out:
+                del out[upper]
+    return out
+
+
+class FileHandle:
+    """An open, read-only file shared by the lazily read extensions of one model."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = open(path, "rb")
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._file.closed
+
+    def read_into(self, buffer: memoryview, offset: int) -> None:
+        """Fill ``buffer`` with the bytes of the file starting at ``offset``."""
+        view = buffer.cast("B")
+        done = 0
+        fd = self._file.fileno()
+        while done < len(view):
+            n = os.preadv(fd, [view[done:]], offset + done)
+            if n == 0:
+                raise DataModelError(f"{self.path}: file is truncated (unexpected end of data)")
+            done += n
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+@dataclass
+class ImageSource:
+    """Where one image extension's data are on disk."""
+
+    handle: FileHandle
+    offset: int
+    shape: tuple[int, ...]
+    disk_dtype: np.dtype
+    bscale: float
+    bzero: float
+    extname: str
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of data on disk."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self.disk_dtype.itemsize
+
+    def read(self, dtype: np.dtype) -> np.ndarray:
+        """Read the data as ``dtype`` (native byte order), applying BSCALE/BZERO."""
+        if self.handle.closed:
+            raise DataModelError(
+                f"{self.handle.path}: the model was closed before extension {self.extname} was read"
+            )
+        dtype = np.dtype(dtype)
+        out = np.empty(self.shape, dtype=dtype)
+        if out.size == 0:
+            return out
+        native = self.disk_dtype.newbyteorder("=")
+        scaled = self.bscale != 1 or self.bzero != 0
+        if native == dtype and not scaled:
+            self.handle.read_into(memoryview(out.reshape(-1)), self.offset)
+            if not self.disk_dtype.isnative:
+                out.byteswap(inplace=True)
+            return out
+        flat = out.reshape(-1)
+        per_chunk = max(1, _CHUNK_BYTES // self.disk_dtype.itemsize)
+        raw = np.empty(min(per_chunk, flat.size), dtype=self.disk_dtype)
+        convert = _converter(self.disk_dtype, dtype, self.bscale, self.bzero, self.extname)
+        for start in range(0, flat.size, per_chunk):
+            stop = min(start + per_chunk, flat.size)
+            chunk = raw[: stop - start]
+            self.handle.read_into(memoryview(chunk), self.offset + start * chunk.itemsize)
+            convert(chunk, flat[start:stop])
+        return out
+
+
+def _converter(
+    disk: np.dtype, target: np.dtype, bscale: float, bzero: float, extname: str
+) -> Callable[[np.ndarray, np.ndarray], None]:
+    """Function writing the physical values of a raw disk chunk into a target slice."""
+    if target.kind == "f":
+
+        def to_float(raw: np.ndarray, dest: np.ndarray) -> None:
+            dest[...] = raw
+            if bscale != 1:
+                dest *= target.type(bscale)
+            if bzero != 0:
+                dest += target.type(bzero)
+
+        return to_float
+    if target.kind in "iu" and disk.kind in "iu":
+        if bscale == 1 and bzero == 0:
+
+            def plain(raw: np.ndarray, dest: np.ndarray) -> None:
+                dest[...] = raw
+
+            return plain
+        sign = 1 << (8 * disk.itemsize - 1)
+        if bscale == 1 and bzero == sign:
+            unsigned = np.dtype(f"u{disk.itemsize}").newbyteorder(
+                ">" if disk.byteorder == ">" else "="
+            )
+            flip = unsigned.type(sign)
+
+            def offset_binary(raw: np.ndarray, dest: np.ndarray) -> None:
+                dest[...] = raw.view(unsigned) ^ flip
+
+            return offset_binary
+    raise DataModelError(
+        f"extension {extname}: cannot convert {disk} data scaled by BSCALE={bscale}, "
+        f"BZERO={bzero} to {target}"
+    )
+
+
+def scan(path: str) -> tuple[fits.HDUList, FileHandle]:
+    """Parse every header of ``path`` and validate that the data of each HDU are present.
+
+    Returns the astropy HDU list (image data not read) and an open handle for lazy reads.
+    """
+    if not os.path.exists(path):
+        raise DataModelError(f"{path} does not exist")
+    if os.path.isdir(path):
+        raise DataModelError(f"{path} is a directory, not a FITS file")
+    size = os.path.getsize(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category=fits.verify.VerifyWarning)
+            warnings.filterwarnings("error", message=".*truncated.*")
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False, do_not_scale_image_data=True)
+    except DataModelError:
+        raise
+    except Exception as exc:
+        raise DataModelError(f"{path} is not a readable FITS file: {exc}") from exc
+    try:
+        for index, hdu in enumerate(hdul):
+            info = hdu.fileinfo()
+            needed = info["datLoc"] + _data_nbytes(hdu) if info else 0
+            if needed > size:
+                raise DataModelError(
+                    f"{path} is truncated: HDU {index} ({hdu.name}) needs {needed} bytes, "
+                    f"file has {size}"
+                )
+    except DataModelError:
+        hdul.close()
+        raise
+    return hdul, FileHandle(path)
+
+
+def _data_nbytes(hdu: fits.hdu.base._BaseHDU) -> int:
+    header = hdu.header
+    naxis = header.get("NAXIS", 0)
+    if not naxis:
+        return 0
+    count = 1
+    for i in range(1, naxis + 1):
+        count *= header.get(f"NAXIS{i}", 0)
+    pcount = header.get("PCOUNT", 0)
+    gcount = header.get("GCOUNT", 1)
+    return abs(header.get("BITPIX", 8)) // 8 * gcount * (pcount + count)
+
+
+def image_source(hdu: fits.ImageHDU, handle: FileHandle) -> ImageSource | None:
+    """Describe the on-disk data of an image HDU (None when it has no data)."""
+    header = hdu.header
+    naxis = header.get("NAXIS", 0)
+    if naxis == 0:
+        return None
+    shape = tuple(int(header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
+    bitpix = header["BITPIX"]
+    disk = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.get(bitpix)
+    if disk is None:
+        raise DataModelError(f"{handle.path}: extension {hdu.name} has invalid BITPIX {bitpix}")
+    return ImageSource(
+        handle=handle,
+        offset=hdu.fileinfo()["datLoc"],
+        shape=shape,
+        disk_dtype=np.dtype(disk),
+        bscale=float(header.get("BSCALE", 1)),
+        bzero=float(header.get("BZERO", 0)),
+        extname=hdu.name,
+    )
+
+
+def physical_dtype(source: ImageSource) -> np.dtype:
+    """The dtype of the physical (scaled) values of an image source, as astropy reports it."""
+    disk = source.disk_dtype.newbyteorder("=")
+    size = disk.itemsize
+    if disk.kind == "f":
+        return disk
+    if source.bscale == 1 and source.bzero == 0:
+        return disk
+    if source.bscale == 1 and source.bzero == 1 << (8 * size - 1):
+        return np.dtype(f"u{size}")
+    if source.bscale == 1 and source.bzero == int(source.bzero):
+        return np.dtype("i8")
+    return np.dtype("f8" if size > 2 else "f4")
+
+
+def write_atomic(hdul: fits.HDUList, path: str, *, fsync: bool = False) -> None:
+    """Write ``hdul`` to ``path`` via a temporary file in the same directory and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise DataModelError(f"cannot save {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            hdul.writeto(stream)
+            stream.flush()
+            if fsync:
+                os.fsync(stream.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    # /proc avoids briefly changing the process umask (not thread safe); fall back otherwise.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,142 @@
+"""``datamodels.open``: choose the model class for a file and open it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from astropy.io import fits
+
+from jwpipe.datamodels import _fitsio
+from jwpipe.datamodels.container import ModelContainer, is_sequence_of_members
+from jwpipe.datamodels.keywords import CRDS_KEYWORDS
+from jwpipe.datamodels.model_base import DataModel
+from jwpipe.datamodels.reference import (
+    DarkModel,
+    FlatModel,
+    GainModel,
+    LinearityModel,
+    MaskModel,
+    PhotomModel,
+    PixelAreaModel,
+    ReadnoiseModel,
+    SaturationModel,
+    SuperBiasModel,
+)
+from jwpipe.datamodels.science import CubeModel, ImageModel, RampModel
+from jwpipe.errors import DataModelError
+
+__all__ = ["model_class_for", "open_model", "read_crds_parameters"]
+
+_CLASSES: tuple[type[DataModel], ...] = (
+    RampModel,
+    ImageModel,
+    CubeModel,
+    MaskModel,
+    SaturationModel,
+    SuperBiasModel,
+    LinearityModel,
+    DarkModel,
+    GainModel,
+    ReadnoiseModel,
+    FlatModel,
+    PhotomModel,
+    PixelAreaModel,
+)
+
+BY_DATAMODL: dict[str, type[DataModel]] = {cls.__name__: cls for cls in _CLASSES}
+BY_DATAMODL.update({name: cls for cls in _CLASSES for name in cls._model_types})
+BY_DATAMODL["Level1bModel"] = RampModel
+
+BY_REFTYPE: dict[str, type[DataModel]] = {
+    cls.reftype: cls for cls in _CLASSES if getattr(cls, "reftype", "")
+}
+
+_BY_SCI_NDIM = {4: RampModel, 3: CubeModel, 2: ImageModel}
+
+
+def model_class_for(path: str) -> type[DataModel]:
+    """The model class for a FITS file: DATAMODL, then REFTYPE, then its extensions."""
+    hdul, handle = _fitsio.scan(path)
+    handle.close()
+    try:
+        header = hdul[0].header
+        datamodl = str(header.get("DATAMODL", "")).strip()
+        if datamodl in BY_DATAMODL:
+            return BY_DATAMODL[datamodl]
+        reftype = str(header.get("REFTYPE", "")).strip().upper()
+        if reftype in BY_REFTYPE:
+            return BY_REFTYPE[reftype]
+        images = {h.name.upper(): h for h in hdul[1:] if type(h) is fits.ImageHDU}
+        tables = {h.name.upper() for h in hdul[1:] if isinstance(h, fits.BinTableHDU)}
+        if "SCI" in images:
+            ndim = images["SCI"].header.get("NAXIS", 0)
+            if ndim not in _BY_SCI_NDIM:
+                raise DataModelError(
+                    f"{path}: SCI has {ndim} dimensions; expected 2 (image), 3 (cube) or 4 (ramp)"
+                )
+            return _BY_SCI_NDIM[ndim]
+        if "COEFFS" in images:
+            return LinearityModel
+        if "PHOTOM" in tables:
+            return PhotomModel
+        if "DQ" in images:
+            return MaskModel
+        raise DataModelError(f"{path}: lacks a SCI extension; cannot tell which model it is")
+    finally:
+        hdul.close()
+
+
+def open_model(init: Any, **kwargs: Any) -> DataModel | ModelContainer:
+    """Open a model from a path, or return a model/container passed in unchanged.
+
+    Parameters
+    ----------
+    init : str, os.PathLike, DataModel, ModelContainer, list of paths/models
+        A FITS file (class picked by :func:`model_class_for`), an association ``.json``
+        (gives a ModelContainer), a list (gives a ModelContainer) or a model (returned as is).
+    **kwargs
+        Passed to the model class (or to ModelContainer for lists/associations).
+
+    Returns
+    -------
+    DataModel or ModelContainer
+    """
+    if isinstance(init, DataModel | ModelContainer):
+        return init
+    if is_sequence_of_members(init):
+        return ModelContainer(init, **kwargs)
+    if not isinstance(init, str | os.PathLike):
+        raise DataModelError(f"cannot open a data model from {type(init).__name__}")
+    path = os.fspath(init)
+    if path.lower().endswith(".json"):
+        return ModelContainer(path, **kwargs)
+    return model_class_for(path)(path, **kwargs)
+
+
+def read_crds_parameters(path: str | os.PathLike) -> dict[str, Any]:
+    """Reference-selection parameters of a FITS file, read from its headers only.
+
+    Same result as ``open_model(path).get_crds_parameters()`` without reading any array.
+    """
+    path = os.fspath(path)
+    hdul, handle = _fitsio.scan(path)
+    handle.close()
+    try:
+        headers = [hdul[0].header]
+        if "SCI" in hdul:
+            headers.append(hdul["SCI"].header)
+        keys = [*CRDS_KEYWORDS]
+        if "REFTYPE" in headers[0]:
+            keys.append("REFTYPE")
+        out: dict[str, Any] = {}
+        for key in keys:
+            for header in headers:
+                if key in header:
+                    value = header[key]
+                    if not isinstance(value, fits.card.Undefined):
+                        out[key] = value
+                    break
+        return out
+    finally:
+        hdul.close()

@@ -1,0 +1,247 @@
+"""Reference-file models (MASK, SATURATION, SUPERBIAS, LINEARITY, DARK, GAIN, READNOISE,
+FLAT, PHOTOM, AREA).
+
+A reference DQ array that comes with a ``DQ_DEF`` table is remapped to the standard JWST bit
+values by flag name when it is read; on save a ``DQ_DEF`` table of the standard values is
+written, so the file stays self-describing for STScI's tools.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+from astropy.io import fits
+
+from jwpipe.datamodels import dqflags
+from jwpipe.datamodels.model_base import ArraySpec, DataModel, _table_array
+
+__all__ = [
+    "DarkModel",
+    "FlatModel",
+    "GainModel",
+    "LinearityModel",
+    "MaskModel",
+    "PhotomModel",
+    "PixelAreaModel",
+    "ReadnoiseModel",
+    "ReferenceFileModel",
+    "SaturationModel",
+    "SuperBiasModel",
+    "remap_dq",
+]
+
+log = logging.getLogger(__name__)
+
+DQ_DEF = "DQ_DEF"
+
+
+def remap_dq(dq: np.ndarray, dq_def: np.ndarray, where: str = "") -> np.ndarray:
+    """Translate a DQ array whose bits are defined by a ``DQ_DEF`` table to standard values.
+
+    Parameters
+    ----------
+    dq : numpy.ndarray
+        Integer DQ array in the file's own bit assignment.
+    dq_def : numpy.ndarray
+        Structured array with (case-insensitive) fields ``VALUE`` and ``NAME``.
+    where : str
+        File name for log messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint32 array with the standard :data:`dqflags.pixel` values; bits named in the table
+        with an unknown name are dropped (with a warning).
+    """
+    fields = {name.upper(): name for name in dq_def.dtype.names}
+    values = dq_def[fields["VALUE"]].astype(np.int64) & 0xFFFFFFFF
+    names = [_as_str(n).strip().upper() for n in dq_def[fields["NAME"]]]
+    source = dq.astype(np.uint32, copy=False)
+    out = np.zeros(dq.shape, dtype=np.uint32)
+    for value, name in zip(values, names):
+        if value == 0:
+            continue
+        standard = dqflags.pixel.get(name)
+        if standard is None:
+            log.warning("%s: DQ_DEF flag %r is not a JWST DQ flag name; ignored", where, name)
+            continue
+        np.bitwise_or(out, np.uint32(standard), out=out, where=(source & np.uint32(value)) != 0)
+    return out
+
+
+def _as_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def standard_dq_def() -> np.ndarray:
+    """The DQ_DEF table of the standard JWST pixel flags (BIT, VALUE, NAME, DESCRIPTION)."""
+    names = [name for name, value in dqflags.pixel.items() if value]
+    table = np.zeros(
+        len(names), dtype=[("BIT", "i4"), ("VALUE", "u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")]
+    )
+    table["VALUE"] = [dqflags.pixel[n] for n in names]
+    table["BIT"] = [int(dqflags.pixel[n]).bit_length() - 1 for n in names]
+    table["NAME"] = names
+    table["DESCRIPTION"] = [dqflags.descriptions[n] for n in names]
+    return table
+
+
+class ReferenceFileModel(DataModel):
+    """Base of reference models: REFTYPE in CRDS parameters, DQ_DEF remapping of ``dq``."""
+
+    reftype: ClassVar[str] = ""
+
+    def __init__(self, init: Any = None, **arrays: Any) -> None:
+        super().__init__(init, **arrays)
+        if self._source_path is None and self.meta.reftype is None and self.reftype:
+            self.meta.reftype = self.reftype
+
+    def _load(self, path: str) -> None:
+        super()._load(path)
+        if "dq" not in self._arrays:
+            return
+        for i, hdu in enumerate(self._other_hdus):
+            if hdu.name.upper() == DQ_DEF and isinstance(hdu, fits.BinTableHDU):
+                object.__setattr__(self, "_dq_def", _table_array(hdu))
+                del self._other_hdus[i]
+                break
+
+    def _postprocess_array(self, name: str, array: np.ndarray) -> np.ndarray:
+        dq_def = self.__dict__.get("_dq_def")
+        if name == "dq" and dq_def is not None and len(dq_def):
+            return remap_dq(array, dq_def, self._where())
+        return array
+
+    def _extra_hdus(self) -> list[fits.hdu.base._BaseHDU]:
+        if "dq" not in self._arrays or not self.has_array("dq"):
+            return []
+        return [fits.BinTableHDU(data=standard_dq_def(), name=DQ_DEF)]
+
+
+def _dq(like: str = "image") -> ArraySpec:
+    return ArraySpec("DQ", "uint32", (2,), 0, like)
+
+
+class MaskModel(ReferenceFileModel):
+    """Bad-pixel mask (REFTYPE MASK): ``dq`` (ny, nx) uint32."""
+
+    reftype = "MASK"
+    _primary = "dq"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {"dq": ArraySpec("DQ", "uint32", (2,))}
+
+
+class SaturationModel(ReferenceFileModel):
+    """Saturation thresholds in DN (REFTYPE SATURATION): ``data``, ``dq``."""
+
+    reftype = "SATURATION"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {
+        "data": ArraySpec("SCI", "float32", (2,)),
+        "dq": _dq(),
+    }
+
+
+class SuperBiasModel(ReferenceFileModel):
+    """Super bias (REFTYPE SUPERBIAS): ``data``, ``err``, ``dq``."""
+
+    reftype = "SUPERBIAS"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {
+        "data": ArraySpec("SCI", "float32", (2,)),
+        "err": ArraySpec("ERR", "float32", (2,), 0.0),
+        "dq": _dq(),
+    }
+
+
+class LinearityModel(ReferenceFileModel):
+    """Linearity polynomial (REFTYPE LINEARITY): ``coeffs`` (ncoeffs, ny, nx), ``dq``."""
+
+    reftype = "LINEARITY"
+    _primary = "coeffs"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {
+        "coeffs": ArraySpec("COEFFS", "float32", (3,)),
+        "dq": _dq(),
+        "inv_coeffs": ArraySpec("INV_COEFFS", "float32", (3,), None, "none"),
+    }
+
+
+class DarkModel(ReferenceFileModel):
+    """NIR dark (REFTYPE DARK): ``data`` (ngroups, ny, nx) cumulative DN, ``err``, ``dq``.
+
+    NFRAMES and GROUPGAP are required: the dark step averages dark frames with them.
+    """
+
+    reftype = "DARK"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {
+        "data": ArraySpec("SCI", "float32", (3,)),
+        "err": ArraySpec("ERR", "float32", (3,), 0.0),
+        "dq": _dq(),
+        "average_dark_current": ArraySpec("AVDRKCUR", "float32", (2,), None, "image"),
+    }
+    _required_keywords: ClassVar[tuple[str, ...]] = ("exposure.nframes", "exposure.groupgap")
+
+
+class GainModel(ReferenceFileModel):
+    """Gain in e-/DN (REFTYPE GAIN): ``data``."""
+
+    reftype = "GAIN"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {"data": ArraySpec("SCI", "float32", (2,))}
+
+
+class ReadnoiseModel(ReferenceFileModel):
+    """CDS read noise in DN (REFTYPE READNOISE): ``data``."""
+
+    reftype = "READNOISE"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {"data": ArraySpec("SCI", "float32", (2,))}
+
+
+class FlatModel(ReferenceFileModel):
+    """Imaging flat field (REFTYPE FLAT): ``data``, ``err``, ``dq``."""
+
+    reftype = "FLAT"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {
+        "data": ArraySpec("SCI", "float32", (2,)),
+        "err": ArraySpec("ERR", "float32", (2,), 0.0),
+        "dq": _dq(),
+    }
+
+
+class PixelAreaModel(ReferenceFileModel):
+    """Relative pixel area (REFTYPE AREA): ``data``; PIXAR_SR/PIXAR_A2 in the primary header."""
+
+    reftype = "AREA"
+    _arrays: ClassVar[dict[str, ArraySpec]] = {"data": ArraySpec("SCI", "float32", (2,))}
+    _keyword_hdu: ClassVar[dict[str, str]] = {"SCI": "PRIMARY"}
+
+
+class PhotomModel(ReferenceFileModel):
+    """Imaging photometric calibration (REFTYPE PHOTOM): ``phot_table`` (BINTABLE PHOTOM).
+
+    Columns: ``filter``, ``pupil`` (NIRCam/NIRISS) or ``subarray`` (MIRI), ``photmjsr``
+    [MJy/sr per DN/s], ``uncertainty``. PIXAR_SR/PIXAR_A2 are in the primary header.
+    """
+
+    reftype = "PHOTOM"
+    _primary = None
+    _arrays: ClassVar[dict[str, ArraySpec]] = {}
+    _tables: ClassVar[dict[str, str]] = {"phot_table": "PHOTOM"}
+    _required_tables: ClassVar[tuple[str, ...]] = ("phot_table",)
+    _keyword_hdu: ClassVar[dict[str, str]] = {"SCI": "PRIMARY"}
+    _model_types: ClassVar[tuple[str, ...]] = (
+        "NrcImgPhotomModel",
+        "NisImgPhotomModel",
+        "MirImgPhotomModel",
+        "FgsImgPhotomModel",
+    )
+
+    def find_row(self, filter: str | None, pupil: str | None = None) -> np.void | None:
+        """The PHOTOM row matching ``filter`` (and ``pupil`` if the table has that column)."""
+        table = self.phot_table
+        names = {n.lower(): n for n in table.dtype.names}
+        match = np.ones(len(table), dtype=bool)
+        for column, value in (("filter", filter), ("pupil", pupil)):
+            if column in names and value is not None:
+                stored = np.char.strip(np.char.upper(table[names[column]].astype(str)))
+                match &= stored == value.strip().upper()
+        rows = np.flatnonzero(match)
+        return table[rows[0]] if rows.size else None
