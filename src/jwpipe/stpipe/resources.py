@@ -1,48 +1,70 @@
-"""Wall time and peak memory of a block of code (per step, nested steps included).
+"""Wall time, CPU time and peak memory of a block of code (per step, nested steps included).
 
-Linux keeps a process's peak resident set (VmHWM) and lets a process reset it
-(``/proc/self/clear_refs`` with ``5``). A step resets it on entry and reads it on exit, so each
-step reports its own peak; the enclosing step's peak is the maximum of its children's and its own.
-Where that interface is missing, the process-lifetime peak (``getrusage``) is reported instead.
+Peak memory is sampled: while any measured block is active, a daemon thread reads the process's
+resident set size every few milliseconds and raises the peak of every active block (so a
+pipeline's peak includes its steps'). Nothing global is reset, so external measurements
+(``/usr/bin/time``, a scheduler's accounting, Snakemake's benchmark files) stay correct.
 """
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["measure", "peak_rss_mb"]
+__all__ = ["current_rss_mb", "measure", "peak_rss_mb"]
 
-_STACK: list[float] = []
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
+_INTERVAL_S = 0.005
+class _Frame:
+    """One measured block (compared by identity, unlike a dict)."""
+
+    __slots__ = ("peak",)
+
+    def __init__(self, peak: float) -> None:
+        self.peak = peak
 
 
-def _vmhwm_mb() -> float | None:
+_ACTIVE: list[_Frame] = []
+_SAMPLER: list[threading.Thread] = []
+_LOCK = threading.Lock()
+
+
+def current_rss_mb() -> float:
+    """Resident set size now, in MiB (0 where /proc is unavailable)."""
     try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE_MB
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def peak_rss_mb() -> float:
     """Process-lifetime peak resident set size in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
+
+
+def _sample_forever() -> None:
+    while True:
+        if _ACTIVE:
+            rss = current_rss_mb()
+            for frame in list(_ACTIVE):
+                if rss > frame.peak:
+                    frame.peak = rss
+        time.sleep(_INTERVAL_S)
+
+
+def _ensure_sampler() -> None:
+    with _LOCK:
+        if not _SAMPLER or not _SAMPLER[0].is_alive():
+            thread = threading.Thread(target=_sample_forever, name="jwpipe-rss", daemon=True)
+            thread.start()
+            _SAMPLER[:] = [thread]
 
 
 @contextmanager
@@ -52,20 +74,15 @@ def measure() -> Iterator[dict[str, float]]:
     Keys: ``wall_time_s``, ``cpu_time_s``, ``peak_rss_mb``.
     """
     stats: dict[str, float] = {}
-    before = _vmhwm_mb()
-    if before is not None and _STACK:
-        _STACK[-1] = max(_STACK[-1], before)  # the parent's peak so far
-    resettable = _reset_hwm()
-    _STACK.append(0.0)
+    frame = _Frame(current_rss_mb())
+    _ACTIVE.append(frame)
+    _ensure_sampler()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield stats
     finally:
         stats["wall_time_s"] = time.perf_counter() - t0
         stats["cpu_time_s"] = time.process_time() - c0
-        children_peak = _STACK.pop()
-        now = _vmhwm_mb() if resettable else None
-        peak = max(now or 0.0, children_peak) if resettable else peak_rss_mb()
-        stats["peak_rss_mb"] = round(peak, 1)
-        if _STACK:
-            _STACK[-1] = max(_STACK[-1], peak)
+        frame.peak = max(frame.peak, current_rss_mb())
+        _ACTIVE.remove(frame)
+        stats["peak_rss_mb"] = round(frame.peak, 1)
