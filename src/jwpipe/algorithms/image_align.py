@@ -1,0 +1,333 @@
+"""Relative (and absolute) alignment of exposures from their source catalogues.
+
+Catalogues are given as positions on one common tangent plane (e.g. arcsec about a fixed
+sky point; :func:`tangent_plane` converts RA/Dec). Each exposure ``i`` gets a correction
+``T_i(p) = R(theta_i) p + t_i`` (rotation about the tangent point, then shift) that maps its
+measured positions to the common frame.
+
+1. Matching (:func:`match_catalogs`): all pairwise differences within ``searchrad`` vote in a
+   2-D histogram (bin = ``tolerance``); the peak (refined by the mean of the differences
+   around it) is the offset; then one-to-one mutual nearest neighbours within ``tolerance``.
+   Every pair of exposures, and every exposure against the reference catalogue if given, is
+   matched.
+2. Joint fit (:func:`align_catalogs`): one linearised least-squares system over all matched
+   pairs of all exposures, with exposure ``fixed`` (or the reference catalogue) held at the
+   identity, iterated (Gauss-Newton) and sigma-clipped; then the catalogues are re-matched
+   with the fitted corrections and the fit repeated. All exposures thus agree with each
+   other, not just with one reference (the jointcal idea).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.spatial import cKDTree
+
+from jwpipe.errors import StepInputError
+
+
+class AlignmentError(StepInputError):
+    """Too few sources or matches to align the exposures."""
+
+
+@dataclass(frozen=True)
+class AlignResult:
+    """Per-exposure corrections ``T_i(p) = R(rotation_i) p + shift_i``.
+
+    Attributes
+    ----------
+    shift : ndarray, shape (n, 2)
+        Shifts in the catalogues' units.
+    rotation : ndarray, shape (n,)
+        Rotations, degrees (counter-clockwise in the catalogue's x-y frame).
+    rms : ndarray, shape (n,)
+        RMS of the final matched-pair residuals involving each exposure.
+    nmatch : ndarray of int, shape (n,)
+        Number of matched pairs used for each exposure.
+    fixed : int or None
+        Index of the exposure held fixed (None when a reference catalogue was used).
+    """
+
+    shift: NDArray[np.float64]
+    rotation: NDArray[np.float64]
+    rms: NDArray[np.float64]
+    nmatch: NDArray[np.int64]
+    fixed: int | None
+
+
+def tangent_plane(
+    ra: ArrayLike, dec: ArrayLike, ra0: float, dec0: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Gnomonic projection about ``(ra0, dec0)``: standard coordinates (xi east, eta north).
+
+    All angles in degrees in; ``xi, eta`` in arcsec out.
+    """
+    a = np.radians(np.asarray(ra, dtype=np.float64))
+    d = np.radians(np.asarray(dec, dtype=np.float64))
+    a0, d0 = np.radians(ra0), np.radians(dec0)
+    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
+    xi = np.cos(d) * np.sin(a - a0) / cosc
+    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
+    k = np.degrees(1.0) * 3600.0
+    return xi * k, eta * k
+
+
+def apply_correction(xy: ArrayLike, shift: ArrayLike, rotation_deg: float) -> NDArray[np.float64]:
+    """Apply ``R(rotation) p + shift`` to points ``xy`` of shape (n, 2)."""
+    p = np.asarray(xy, dtype=np.float64)
+    th = np.radians(rotation_deg)
+    c, s = np.cos(th), np.sin(th)
+    out = np.empty_like(p)
+    out[:, 0] = c * p[:, 0] - s * p[:, 1] + shift[0]
+    out[:, 1] = s * p[:, 0] + c * p[:, 1] + shift[1]
+    return out
+
+
+def match_catalogs(
+    a: ArrayLike,
+    b: ArrayLike,
+    searchrad: float,
+    tolerance: float,
+    use2dhist: bool = True,
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """Match two point lists: histogram vote on the offset, then mutual nearest neighbours.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n, 2) and (m, 2)
+        Positions in a common frame (``b ~ a + offset``).
+    searchrad : float
+        Largest offset considered.
+    tolerance : float
+        Matching radius after applying the offset (and histogram bin size).
+    use2dhist : bool
+        Vote for an offset first; if False, assume zero offset.
+
+    Returns
+    -------
+    ia, ib : ndarray of int
+        Indices of matched pairs.
+    offset : ndarray, shape (2,)
+        Offset ``b - a`` found (refined by the matched pairs' mean difference).
+    """
+    pa = np.asarray(a, dtype=np.float64).reshape(-1, 2)
+    pb = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    empty = np.zeros(0, np.intp)
+    if len(pa) == 0 or len(pb) == 0:
+        return empty, empty, np.zeros(2)
+    offset = np.zeros(2)
+    if use2dhist:
+        diff = (pb[None, :, :] - pa[:, None, :]).reshape(-1, 2)
+        diff = diff[np.hypot(diff[:, 0], diff[:, 1]) <= searchrad]
+        if diff.size:
+            nbin = max(1, int(np.ceil(2 * searchrad / tolerance)))
+            hist, ex, ey = np.histogram2d(
+                diff[:, 0], diff[:, 1], bins=nbin, range=[[-searchrad, searchrad]] * 2
+            )
+            i, j = np.unravel_index(np.argmax(hist), hist.shape)
+            peak = np.array([0.5 * (ex[i] + ex[i + 1]), 0.5 * (ey[j] + ey[j + 1])])
+            near = np.hypot(*(diff - peak).T) <= tolerance
+            offset = diff[near].mean(axis=0)
+    tree = cKDTree(pb)
+    dist, jb = tree.query(pa + offset, distance_upper_bound=tolerance)
+    found = np.isfinite(dist)
+    ia = np.flatnonzero(found)
+    jb = jb[found]
+    # keep only mutual nearest neighbours (one-to-one)
+    _, back = cKDTree(pa + offset).query(pb[jb])
+    mutual = back == ia
+    ia, jb = ia[mutual], jb[mutual]
+    if ia.size:
+        offset = (pb[jb] - pa[ia]).mean(axis=0)
+    return ia, jb, offset
+
+
+def _solve(
+    pairs: list[tuple[int, int, NDArray, NDArray]],
+    params: NDArray[np.float64],
+    free: NDArray[np.bool_],
+    fit_rotation: bool,
+    nclip: int,
+    sigma: float,
+) -> tuple[NDArray[np.float64], list[NDArray[np.bool_]]]:
+    """Gauss-Newton least squares over all pairs; params rows = (tx, ty, theta_rad)."""
+    n = params.shape[0]
+    npar = 3 if fit_rotation else 2
+    col = -np.ones(n, dtype=np.intp)
+    col[free] = np.arange(free.sum()) * npar
+    nunk = int(free.sum()) * npar
+    keep = [np.ones(len(p), dtype=bool) for _, _, p, _ in pairs]
+
+    def transformed(k: int, pts: NDArray) -> NDArray:
+        return apply_correction(pts, params[k, :2], np.degrees(params[k, 2]))
+
+    for it in range(nclip + 1):
+        for _ in range(6):
+            rows_a, rhs = [], []
+            for (i, j, p, q), kp in zip(pairs, keep, strict=True):
+                pi, qj = transformed(i, p[kp]), transformed(j, q[kp])
+                m = len(pi)
+                if m == 0:
+                    continue
+                ax = np.zeros((m, nunk))
+                ay = np.zeros((m, nunk))
+                for k, pts, sgn in ((i, pi, 1.0), (j, qj, -1.0)):
+                    if col[k] < 0:
+                        continue
+                    c = col[k]
+                    ax[:, c] += sgn
+                    ay[:, c + 1] += sgn
+                    if fit_rotation:
+                        ax[:, c + 2] += -sgn * pts[:, 1]
+                        ay[:, c + 2] += sgn * pts[:, 0]
+                rows_a += [ax, ay]
+                rhs += [-(pi[:, 0] - qj[:, 0]), -(pi[:, 1] - qj[:, 1])]
+            if not rows_a or nunk == 0:
+                return params, keep
+            delta, *_ = np.linalg.lstsq(np.vstack(rows_a), np.concatenate(rhs), rcond=None)
+            for k in np.flatnonzero(free):
+                c = col[k]
+                dth = delta[c + 2] if fit_rotation else 0.0
+                cs, sn = np.cos(dth), np.sin(dth)
+                tx, ty = params[k, 0], params[k, 1]
+                params[k, 0] = cs * tx - sn * ty + delta[c]
+                params[k, 1] = sn * tx + cs * ty + delta[c + 1]
+                params[k, 2] += dth
+            if np.max(np.abs(delta)) < 1e-10:
+                break
+        if it == nclip:
+            break
+        res = [np.hypot(*(transformed(i, p) - transformed(j, q)).T) for i, j, p, q in pairs]
+        kept_res = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)])
+        if kept_res.size < 3:
+            break
+        rms = np.sqrt(np.mean(kept_res**2))
+        new_keep = [r <= sigma * rms for r in res]
+        if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
+            break
+        keep = new_keep
+    return params, keep
+
+
+def align_catalogs(
+    catalogs: list[ArrayLike],
+    reference: ArrayLike | None = None,
+    fixed: int = 0,
+    fit_rotation: bool = True,
+    searchrad: float = 2.0,
+    tolerance: float = 0.7,
+    minobj: int = 15,
+    nclip: int = 3,
+    sigma: float = 3.0,
+) -> AlignResult:
+    """Jointly align exposures' source catalogues (and optionally to a reference catalogue).
+
+    Parameters
+    ----------
+    catalogs : list of array_like, each (n_i, 2)
+        Source positions of each exposure on the common tangent plane.
+    reference : array_like (m, 2), optional
+        Absolute reference catalogue (held fixed); all exposures are then free.
+    fixed : int
+        Exposure held at the identity when there is no reference catalogue.
+    fit_rotation : bool
+        Fit shift and rotation (``rshift``), else shift only.
+    searchrad, tolerance : float
+        Largest initial offset, and matching radius (catalogue units).
+    minobj : int
+        Least number of matched pairs an exposure needs.
+    nclip : int
+        Sigma-clipping iterations; ``sigma`` is the clip limit in units of the pair RMS.
+
+    Returns
+    -------
+    AlignResult
+
+    Raises
+    ------
+    AlignmentError
+        If an exposure has fewer than ``minobj`` sources or matched pairs, or exposures are not
+        connected to the fixed exposure / reference by matches.
+    """
+    cats = [np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in catalogs]
+    if reference is not None:
+        cats.append(np.asarray(reference, dtype=np.float64).reshape(-1, 2))
+        anchor = len(cats) - 1
+    else:
+        if len(cats) < 2:
+            raise AlignmentError("alignment needs at least two exposures or a reference catalogue")
+        if not 0 <= fixed < len(cats):
+            raise AlignmentError(f"fixed exposure index {fixed} out of range")
+        anchor = fixed
+    n = len(cats)
+    for k, c in enumerate(cats):
+        if len(c) < minobj:
+            what = (
+                "reference catalogue" if reference is not None and k == n - 1 else f"exposure {k}"
+            )
+            raise AlignmentError(f"{what} has {len(c)} sources, fewer than minobj={minobj}")
+    free = np.ones(n, dtype=bool)
+    free[anchor] = False
+    params = np.zeros((n, 3))
+    keep: list[NDArray[np.bool_]] = []
+    pairs: list[tuple[int, int, NDArray, NDArray]] = []
+    for rnd in range(2):
+        pairs = []
+        for i in range(n):
+            for j in range(i + 1, n):
+                pi = apply_correction(cats[i], params[i, :2], np.degrees(params[i, 2]))
+                pj = apply_correction(cats[j], params[j, :2], np.degrees(params[j, 2]))
+                ia, jb, _ = match_catalogs(
+                    pi, pj, searchrad if rnd == 0 else tolerance, tolerance, use2dhist=rnd == 0
+                )
+                if len(ia) >= max(3, minobj // 3 if rnd == 0 else 3):
+                    pairs.append((i, j, cats[i][ia], cats[j][jb]))
+        _check_connected(pairs, n, anchor, reference is not None)
+        params, keep = _solve(pairs, params, free, fit_rotation, nclip, sigma)
+
+    nmatch = np.zeros(n, dtype=np.int64)
+    sq = np.zeros(n)
+    for (i, j, p, q), kp in zip(pairs, keep, strict=True):
+        r = apply_correction(p[kp], params[i, :2], np.degrees(params[i, 2])) - apply_correction(
+            q[kp], params[j, :2], np.degrees(params[j, 2])
+        )
+        d2 = (r**2).sum(axis=1)
+        for k in (i, j):
+            nmatch[k] += kp.sum()
+            sq[k] += d2.sum()
+    for k in range(n):
+        if nmatch[k] < minobj:
+            what = (
+                "reference catalogue" if reference is not None and k == n - 1 else f"exposure {k}"
+            )
+            raise AlignmentError(f"{what} has only {nmatch[k]} matched sources (minobj={minobj})")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt(sq / nmatch)
+    m = len(catalogs)
+    return AlignResult(
+        shift=params[:m, :2].copy(),
+        rotation=np.degrees(params[:m, 2]),
+        rms=rms[:m],
+        nmatch=nmatch[:m],
+        fixed=None if reference is not None else fixed,
+    )
+
+
+def _check_connected(
+    pairs: list[tuple[int, int, NDArray, NDArray]], n: int, anchor: int, has_ref: bool
+) -> None:
+    reached = {anchor}
+    changed = True
+    while changed:
+        changed = False
+        for i, j, _, _ in pairs:
+            if (i in reached) != (j in reached):
+                reached |= {i, j}
+                changed = True
+    missing = sorted(set(range(n)) - reached)
+    if missing:
+        target = "the reference catalogue" if has_ref else f"exposure {anchor}"
+        names = ", ".join(str(k) for k in missing if not (has_ref and k == anchor))
+        raise AlignmentError(f"exposure(s) {names} share too few matched sources with {target}")

@@ -1,0 +1,75 @@
+"""Tests of jwpipe.algorithms.image_outliers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_image_synthetic import noisy, random_field, render_stars
+
+from jwpipe.algorithms.image_outliers import (
+    flag_outliers,
+    median_image,
+    neighbour_derivative,
+    parse_pair,
+)
+from jwpipe.errors import StepInputError
+
+
+@pytest.fixture(scope="module")
+def stack():
+    rng = np.random.default_rng(31)
+    shape = (96, 96)
+    x, y, f = random_field(rng, 15, shape, flux_range=(2000, 40000))
+    model = 30 + render_stars(shape, x, y, f, 1.2)
+    exps = [noisy(rng, model, 3.0) for _ in range(4)]
+    return model, [e[0] for e in exps], [e[1] for e in exps]
+
+
+def test_cosmic_ray_flagged_only_where_planted(stack):
+    model, scis, errs = stack
+    scis = [s.copy() for s in scis]
+    scis[1][40, 50] += 500.0  # a cosmic ray
+    scis[1][40, 51] += 60.0  # its weaker wing: caught by the neighbour growth
+    med = median_image(scis)
+    masks = [flag_outliers(s, e, med) for s, e in zip(scis, errs)]
+    assert masks[1][40, 50] and masks[1][40, 51]
+    for k in (0, 2, 3):
+        assert not masks[k][39:42, 49:53].any()
+    # false alarms elsewhere: consistent with a 4-5 sigma Gaussian tail (allow a few)
+    others = sum(int(m.sum()) for m in masks) - int(masks[1][39:42, 49:53].sum())
+    assert others <= 3
+    # the bright stars themselves are not flagged
+    assert masks[0][np.where(model > 500)].sum() == 0
+
+
+def test_wing_needs_neighbour_growth(stack):
+    _, scis, _ = stack
+    sci = scis[0].copy()
+    blot = np.full(sci.shape, 30.0)
+    err = np.full(sci.shape, 3.0)
+    sci[:] = 30.0
+    sci[10, 10] = 30 + 6 * 3.0  # > snr1 alone
+    sci[10, 11] = 30 + 4.5 * 3.0  # between snr2 and snr1, next to it: flagged
+    sci[50, 50] = 30 + 4.5 * 3.0  # between snr2 and snr1, isolated: not flagged
+    mask = flag_outliers(sci, err, blot)
+    assert mask[10, 10] and mask[10, 11] and not mask[50, 50]
+    assert mask.sum() == 2
+
+
+def test_median_weight_mask_and_derivative():
+    a = np.full((4, 4), 1.0)
+    b = np.full((4, 4), 2.0)
+    c = np.full((4, 4), 9.0)
+    wc = np.ones((4, 4))
+    wc[0, 0] = 0.1  # low weight: ignored in the median there
+    med = median_image([a, b, c], [np.ones((4, 4)), np.ones((4, 4)), wc], maskpt=0.7)
+    assert med[1, 1] == 2.0 and med[0, 0] == 1.5
+    d = neighbour_derivative(np.array([[0.0, 1.0], [3.0, 0.0]]))
+    assert np.array_equal(d, [[3.0, 1.0], [3.0, 3.0]])
+
+
+def test_parse_pair():
+    assert parse_pair("5.0 4.0", "snr") == (5.0, 4.0)
+    assert parse_pair([1, 2], "scale") == (1.0, 2.0)
+    with pytest.raises(StepInputError, match="snr"):
+        parse_pair("5.0", "snr")
