@@ -10,7 +10,7 @@ from jwpipe.stpipe.hooks import allow_shell_hooks
 from jwpipe.stpipe.pipeline import Pipeline
 from jwpipe.stpipe.refstore import get_store, set_store
 from jwpipe.stpipe.registry import allow_class_paths, resolve_step_class
-from jwpipe.stpipe.step import Step
+from jwpipe.stpipe.step import Step, preserve_step_pars
 
 __all__ = [
     "Pipeline",
@@ -21,6 +21,7 @@ __all__ = [
     "allow_shell_hooks",
     "get_store",
     "load_parameter_file",
+    "preserve_step_pars",
     "resolve_step_class",
     "set_store",
     "write_parameter_file",

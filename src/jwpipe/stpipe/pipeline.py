@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from jwpipe.errors import ValidationError
 from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import StepConfig, load_parameter_file
-from jwpipe.stpipe.step import Step, _plain_value
+from jwpipe.stpipe.step import Step, _merge_layers, _plain_value
 
 __all__ = ["Pipeline"]
 
@@ -66,11 +66,8 @@ class Pipeline(Step):
     def _prepare_kwargs(self, kws: dict[str, Any], config_file: str | None) -> dict[str, Any]:
         # steps={'jump': {'config_file': ...}} given straight to the constructor
         layers, rest = self._kwargs_layers(dict(kws), config_file)
-        layers = self._coded_default_layers() + layers
-        merged: dict[str, Any] = {}
-        spec = self.load_spec_file()
-        for source, layer, lenient in layers:
-            _spec.merge_dicts(merged, _spec.check_layer(spec, layer, source, lenient=lenient))
+        merged = _merge_layers(self.load_spec_file(), self._coded_default_layers() + layers)
+        merged.pop("name", None)
         return _spec.merge_dicts(merged, rest)
 
     def _set_parameters(self, values: Mapping[str, Any]) -> None:

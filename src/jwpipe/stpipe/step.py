@@ -11,7 +11,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from jwpipe.errors import ReferenceFileError, ValidationError
@@ -20,7 +21,7 @@ from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import StepConfig, load_parameter_file, write_parameter_file
 from jwpipe.stpipe.resources import measure
 
-__all__ = ["FunctionHook", "Step", "SystemCall", "is_datamodel"]
+__all__ = ["FunctionHook", "Step", "SystemCall", "is_datamodel", "preserve_step_pars"]
 
 log = logging.getLogger("jwpipe.stpipe")
 
@@ -253,22 +254,7 @@ class Step:
         kw_layers, kw_rest = cls._kwargs_layers(kwargs, cfg_path)
         layers += kw_layers
         layers.append(("keyword arguments", kw_rest, False))
-        merged: dict[str, Any] = {}
-        ignored_all: list[str] = []
-        for source, layer, lenient in layers:
-            layer = dict(layer)
-            name = layer.pop("name", None) if source != "keyword arguments" else None
-            ignored: list[str] = []
-            typed = _spec.check_layer(spec, layer, source, lenient=lenient, ignored=ignored)
-            if ignored:
-                ignored_all.append(f"{source}: {', '.join(ignored)}")
-            _spec.merge_dicts(merged, typed)
-            if name:
-                merged["name"] = name
-        if ignored_all:
-            log.warning("Parameters and steps jwpipe does not implement were ignored: %s",
-                        "; ".join(ignored_all))
-        return merged, cfg_path
+        return _merge_layers(spec, layers), cfg_path
 
     @classmethod
     def _coded_default_layers(cls) -> list[tuple[str, Mapping[str, Any], bool]]:
@@ -339,15 +325,7 @@ class Step:
         Returns an empty dict when disabled, when no store is configured, when the dataset's
         parameters cannot be read, or when the store has no parameter reference for it.
         """
-        merged: dict[str, Any] = {}
-        spec = cls.load_spec_file()
-        for source, layer, lenient in cls._reference_layers(dataset, disable):
-            layer = dict(layer)
-            name = layer.pop("name", None)
-            _spec.merge_dicts(merged, _spec.check_layer(spec, layer, source, lenient=lenient))
-            if name:
-                merged["name"] = name
-        return merged
+        return _merge_layers(cls.load_spec_file(), cls._reference_layers(dataset, disable))
 
     @classmethod
     def _dataset_parameters(cls, dataset: Any) -> dict[str, Any] | None:
@@ -399,14 +377,9 @@ class Step:
                 raise ValidationError(
                     f"Parameter file '{path}' is for {target.__name__}, not {cls.__name__}"
                 )
-        merged: dict[str, Any] = {}
-        spec = target.load_spec_file()
-        file_name = None
-        for source, layer, lenient in target._file_layers(cfg, f"parameter file '{path}'"):
-            layer = dict(layer)
-            file_name = layer.pop("name", None) or file_name
-            _spec.merge_dicts(merged, _spec.check_layer(spec, layer, source, lenient=lenient))
-        name = name or file_name or cfg.name or target.__name__
+        merged = _merge_layers(target.load_spec_file(),
+                               target._file_layers(cfg, f"parameter file '{path}'"))
+        name = name or merged.pop("name", None) or target.__name__
         return target.from_config_section(merged, parent=parent, name=name, config_file=path)
 
     @classmethod
@@ -834,6 +807,29 @@ class Step:
         return step_from_cmdline(args)
 
 
+def _merge_layers(spec: _spec.SpecNode, layers: list[tuple[str, Mapping[str, Any], bool]]
+                  ) -> dict[str, Any]:
+    """Type-check each layer (lowest first) and merge them; ``name`` comes from the highest
+    file layer that has one. Keys ignored in lenient (jwst-written) layers are listed in one
+    warning."""
+    merged: dict[str, Any] = {}
+    ignored_all: list[str] = []
+    for source, layer, lenient in layers:
+        layer = dict(layer)
+        name = layer.pop("name", None) if source != "keyword arguments" else None
+        ignored: list[str] = []
+        _spec.merge_dicts(merged, _spec.check_layer(spec, layer, source, lenient=lenient,
+                                                    ignored=ignored))
+        if ignored:
+            ignored_all.append(f"{source}: {', '.join(ignored)}")
+        if name:
+            merged["name"] = name
+    if ignored_all:
+        log.warning("Parameters and steps jwpipe does not implement were ignored: %s",
+                    "; ".join(ignored_all))
+    return merged
+
+
 def _as_list(result: Any) -> list[Any]:
     if isinstance(result, (list, tuple)):
         return list(result)
@@ -938,3 +934,13 @@ class SystemCall(Step):
         if out:
             self.log.info("%s", out.rstrip())
         return None
+
+
+@contextmanager
+def preserve_step_pars(step: Step) -> Iterator[dict[str, Any]]:
+    """Snapshot ``step.get_pars()`` and restore it on exit (parameters changed inside revert)."""
+    saved = step.get_pars()
+    try:
+        yield saved
+    finally:
+        step.update_pars(saved)
