@@ -173,3 +173,26 @@ def cut(array: np.ndarray | None, slices: tuple[slice, slice]) -> np.ndarray | N
         return None
     ys, xs = slices
     return array[..., ys, xs]
+
+
+def load_gain_readnoise(step: Any, model: Any) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Gain and read-noise arrays cut to the science region, and the gain model.
+
+    Raises
+    ------
+    ReferenceFileError
+        Either reference is N/A, or the gain has no positive value in the science region.
+    """
+    from jwpipe.datamodels import GainModel, ReadnoiseModel
+
+    gain_ref = load_reference(step, model, "gain", GainModel, "data")
+    rn_ref = load_reference(step, model, "readnoise", ReadnoiseModel, "data")
+    if gain_ref is None or rn_ref is None:
+        raise ReferenceFileError(
+            f"{step.qualified_name}: gain and readnoise references are required (got N/A)")
+    gain = cut(gain_ref[0].data, gain_ref[1])
+    if not np.any(gain > 0):
+        raise ReferenceFileError(
+            f"{step.qualified_name}: gain reference {reference_name(gain_ref[0])} has no "
+            "positive value in the science region")
+    return gain, cut(rn_ref[0].data, rn_ref[1]), gain_ref[0]

@@ -8,8 +8,10 @@ import numpy as np
 
 from jwpipe.algorithms import _dq
 from jwpipe.algorithms.jump import detect_jumps
-from jwpipe.errors import ReferenceFileError
-from jwpipe.steps._common import check_ramp, cut, load_reference, reference_name
+from jwpipe.steps._common import (
+    check_ramp,
+    load_gain_readnoise,
+)
 from jwpipe.stpipe import Step
 
 __all__ = ["JumpStep"]
@@ -80,8 +82,6 @@ class JumpStep(Step):
     workflow_memory = (2.6, 250.0)
 
     def process(self, input: Any) -> Any:
-        from jwpipe.datamodels import GainModel, ReadnoiseModel
-
         model = self.prepare_input(input)
         check_ramp(model, self.qualified_name)
         for key, off in _NOT_IMPLEMENTED.items():
@@ -94,17 +94,7 @@ class JumpStep(Step):
                              ngroups)
             self.record_step_status(model, "SKIPPED")
             return model
-        gain_ref = load_reference(self, model, "gain", GainModel, "data")
-        rn_ref = load_reference(self, model, "readnoise", ReadnoiseModel, "data")
-        if gain_ref is None or rn_ref is None:
-            raise ReferenceFileError(
-                f"{self.qualified_name}: gain and readnoise references are required (got N/A)")
-        gain = cut(gain_ref[0].data, gain_ref[1])
-        readnoise = cut(rn_ref[0].data, rn_ref[1])
-        if not np.any(gain > 0):
-            raise ReferenceFileError(
-                f"{self.qualified_name}: gain reference {reference_name(gain_ref[0])} has no "
-                "positive value in the science region")
+        gain, readnoise, _ = load_gain_readnoise(self, model)
         result = detect_jumps(
             model.data, model.groupdq, model.pixeldq, gain, readnoise,
             nframes=int(model.meta.exposure.nframes or 1),

@@ -8,8 +8,8 @@ import numpy as np
 
 from jwpipe.algorithms import _dq
 from jwpipe.algorithms.ramp_fit import RampFitProducts, fit_ramps
-from jwpipe.errors import ReferenceFileError, StepInputError, ValidationError
-from jwpipe.steps._common import check_ramp, cut, load_reference
+from jwpipe.errors import StepInputError, ValidationError
+from jwpipe.steps._common import check_ramp, load_gain_readnoise
 from jwpipe.stpipe import Step
 
 __all__ = ["RampFitStep"]
@@ -58,7 +58,7 @@ class RampFitStep(Step):
     workflow_memory = (1.6, 250.0)
 
     def process(self, input: Any) -> tuple[Any, Any]:
-        from jwpipe.datamodels import CubeModel, GainModel, ImageModel, ReadnoiseModel
+        from jwpipe.datamodels import CubeModel, ImageModel
 
         model = self.prepare_input(input)
         check_ramp(model, self.qualified_name)
@@ -70,14 +70,8 @@ class RampFitStep(Step):
             raise ValidationError(
                 f"{self.qualified_name}: save_opt=True (the _fitopt product) is not implemented "
                 "in jwpipe")
-        gain_ref = load_reference(self, model, "gain", GainModel, "data")
-        rn_ref = load_reference(self, model, "readnoise", ReadnoiseModel, "data")
-        if gain_ref is None or rn_ref is None:
-            raise ReferenceFileError(
-                f"{self.qualified_name}: gain and readnoise references are required (got N/A)")
-        gain = cut(gain_ref[0].data, gain_ref[1])
-        readnoise = cut(rn_ref[0].data, rn_ref[1])
-        factor = gain_ref[0].meta.exposure.gain_factor
+        gain, readnoise, gain_model = load_gain_readnoise(self, model)
+        factor = gain_model.meta.exposure.gain_factor
         if factor is not None:
             model.meta.exposure.gain_factor = float(factor)
         self._limit_groups(model)
