@@ -377,6 +377,11 @@ CRDS_KEYWORDS: tuple[str, ...] = (
     "SUBSTRT2",
     "SUBSIZE1",
     "SUBSIZE2",
+    "NOUTPUTS",
+    "CHANNEL",
+    "MODULE",
+    "BAND",
+    "TSOVISIT",
 )
 
 
