@@ -96,6 +96,10 @@ def test_real_uncal_opens_as_float32_ramp(uncal):
             "SUBSTRT2": 1,
             "SUBSIZE1": 2048,
             "SUBSIZE2": 2048,
+            "NOUTPUTS": 4,
+            "CHANNEL": "SHORT",
+            "MODULE": "A",
+            "TSOVISIT": False,
         }
 
 
