@@ -77,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"3. Running it: snakemake --profile profiles/local --cores {ns.cores} (in {work}) ...")
     t1 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
-                           "--cores", str(ns.cores), "--quiet", "progress"], cwd=work)
+                           "--cores", str(ns.cores), "--quiet", "all"], cwd=work)
     if proc.returncode != 0:
         print("demo: the workflow failed; see the logs under", work / "logs", file=sys.stderr)
         return proc.returncode
     print(f"   done in {time.perf_counter() - t1:.1f} s")
     _summary(work, sim)
-    print("\n4. A second run has nothing to do (everything is up to date):")
+    print("\n4. The state of every unit (jwpipe status):")
+    subprocess.run([sys.executable, "-m", "jwpipe", "status", str(work)], check=False)
+    print("\n5. What a second run would do (jwpipe plan):")
     subprocess.run([sys.executable, "-m", "jwpipe", "plan", str(work)], check=False)
     print(f"\nTotal {time.perf_counter() - t0:.1f} s. Try: jwpipe status {work}")
     return 0
