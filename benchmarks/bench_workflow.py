@@ -22,7 +22,7 @@ def _field(base: Path, n: int) -> tuple[Path, Path]:
     from jwpipe.associations import asn_from_list, write_asn
     from jwpipe.simulate import simulate_field
 
-    sim = simulate_field(base / "sim", n_exposures=1, size=32, ngroups=3, seed=3)
+    sim = simulate_field(base / f"sim{n}", n_exposures=1, size=32, ngroups=3, seed=3)
     data = base / f"data{n}"
     data.mkdir()
     src = sim.uncal_files[0]

@@ -115,27 +115,32 @@ def _stage_index_for_asn(asn_type: str | None, stages: Sequence[type[Pipeline]])
     return max(i for i, scope in enumerate(scopes) if scope == "exposure")
 
 
-def _array_nbytes(path: str) -> int:
-    """In-memory float32 size of the SCI array of a FITS file, from its header."""
+def _read_exposure(path: str, keywords: frozenset[str]) -> tuple[dict[str, Any], int]:
+    """Selection parameters (the given primary keywords) and the in-memory float32 size of the
+    SCI array, from one read of the headers."""
     from astropy.io import fits
 
     try:
         with fits.open(path, memmap=True) as hdul:
-            hdr = hdul["SCI"].header if "SCI" in hdul else hdul[0].header
+            primary = hdul[0].header
+            params = {k: primary[k] for k in keywords if k in primary}
+            hdr = hdul["SCI"].header if "SCI" in hdul else primary
             naxis = int(hdr.get("NAXIS", 0))
             n = math.prod(int(hdr.get(f"NAXIS{i}", 1)) for i in range(1, naxis + 1))
     except (OSError, KeyError, ValueError) as exc:
-        raise WorkflowError(f"cannot read the FITS header of {path}: {exc}") from None
-    return 4 * n
+        raise WorkflowError(f"cannot read the FITS headers of {path}: {exc}") from None
+    return params, 4 * n
 
 
-def _selection_parameters(path: str) -> dict[str, Any]:
-    from jwpipe.references import parameters_from_file
+def _selection_keywords(store: Any) -> frozenset[str]:
+    """Keywords reference selection can depend on: the datamodels' list plus the store's."""
+    from jwpipe.datamodels.keywords import CRDS_KEYWORDS
 
-    try:
-        return parameters_from_file(path)
-    except Exception as exc:
-        raise WorkflowError(f"{path}: {exc}") from None
+    keys = set(CRDS_KEYWORDS)
+    index = getattr(store, "index", None)
+    for entry in getattr(index, "entries", []) or []:
+        keys.update(getattr(entry, "selectors", {}) or {})
+    return frozenset(k.upper() for k in keys)
 
 
 def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: int
@@ -169,6 +174,21 @@ def _canonical_number(value: Any) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         return float(repr(value))
     return value
+
+
+class _CachedStore:
+    """The reference store, answering each (exposure, reference type) question once."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.context = getattr(store, "context", None)
+        self._answers: dict[tuple[int, str], str] = {}
+
+    def get_reference_file(self, parameters: dict[str, Any], reftype: str) -> str:
+        key = (id(parameters), reftype)  # parameters dicts live as long as the plan
+        if key not in self._answers:
+            self._answers[key] = self.store.get_reference_file(parameters, reftype)
+        return self._answers[key]
 
 
 class _Resolver:
@@ -251,6 +271,8 @@ def plan_workflow(
     from jwpipe.errors import JwpipeError
 
     stages = list(stages or _default_stages())
+    keywords = _selection_keywords(store)
+    store = _CachedStore(store) if store is not None else None
     routed = _split_overrides(dict(overrides or {}), stages)
     resolvers = [_Resolver(s, list(param_files), routed[i], store) for i, s in enumerate(stages)]
     exposures: dict[str, _Exposure] = {}
@@ -271,8 +293,7 @@ def plan_workflow(
                 if root in exposures:
                     continue
                 start, path = _locate(root, base, stages, top)
-                exposures[root] = _Exposure(root, start, path, _selection_parameters(path),
-                                            _array_nbytes(path))
+                exposures[root] = _Exposure(root, start, path, *_read_exposure(path, keywords))
             if not roots:
                 raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
                                     "members")
