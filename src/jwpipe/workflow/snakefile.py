@@ -29,6 +29,8 @@ _HEADER = '''\
 #   jwpipe status .   /   jwpipe plan .   /   jwpipe resume .
 import json
 
+from jwpipe.workflow.retry import retry_resource
+
 with open("plan.json") as _fh:
     PLAN = json.load(_fh)
 UNITS = PLAN["units"]
@@ -63,8 +65,12 @@ rule {name}:
         "benchmarks/{name}/{{{wc}}}.tsv"
 {group}    threads: 1
     resources:
-        mem_mb=lambda wc, attempt: UNITS["{name}"][wc.{wc}]["mem_mb"] * attempt,
-        runtime=lambda wc, attempt: UNITS["{name}"][wc.{wc}]["runtime"] * attempt,
+        mem_mb=lambda wc, attempt: retry_resource(
+            UNITS["{name}"][wc.{wc}]["mem_mb"], "{name}", wc.{wc}, "mem_mb", attempt
+        ),
+        runtime=lambda wc, attempt: retry_resource(
+            UNITS["{name}"][wc.{wc}]["runtime"], "{name}", wc.{wc}, "runtime", attempt
+        ),
     params:
         jwpipe=JWPIPE,
     conda:

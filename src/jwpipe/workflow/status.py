@@ -15,6 +15,7 @@ job, against the current ``units/<step>/<key>.json``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,31 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _failed(log: Path) -> bool:
+def _tail(path: Path) -> str:
     try:
-        tail = log.read_text(errors="replace")[-2000:]
+        return path.read_text(errors="replace")[-4000:]
     except OSError:
-        return False
-    return "error:" in tail or "Traceback" in tail
+        return ""
+
+
+def _failure(work: Path, step: str, key: str) -> str | None:
+    """Where the unit's last failure is described: its own log, or its SLURM job log."""
+    log = work / "logs" / step / f"{key}.log"
+    tail = _tail(log)
+    if "error:" in tail or "Traceback" in tail:
+        return f"see logs/{step}/{key}.log"
+    from jwpipe.workflow.retry import RETRY_SIGNS, slurm_logs
+
+    slurm = slurm_logs(step, key, str(work))
+    if slurm:
+        text = _tail(Path(slurm[-1]))
+        where = os.path.relpath(slurm[-1], work)
+        for what, sign in (("memory", RETRY_SIGNS["mem_mb"]), ("time", RETRY_SIGNS["runtime"])):
+            if sign.search(text):
+                return f"killed by the scheduler ({what} limit): see {where}"
+        if "error" in text.lower():
+            return f"see {where}"
+    return None
 
 
 def read_states(workdir: str | Path) -> list[UnitState]:
@@ -92,8 +112,9 @@ def read_states(workdir: str | Path) -> list[UnitState]:
             outputs_exist = all((work / o).exists() for o in unit["outputs"])
             st = UnitState(name, key, "done")
             if not outputs_exist:
-                if _failed(work / "logs" / name / f"{key}.log"):
-                    st.status, st.reasons = "failed", [f"see logs/{name}/{key}.log"]
+                failure = _failure(work, name, key)
+                if failure:
+                    st.status, st.reasons = "failed", [failure]
                 else:
                     st.status, st.reasons = "pending", ["output missing"]
             elif made is None:
