@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from wfhelpers import HERE, planned_jobs
 from wfsteps import STAGES
 
-from conftest import HERE, planned_jobs
 from jwpipe.workflow.generate import generate_workflow
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import shutil
 import numpy as np
 import pytest
 from astropy.io import fits
+from wfhelpers import planned_jobs, snakemake
 
-from conftest import planned_jobs, snakemake
 from jwpipe import datamodels
 from jwpipe.pipeline import Detector1Pipeline
 from jwpipe.references import build_index

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from wfhelpers import planned_jobs, snakemake
 from wfsteps import STAGES
 
-from conftest import planned_jobs, snakemake
 from jwpipe import datamodels
 from jwpipe.errors import WorkflowError
 from jwpipe.workflow.generate import generate_workflow

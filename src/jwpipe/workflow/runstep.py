@@ -102,13 +102,22 @@ def _save(obj: Any, path: str) -> None:
             os.unlink(tmp)
 
 
-def _save_directory(models: list[Any], directory: str, names: list[str]) -> None:
+def _save_directory(models: Any, directory: str, names: list[str],
+                    prepare: Any) -> None:
+    """Save the members of a container one at a time into a directory, renamed into place.
+
+    Members are opened, prepared (references, provenance) and saved one by one, so a product
+    of hundreds of exposures never holds more than one in memory.
+    """
     tmpdir = _tmp_name(directory.rstrip("/"))
     if os.path.exists(tmpdir):
         shutil.rmtree(tmpdir)
     os.makedirs(tmpdir)
     try:
-        for model, name in zip(models, names, strict=True):
+        for index in range(len(models)):
+            model = models[index]
+            prepare([model])
+            name = names[index] if len(names) == len(models) else f"member{index:04d}.fits"
             model.save(os.path.join(tmpdir, name))
         if os.path.exists(directory):
             shutil.rmtree(directory)
@@ -191,14 +200,14 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
     context = _reference_context(params_file)
     if cls.workflow_scope == "product" and len(outputs) == 1 and not outputs[0].endswith(
             (".fits", ".ecsv")):
-        models = list(flat[0])
-        _record_references(models, unit, context)
-        _provenance(models, info)
         suffix = cls.product_suffix or cls.class_alias or step_name
         names = [f"{root}_{suffix}.fits" for root in unit.get("members") or []]
-        if len(names) != len(models):
-            names = [f"member{i:04d}_{suffix}.fits" for i in range(len(models))]
-        _save_directory(models, outputs[0], names)
+
+        def prepare(models: list[Any]) -> None:
+            _record_references(models, unit, context)
+            _provenance(models, info)
+
+        _save_directory(flat[0], outputs[0], names, prepare)
     else:
         if len(flat) != len(outputs):
             raise WorkflowError(f"step {step_name} produced {len(flat)} result(s) for "

@@ -1,0 +1,107 @@
+"""``Image3Pipeline`` (``calwebb_image3``): combine the calibrated exposures of a product.
+
+``tweakreg -> skymatch -> outlier_detection -> resample -> source_catalog``. Members are
+streamed: every member-to-member step reads one member at a time and writes the modified
+member to a temporary file (in ``output_dir``, or the system temporary directory), so memory
+holds O(1) exposures plus the output grid, whatever the number of members.
+
+Products (when results are saved; names as in jwst):
+
+* ``<member root>_<asn_id>_crf.fits``: each member with its outliers flagged;
+* ``<product>_i2d.fits``: the resampled mosaic;
+* ``<product>_cat.ecsv``: the source catalogue,
+
+where ``<product>`` is ``products[0].name`` of the association (or ``output_file``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jwpipe.steps._image_common import check_members, label, load_members, product_name
+from jwpipe.steps.outlier_detection import OutlierDetectionStep
+from jwpipe.steps.resample import ResampleStep
+from jwpipe.steps.skymatch import SkyMatchStep
+from jwpipe.steps.source_catalog import SourceCatalogStep
+from jwpipe.steps.tweakreg import TweakRegStep
+from jwpipe.stpipe import Pipeline
+
+__all__ = ["Image3Pipeline"]
+
+
+class Image3Pipeline(Pipeline):
+    """Align, sky-match, flag outliers, resample and catalogue a product's exposures.
+
+    Input: an image3 association (its science members), a list of ``_cal`` files or
+    models, or a ModelContainer. Returns the ``_i2d`` mosaic; the catalogue is available as
+    ``pipe.catalog`` after the run.
+    """
+
+    class_alias = "calwebb_image3"
+    spec = """
+    """
+    step_defs = {
+        "tweakreg": TweakRegStep,
+        "skymatch": SkyMatchStep,
+        "outlier_detection": OutlierDetectionStep,
+        "resample": ResampleStep,
+        "source_catalog": SourceCatalogStep,
+    }
+    workflow_input_suffix = "cal"
+    workflow_stage_scope = "product"
+
+    def process(self, input: Any) -> Any:
+        from jwpipe.datamodels import ImageModel
+
+        container = load_members(input, self.qualified_name)
+        check_members(container, self.qualified_name)
+        product = product_name(container) or self._default_product(input, container)
+        asn_id = (container.asn_table or {}).get("asn_id")
+        self.log.info("Product %s: %d members", product, len(container))
+        self.catalog = None
+        container = self.tweakreg.run(container)
+        container = self.skymatch.run(container)
+        container = self.outlier_detection.run(container)
+        if self.save_results:
+            self._save_crf(container, asn_id)
+        result = self.resample.run(container)
+        self._input_filename = f"{product}.fits"
+        if isinstance(result, ImageModel) and result.meta.cal_step.resample == "COMPLETE":
+            result.meta.asn.table_name = container.asn_table_name
+            self.catalog = self.source_catalog.run(result)
+            if self.save_results and self.catalog is not None and not self.source_catalog.skip:
+                self._save_catalog(self.catalog)
+            self._result_suffix = "i2d"
+        else:
+            self.log.warning("resample did not run: no mosaic and no catalogue")
+            self._result_suffix = "crf"
+        return result
+
+    @staticmethod
+    def _default_product(input: Any, container: Any) -> str:
+        from jwpipe.stpipe.naming import remove_suffix
+
+        if isinstance(input, str | os.PathLike):
+            stem = os.path.splitext(os.path.basename(os.fspath(input)))[0]
+        else:
+            first = container.paths[0] or label(container[0])
+            stem = os.path.splitext(os.path.basename(first))[0]
+        return remove_suffix(stem)[0]
+
+    def _save_crf(self, container: Any, asn_id: str | None) -> None:
+        for i in range(len(container)):
+            model = container[i]
+            name = getattr(model.meta, "filename", None) or f"member{i:04d}.fits"
+            self.save_model(model, suffix="crf", output_file=name, asn_id=asn_id)
+            del model
+
+    def _save_catalog(self, table: Any) -> None:
+        path = self.make_output_path(suffix="cat", ext=".ecsv")
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory or ".", f".{os.path.basename(path)}.tmp")
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+        self.log.info("Saved catalogue in %s", path)

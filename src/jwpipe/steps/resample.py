@@ -1,0 +1,154 @@
+"""``ResampleStep``: drizzle all exposures of a product onto one grid (jwst ``resample``).
+
+The output grid is a tangent plane covering every member: pixel scale ``pixel_scale``
+(arcsec) or the first member's scale times ``pixel_scale_ratio``; +y axis at ``rotation``
+degrees east of north (default: the first member's orientation); optional ``crval`` and
+``output_shape`` (nx, ny). Members are added one at a time
+(:class:`jwpipe.algorithms.image_resample.DrizzleAccumulator`: exact polygon overlaps, square
+kernel shrunk by ``pixfrac``), weighted by ``weight_type`` (``ivm`` = 1/VAR_RNOISE,
+``exptime``, or None = 1); pixels with DO_NOT_USE, NON_SCIENCE or REFERENCE_PIXEL get no
+weight, and a sky level measured by skymatch but not subtracted is removed first.
+
+Output (``_i2d``): SCI (weighted mean surface brightness; ``fillval`` where nothing
+contributed), ERR (``sqrt`` of the resampled variances), WHT (summed weights), CON (context:
+bit ``k % 32`` of plane ``k // 32`` set where member ``k`` contributed; the exposure count
+is its population count, :func:`exposure_count`), VAR_POISSON, VAR_RNOISE, VAR_FLAT
+(``sum((a w)^2 var) / (sum a w)^2``). PIXAR_SR/PIXAR_A2 are those of the output pixel;
+PIXFRAC, RESWHT, PXSCLRT and NDRIZ record the settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jwpipe.algorithms.image_resample import (
+    DrizzleAccumulator,
+    corner_map,
+    pixel_scale_deg,
+)
+from jwpipe.errors import StepInputError
+from jwpipe.steps._image_common import (
+    bad_pixel_mask,
+    check_members,
+    label,
+    load_members,
+    member_weight,
+    output_grid,
+    set_model_wcs,
+    sky_offset,
+)
+from jwpipe.stpipe import Step
+
+__all__ = ["ResampleStep", "exposure_count"]
+
+_VARIANCES = ("var_rnoise", "var_poisson", "var_flat")
+
+
+def exposure_count(con: np.ndarray) -> np.ndarray:
+    """Number of exposures that contributed to each pixel, from a CON context array."""
+    planes = np.asarray(con).astype(np.int64) & 0xFFFFFFFF
+    bits = np.unpackbits(planes.astype(">u4").view(np.uint8).reshape(*planes.shape, 4),
+                         axis=-1)
+    return bits.sum(axis=(0, -1)).astype(np.int32)
+
+
+def _fillval(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        if text.strip().upper() in ("INDEF", "NAN"):
+            return float("nan")
+        raise StepInputError(f"fillval must be a number, NAN or INDEF, got {text!r}") from None
+
+
+class ResampleStep(Step):
+    """Combine the members of a product into one resampled mosaic (``_i2d``)."""
+
+    class_alias = "resample"
+    spec = """
+    pixfrac = float(default=1.0)  # Drizzle pixel shrink factor, in (0, 1]
+    kernel = option('square', default='square')  # Drizzle kernel (only square)
+    fillval = string(default='NAN')  # Value of output pixels without data
+    weight_type = option('ivm', 'exptime', None, default='ivm')  # Input weighting
+    output_shape = int_list(min=2, max=2, default=None)  # Output (nx, ny)
+    crval = float_list(min=2, max=2, default=None)  # Output tangent point (RA, Dec), deg
+    rotation = float(default=None)  # Output +y axis angle east of north (None: as input)
+    pixel_scale_ratio = float(default=1.0)  # Output / input pixel scale
+    pixel_scale = float(default=None)  # Output pixel scale (arcsec); overrides the ratio
+    good_bits = string(default='~DO_NOT_USE+NON_SCIENCE')  # DQ bits that are good
+    """
+    workflow_scope = "product"
+    workflow_combines = True
+    product_suffix = "i2d"
+    workflow_memory = (0.05, 400.0)
+
+    def process(self, input: Any) -> Any:
+        from jwpipe.datamodels import dqflags
+
+        container = load_members(input, self.qualified_name)
+        shapes, wcss = check_members(container, self.qualified_name, wcs=True)
+        if not 0.0 < self.pixfrac <= 1.0:
+            raise StepInputError(f"{self.qualified_name}: pixfrac must be in (0, 1]")
+        fill = _fillval(self.fillval)
+        grid, gshape = output_grid(
+            wcss, shapes, pixel_scale=self.pixel_scale,
+            pixel_scale_ratio=self.pixel_scale_ratio, rotation=self.rotation,
+            crval=tuple(self.crval) if self.crval else None,
+            output_shape=tuple(self.output_shape) if self.output_shape else None)
+        self.log.info("Output grid %d x %d pixels", gshape[1], gshape[0])
+        acc = DrizzleAccumulator(gshape)
+        names = []
+        for i in range(len(container)):
+            model = container[i]
+            data = np.asarray(model.data, dtype=np.float32)
+            bad = bad_pixel_mask(model.dq, data.shape) | dqflags.dq_to_boolean_mask(
+                model.dq, good_bits=self.good_bits) | ~np.isfinite(data)
+            weight = member_weight(model, self.weight_type, bad)
+            variances = {k: getattr(model, k) for k in _VARIANCES}
+            acc.add(data - np.float32(sky_offset(model)), corner_map(wcss[i], grid, data.shape),
+                    weight, variances, pixfrac=self.pixfrac, exposure_index=i)
+            names.append(label(model))
+            if i == 0:
+                out = self._output_shell(model)
+            del model, data, bad, weight, variances
+        res = acc.finalize(fill)
+        del acc
+        out.data = res.sci
+        out.err = res.err
+        out.wht = res.wht
+        out.con = res.context.view(np.int32)
+        for key in _VARIANCES:
+            setattr(out, key, res.variances[key])
+        out.dq = np.where(res.wht > 0, 0, dqflags.pixel["DO_NOT_USE"]).astype(np.uint32)
+        set_model_wcs(out, grid)
+        ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
+        ph = out.meta.photometry
+        if ph.pixelarea_steradians is not None:
+            ph.pixelarea_steradians = float(ph.pixelarea_steradians) * ratio**2
+        if ph.pixelarea_arcsecsq is not None:
+            ph.pixelarea_arcsecsq = float(ph.pixelarea_arcsecsq) * ratio**2
+        primary = out.header("PRIMARY")
+        primary["PIXFRAC"] = (float(self.pixfrac), "Drizzle pixel fraction")
+        primary["RESWHT"] = (str(self.weight_type), "Resample weighting")
+        primary["PXSCLRT"] = (float(ratio), "Output / input pixel scale")
+        primary["NDRIZ"] = (len(names), "Number of drizzled exposures")
+        out.extra["resample"] = {"members": names}
+        self.log.info("Resampled %d exposures", len(names))
+        return out
+
+    @staticmethod
+    def _output_shell(first: Any) -> Any:
+        """An empty ImageModel carrying the first member's metadata (not its arrays)."""
+        from jwpipe.datamodels import ImageModel
+
+        out = ImageModel()
+        for ext in ("PRIMARY", "SCI"):
+            header = out.header(ext)
+            for card in first.header(ext).cards:
+                if card.keyword and card.keyword not in ("", "COMMENT", "HISTORY", "EXTNAME",
+                                                         "EXTVER", "AREA"):
+                    header[card.keyword] = (card.value, card.comment)
+        out.meta.filename = None
+        return out

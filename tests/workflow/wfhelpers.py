@@ -1,0 +1,40 @@
+"""Helpers for workflow tests: run the real Snakemake CLI, count the jobs a run would execute."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real snakemake CLI in ``workdir`` with the test steps importable."""
+    env = dict(os.environ, PYTHONPATH=str(HERE), JWPIPE_ALLOW_IMPORT="wfsteps")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Jobs a run would execute, by rule (from a real dry run)."""
+    out = snakemake(workdir, "-n").stdout
+    if "Nothing to be done" in out:
+        return {}
+    counts: dict[str, int] = {}
+    table = out.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            if line.strip().startswith("total"):
+                break
+            continue
+        counts[m.group(1)] = int(m.group(2))
+    counts.pop("all", None)
+    counts.pop("total", None)
+    return counts
