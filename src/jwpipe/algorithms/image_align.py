@@ -19,6 +19,7 @@ measured positions to the common frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,49 +145,63 @@ def match_catalogs(
     return ia, jb, offset
 
 
-def _solve(
-    pairs: list[tuple[int, int, NDArray, NDArray]],
-    params: NDArray[np.float64],
-    free: NDArray[np.bool_],
-    fit_rotation: bool,
-    nclip: int,
-    sigma: float,
-) -> tuple[NDArray[np.float64], list[NDArray[np.bool_]]]:
-    """Gauss-Newton least squares over all pairs; params rows = (tx, ty, theta_rad)."""
+Pair = tuple[int, int, NDArray[np.float64], NDArray[np.float64]]
+
+
+def _blocks(p: NDArray, q: NDArray, r: NDArray) -> tuple[NDArray, NDArray, NDArray, NDArray,
+                                                         NDArray]:
+    """(JiTJi, JiTJj, JjTJj, JiTr, JjTr) summed over points; p, q corrected, r = p - q."""
+    m = len(p)
+
+    def jtj(a: NDArray) -> NDArray:
+        return np.array([[m, 0.0, -a[:, 1].sum()], [0.0, m, a[:, 0].sum()],
+                         [-a[:, 1].sum(), a[:, 0].sum(), (a**2).sum()]])
+
+    cross = np.array([[m, 0.0, -q[:, 1].sum()], [0.0, m, q[:, 0].sum()],
+                      [-p[:, 1].sum(), p[:, 0].sum(), (p * q).sum()]])
+
+    def jtr(a: NDArray) -> NDArray:
+        return np.array([r[:, 0].sum(), r[:, 1].sum(),
+                         (-a[:, 1] * r[:, 0] + a[:, 0] * r[:, 1]).sum()])
+
+    return jtj(p), cross, jtj(q), jtr(p), jtr(q)
+
+
+def _solve(pairs: list[Pair], params: NDArray, free: NDArray, fit_rotation: bool, nclip: int,
+           sigma: float) -> tuple[NDArray, list[NDArray]]:
     n = params.shape[0]
     npar = 3 if fit_rotation else 2
     col = -np.ones(n, dtype=np.intp)
-    col[free] = np.arange(free.sum()) * npar
+    col[free] = np.arange(int(free.sum())) * npar
     nunk = int(free.sum()) * npar
     keep = [np.ones(len(p), dtype=bool) for _, _, p, _ in pairs]
 
-    def transformed(k: int, pts: NDArray) -> NDArray:
+    def corrected(k: int, pts: NDArray) -> NDArray:
         return apply_correction(pts, params[k, :2], np.degrees(params[k, 2]))
 
     for it in range(nclip + 1):
         for _ in range(6):
-            rows_a, rhs = [], []
-            for (i, j, p, q), kp in zip(pairs, keep, strict=True):
-                pi, qj = transformed(i, p[kp]), transformed(j, q[kp])
-                m = len(pi)
-                if m == 0:
-                    continue
-                ax = np.zeros((m, nunk))
-                ay = np.zeros((m, nunk))
-                for k, pts, sgn in ((i, pi, 1.0), (j, qj, -1.0)):
-                    if col[k] < 0:
-                        continue
-                    c = col[k]
-                    ax[:, c] += sgn
-                    ay[:, c + 1] += sgn
-                    if fit_rotation:
-                        ax[:, c + 2] += -sgn * pts[:, 1]
-                        ay[:, c + 2] += sgn * pts[:, 0]
-                rows_a += [ax, ay]
-                rhs += [-(pi[:, 0] - qj[:, 0]), -(pi[:, 1] - qj[:, 1])]
-            if not rows_a or nunk == 0:
+            if nunk == 0:
                 return params, keep
-            delta, *_ = np.linalg.lstsq(np.vstack(rows_a), np.concatenate(rhs), rcond=None)
+            mat = np.zeros((nunk, nunk))
+            rhs = np.zeros(nunk)
+            for (i, j, p, q), kp in zip(pairs, keep, strict=True):
+                if not kp.any():
+                    continue
+                pi, qj = corrected(i, p[kp]), corrected(j, q[kp])
+                aii, aij, ajj, bi, bj = _blocks(pi, qj, pi - qj)
+                ci, cj = col[i], col[j]
+                s = slice(0, npar)
+                if ci >= 0:
+                    mat[ci:ci + npar, ci:ci + npar] += aii[s, s]
+                    rhs[ci:ci + npar] -= bi[s]
+                if cj >= 0:
+                    mat[cj:cj + npar, cj:cj + npar] += ajj[s, s]
+                    rhs[cj:cj + npar] += bj[s]
+                if ci >= 0 and cj >= 0:
+                    mat[ci:ci + npar, cj:cj + npar] -= aij[s, s]
+                    mat[cj:cj + npar, ci:ci + npar] -= aij[s, s].T
+            delta, *_ = np.linalg.lstsq(mat, rhs, rcond=None)
             for k in np.flatnonzero(free):
                 c = col[k]
                 dth = delta[c + 2] if fit_rotation else 0.0
@@ -199,16 +214,28 @@ def _solve(
                 break
         if it == nclip:
             break
-        res = [np.hypot(*(transformed(i, p) - transformed(j, q)).T) for i, j, p, q in pairs]
-        kept_res = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)])
-        if kept_res.size < 3:
+        res = [np.hypot(*(corrected(i, p) - corrected(j, q)).T) for i, j, p, q in pairs]
+        kept = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)]) if res else []
+        if len(kept) < 3:
             break
-        rms = np.sqrt(np.mean(kept_res**2))
+        rms = np.sqrt(np.mean(np.square(kept)))
         new_keep = [r <= sigma * rms for r in res]
         if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
             break
         keep = new_keep
     return params, keep
+
+
+def _connected(pairs: list[Pair], n: int, anchor: int) -> list[int]:
+    reached = {anchor}
+    changed = True
+    while changed:
+        changed = False
+        for i, j, _, _ in pairs:
+            if (i in reached) != (j in reached):
+                reached |= {i, j}
+                changed = True
+    return sorted(set(range(n)) - reached)
 
 
 def align_catalogs(
@@ -221,6 +248,7 @@ def align_catalogs(
     minobj: int = 15,
     nclip: int = 3,
     sigma: float = 3.0,
+    candidate_pairs: Iterable[tuple[int, int]] | None = None,
 ) -> AlignResult:
     """Jointly align exposures' source catalogues (and optionally to a reference catalogue).
 
@@ -240,6 +268,9 @@ def align_catalogs(
         Least number of matched pairs an exposure needs.
     nclip : int
         Sigma-clipping iterations; ``sigma`` is the clip limit in units of the pair RMS.
+    candidate_pairs : iterable of (i, j), optional
+        Exposure pairs worth matching (e.g. overlapping footprints; default all). With a
+        reference catalogue every exposure is also matched to it.
 
     Returns
     -------
@@ -248,86 +279,64 @@ def align_catalogs(
     Raises
     ------
     AlignmentError
-        If an exposure has fewer than ``minobj`` sources or matched pairs, or exposures are not
-        connected to the fixed exposure / reference by matches.
+        Too few sources or matches, or exposures not connected to the anchor by matches.
     """
     cats = [np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in catalogs]
+    m = len(cats)
     if reference is not None:
         cats.append(np.asarray(reference, dtype=np.float64).reshape(-1, 2))
         anchor = len(cats) - 1
     else:
-        if len(cats) < 2:
+        if m < 2:
             raise AlignmentError("alignment needs at least two exposures or a reference catalogue")
-        if not 0 <= fixed < len(cats):
+        if not 0 <= fixed < m:
             raise AlignmentError(f"fixed exposure index {fixed} out of range")
         anchor = fixed
     n = len(cats)
+
+    def name(k: int) -> str:
+        return "reference catalogue" if reference is not None and k == n - 1 else f"exposure {k}"
+
     for k, c in enumerate(cats):
         if len(c) < minobj:
-            what = (
-                "reference catalogue" if reference is not None and k == n - 1 else f"exposure {k}"
-            )
-            raise AlignmentError(f"{what} has {len(c)} sources, fewer than minobj={minobj}")
+            raise AlignmentError(f"{name(k)} has {len(c)} sources, fewer than minobj={minobj}")
+    todo = sorted({(min(i, j), max(i, j)) for i, j in candidate_pairs}) if candidate_pairs \
+        is not None else [(i, j) for i in range(m) for j in range(i + 1, m)]
+    if reference is not None:
+        todo += [(i, n - 1) for i in range(m)]
     free = np.ones(n, dtype=bool)
     free[anchor] = False
     params = np.zeros((n, 3))
-    keep: list[NDArray[np.bool_]] = []
-    pairs: list[tuple[int, int, NDArray, NDArray]] = []
+    pairs: list[Pair] = []
+    keep: list[NDArray] = []
     for rnd in range(2):
         pairs = []
-        for i in range(n):
-            for j in range(i + 1, n):
-                pi = apply_correction(cats[i], params[i, :2], np.degrees(params[i, 2]))
-                pj = apply_correction(cats[j], params[j, :2], np.degrees(params[j, 2]))
-                ia, jb, _ = match_catalogs(
-                    pi, pj, searchrad if rnd == 0 else tolerance, tolerance, use2dhist=rnd == 0
-                )
-                if len(ia) >= max(3, minobj // 3 if rnd == 0 else 3):
-                    pairs.append((i, j, cats[i][ia], cats[j][jb]))
-        _check_connected(pairs, n, anchor, reference is not None)
+        for i, j in todo:
+            pi = apply_correction(cats[i], params[i, :2], np.degrees(params[i, 2]))
+            pj = apply_correction(cats[j], params[j, :2], np.degrees(params[j, 2]))
+            ia, jb, _ = match_catalogs(pi, pj, searchrad if rnd == 0 else tolerance,
+                                       tolerance, use2dhist=rnd == 0)
+            if len(ia) >= max(3, minobj // 3 if rnd == 0 else 3):
+                pairs.append((i, j, cats[i][ia], cats[j][jb]))
+        missing = _connected(pairs, n, anchor)
+        if missing:
+            raise AlignmentError(f"{', '.join(name(k) for k in missing)} share(s) too few "
+                                 f"matched sources with {name(anchor)}")
         params, keep = _solve(pairs, params, free, fit_rotation, nclip, sigma)
-
     nmatch = np.zeros(n, dtype=np.int64)
     sq = np.zeros(n)
     for (i, j, p, q), kp in zip(pairs, keep, strict=True):
         r = apply_correction(p[kp], params[i, :2], np.degrees(params[i, 2])) - apply_correction(
-            q[kp], params[j, :2], np.degrees(params[j, 2])
-        )
-        d2 = (r**2).sum(axis=1)
+            q[kp], params[j, :2], np.degrees(params[j, 2]))
+        d2 = (r**2).sum()
         for k in (i, j):
             nmatch[k] += kp.sum()
-            sq[k] += d2.sum()
+            sq[k] += d2
     for k in range(n):
         if nmatch[k] < minobj:
-            what = (
-                "reference catalogue" if reference is not None and k == n - 1 else f"exposure {k}"
-            )
-            raise AlignmentError(f"{what} has only {nmatch[k]} matched sources (minobj={minobj})")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rms = np.sqrt(sq / nmatch)
-    m = len(catalogs)
-    return AlignResult(
-        shift=params[:m, :2].copy(),
-        rotation=np.degrees(params[:m, 2]),
-        rms=rms[:m],
-        nmatch=nmatch[:m],
-        fixed=None if reference is not None else fixed,
-    )
-
-
-def _check_connected(
-    pairs: list[tuple[int, int, NDArray, NDArray]], n: int, anchor: int, has_ref: bool
-) -> None:
-    reached = {anchor}
-    changed = True
-    while changed:
-        changed = False
-        for i, j, _, _ in pairs:
-            if (i in reached) != (j in reached):
-                reached |= {i, j}
-                changed = True
-    missing = sorted(set(range(n)) - reached)
-    if missing:
-        target = "the reference catalogue" if has_ref else f"exposure {anchor}"
-        names = ", ".join(str(k) for k in missing if not (has_ref and k == anchor))
-        raise AlignmentError(f"exposure(s) {names} share too few matched sources with {target}")
+            raise AlignmentError(f"{name(k)} has only {nmatch[k]} matched sources "
+                                 f"(minobj={minobj})")
+    rms = np.sqrt(sq / np.maximum(nmatch, 1))
+    return AlignResult(shift=params[:m, :2].copy(), rotation=np.degrees(params[:m, 2]),
+                       rms=rms[:m], nmatch=nmatch[:m],
+                       fixed=None if reference is not None else fixed)

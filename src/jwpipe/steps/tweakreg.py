@@ -5,7 +5,7 @@
    onto one tangent plane (arcsec about the mean reference point of all members).
 2. Members of one exposure (same ``group_id``: all detectors of an exposure) are pooled and
    aligned as one rigid unit.
-3. :func:`jwpipe.algorithms.image_align_joint.align_catalogs_joint` matches every pair of
+3. :func:`jwpipe.algorithms.image_align.align_catalogs` matches every pair of
    groups whose footprints overlap (2-D histogram vote, then mutual nearest neighbours within
    ``tolerance``) and solves one least-squares system for all groups at once (shift, plus
    rotation for ``rshift``) through normal equations accumulated pair by pair, the first
@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jwpipe.algorithms.image_align import AlignmentError, tangent_plane
-from jwpipe.algorithms.image_align_joint import align_catalogs_joint
+from jwpipe.algorithms.image_align import AlignmentError, align_catalogs, tangent_plane
 from jwpipe.algorithms.image_sources import background_mesh, detect_sources
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
@@ -157,7 +156,7 @@ class TweakRegStep(Step):
                 self.abs_tolerance
         pairs = _overlapping_groups(wcss, groups, names, tp, margin=searchrad)
         try:
-            result = align_catalogs_joint(plane, reference=reference, fixed=0,
+            result = align_catalogs(plane, reference=reference, fixed=0,
                                           fit_rotation=self.fitgeometry == "rshift",
                                           searchrad=searchrad, tolerance=tolerance,
                                           minobj=minobj, nclip=self.nclip, sigma=self.sigma,
