@@ -593,7 +593,7 @@ def test_lazy_arrays_survive_replacement_of_the_file(tmp_path):
     assert second.data[0, 0] == 10 and second.err[0, 0] == 2  # still the file it opened
     second.close()
     first.close()
-    from jwpipe.datamodels._fitsio import _umask
+    from jwpipe.atomic import umask as _umask
 
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's private 0600
 

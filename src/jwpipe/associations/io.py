@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from jwpipe.associations.model import Association
 from jwpipe.associations.validate import parse_asn
+from jwpipe.atomic import write_text_atomic
 from jwpipe.errors import AssociationError
-
-
-def _current_umask() -> int:
-    # mkstemp creates 0600 files; give the final file the permissions a plain open() would.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def load_asn(path: str | os.PathLike[str]) -> Association:
@@ -88,18 +81,8 @@ def write_asn(asn: dict[str, Any] | Association, path: str | os.PathLike[str]) -
     directory = target.absolute().parent
     if not directory.is_dir():
         raise AssociationError(f"{target}: output directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        write_text_atomic(target, text, fsync=True)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise AssociationError(f"{target}: cannot write association ({exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return str(target)

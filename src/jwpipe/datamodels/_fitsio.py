@@ -8,9 +8,7 @@ and lets each extension be read only when first used.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
+from jwpipe.atomic import atomic_path
 from jwpipe.errors import DataModelError
 
 _CHUNK_BYTES = 16 * 1024 * 1024
@@ -253,30 +252,8 @@ def write_atomic(hdul: fits.HDUList, path: str, *, fsync: bool = False) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise DataModelError(f"cannot save {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            hdul.writeto(stream)
-            stream.flush()
-            if fsync:
-                os.fsync(stream.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    # /proc avoids briefly changing the process umask (not thread safe); fall back otherwise.
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        hdul.writeto(stream)
+        stream.flush()
+        if fsync:
+            os.fsync(stream.fileno())

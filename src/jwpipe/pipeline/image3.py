@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from jwpipe.atomic import atomic_path
 from jwpipe.steps._image_common import check_members, label, load_members, product_name
 from jwpipe.steps.outlier_detection import OutlierDetectionStep
 from jwpipe.steps.resample import ResampleStep
@@ -101,7 +102,6 @@ class Image3Pipeline(Pipeline):
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory or ".", f".{os.path.basename(path)}.tmp")
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            table.write(tmp, format="ascii.ecsv", overwrite=True)
         self.log.info("Saved catalogue in %s", path)

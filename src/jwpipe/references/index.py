@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from jwpipe.atomic import write_text_atomic
 from jwpipe.errors import ReferenceFileError
 from jwpipe.references.selectors import (
     PATTERN_KEYWORDS,
@@ -297,17 +297,7 @@ def write_index(index: StoreIndex, path: str | os.PathLike[str]) -> Path:
         "# entries with file: N/A are rules and are kept across rebuilds.\n"
     )
     text = header + yaml.safe_dump(index.to_dict(), sort_keys=False, default_flow_style=None)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, fsync=True)
     return path
 
 

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from astropy.io import fits
 from astropy.table import Table
 
+from jwpipe.atomic import atomic_path
+
 __all__ = ["write_fits_atomic", "write_table_atomic"]
 
 
 def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def write_fits_atomic(hdul: fits.HDUList, path: str | os.PathLike[str]) -> Path:

@@ -36,6 +36,7 @@ from jwpipe.algorithms.image_outliers import parse_pair
 from jwpipe.algorithms.image_photometry import aperture_photometry
 from jwpipe.algorithms.image_resample import pixel_scale_deg
 from jwpipe.algorithms.image_sources import background_mesh, detect_sources
+from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import bad_pixel_mask, label, load_members, model_wcs
 from jwpipe.stpipe import Step
@@ -239,7 +240,6 @@ class SourceCatalogStep(Step):
         path = self.make_output_path(suffix="cat", ext=".ecsv")
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp")
-        result.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            result.write(tmp, format="ascii.ecsv", overwrite=True)
         self.log.info("Saved catalogue in %s", path)

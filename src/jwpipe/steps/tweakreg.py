@@ -29,6 +29,7 @@ import numpy as np
 
 from jwpipe.algorithms.image_align import AlignmentError, align_catalogs, tangent_plane
 from jwpipe.algorithms.image_sources import background_mesh, detect_sources
+from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
     bad_pixel_mask,
@@ -205,9 +206,8 @@ class TweakRegStep(Step):
         path = self.make_output_path(basepath=base, suffix="cat", ext=".ecsv")
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            table.write(tmp, format="ascii.ecsv", overwrite=True)
 
 
 def _overlapping_groups(wcss: list[Any], groups: list[str], names: list[str],

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jwpipe.atomic import atomic_path
 from jwpipe.errors import ValidationError
 
 __all__ = ["StepConfig", "load_parameter_file", "write_parameter_file"]
@@ -239,11 +240,6 @@ def write_parameter_file(
         }
     target = Path(os.fspath(path)).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        asdf.AsdfFile(_plain(tree)).write_to(str(tmp))
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(target) as tmp:
+        asdf.AsdfFile(_plain(tree)).write_to(tmp)
     return str(target)

@@ -4,7 +4,8 @@
 2. On a cluster, cancel this workflow's orphaned SLURM jobs: a killed controller leaves jobs
    running, and a rerun next to an orphan writing the same output corrupted a product in our
    measurements.
-3. Remove leftover temporary outputs (``.*.part``) and Snakemake's stale lock.
+3. Remove leftover temporary outputs (``.*.tmp`` files, ``.*.part`` directories) and
+   Snakemake's stale lock.
 4. Rerun with ``--rerun-incomplete`` (in every jwpipe profile), which redoes exactly the
    unfinished jobs.
 """
@@ -67,7 +68,8 @@ def resume(workdir: str | Path, snakemake_args: list[str], *, dry_run: bool = Fa
         print(f"cancelling orphaned SLURM jobs of this workflow: {' '.join(jobs)}",
               file=sys.stderr)
         subprocess.run(["scancel", *jobs], check=False)
-    for part in work.glob("products/**/.*.part"):
+    leftovers = [*work.glob("products/**/.*.part"), *work.glob("products/**/.*.tmp")]
+    for part in leftovers:
         if part.is_dir():
             shutil.rmtree(part, ignore_errors=True)
         else:

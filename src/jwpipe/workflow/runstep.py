@@ -82,24 +82,18 @@ def _tmp_name(path: str) -> str:
 
 
 def _save(obj: Any, path: str) -> None:
-    """Save a model or table to ``path`` atomically."""
-    tmp = _tmp_name(path)
+    """Save a model (datamodels save atomically) or a table to ``path`` atomically."""
+    from jwpipe.atomic import atomic_path
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        if hasattr(obj, "meta") and hasattr(obj, "save"):
-            obj.save(tmp)
-            if os.path.exists(tmp):
-                os.replace(tmp, path)
-            obj.meta.filename = os.path.basename(path)
-        elif hasattr(obj, "write"):  # astropy Table (source catalogue)
-            fmt = "ascii.ecsv" if path.endswith(".ecsv") else None
-            obj.write(tmp, format=fmt, overwrite=True)
-            os.replace(tmp, path)
-        else:
-            raise TypeError(f"cannot save a {type(obj).__name__} result")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if hasattr(obj, "meta") and hasattr(obj, "save"):
+        obj.save(path)
+    elif hasattr(obj, "write"):  # astropy Table (source catalogue)
+        with atomic_path(path) as tmp:
+            obj.write(tmp, format="ascii.ecsv" if path.endswith(".ecsv") else None,
+                      overwrite=True)
+    else:
+        raise TypeError(f"cannot save a {type(obj).__name__} result")
 
 
 def _save_directory(models: Any, directory: str, names: list[str],
@@ -226,9 +220,9 @@ def _write_state(params_file: str, unit: dict[str, Any]) -> None:
         return
     state = path.parent.parent.parent / "state" / path.parent.name / path.name
     state.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state.with_name(f".{state.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(unit, sort_keys=True, indent=1) + "\n")
-    os.replace(tmp, state)
+    from jwpipe.atomic import write_text_atomic
+
+    write_text_atomic(state, json.dumps(unit, sort_keys=True, indent=1) + "\n")
 
 
 def main(argv: list[str]) -> int:
