@@ -30,6 +30,8 @@ class BackgroundStep(Step):
     maxiters = integer(default=None)  # Clipping iterations (None: 5)
     """
     workflow_memory = (4.0, 200.0)
+    # Only meaningful for association products with background members.
+    workflow_member_role = "background"
 
     def process(self, input: Any, *backgrounds: Any) -> Any:
         from jwpipe import datamodels

@@ -114,6 +114,9 @@ class Step:
     product_suffix: ClassVar[str | None] = None
     #: Extension of the step's output file.
     workflow_output_ext: ClassVar[str] = ".fits"
+    #: The step needs association members of this role (BackgroundStep: "background"); the
+    #: workflow plans it only for products that have them.
+    workflow_member_role: ClassVar[str | None] = None
     #: Memory a job needs, as a multiple of its input size, plus a fixed allowance (MB).
     workflow_memory: ClassVar[tuple[float, float]] = (3.0, 400.0)
 

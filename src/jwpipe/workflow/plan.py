@@ -297,6 +297,12 @@ def plan_workflow(
             if not roots:
                 raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
                                     "members")
+            for member in product.members:
+                if member.exptype != "science":
+                    raise WorkflowError(
+                        f"{asn_path}: product {product.name!r} has a {member.exptype} member "
+                        f"({member.expname}); workflows process science members only — run "
+                        "calwebb_image2 on this association with jwpipe strun instead")
             products.append((top, check_name(product.name, "product name"), roots))
     if not exposures:
         raise WorkflowError("no exposures to process")
@@ -378,7 +384,9 @@ def _output_name(step_class: type[Step], stage: type[Pipeline], name: str, is_la
 
 def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str | None
                   ) -> list[str]:
-    return [n for n in stage.step_names(instrument) if not pars["steps"][n].get("skip")]
+    """Steps that run: not skipped, and not waiting for member roles no product has."""
+    return [n for n in stage.step_names(instrument) if not pars["steps"][n].get("skip")
+            and stage.step_defs[n].workflow_member_role is None]
 
 
 def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: list[_Exposure],
