@@ -160,7 +160,7 @@ def test_non_science_members_are_refused_with_advice(field):
     asn = json.loads(open(field["asn"]).read())
     asn["products"][0]["members"].append(
         {"expname": "jw01234001001_01101_00009_nrca1_cal.fits", "exptype": "background"})
-    path = field["tmp"] / "bg_asn.json"
+    path = field["dir"] / "bg_asn.json"
     path.write_text(json.dumps(asn))
     with pytest.raises(WorkflowError, match=r"background member .* science members only"):
         generate_workflow([str(path)], field["tmp"] / "wf", stages=STAGES)

@@ -286,6 +286,12 @@ def plan_workflow(
         top = _stage_index_for_asn(asn.asn_type, stages)
         base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
         for product in asn.products:
+            for member in product.members:
+                if member.exptype != "science":
+                    raise WorkflowError(
+                        f"{asn_path}: product {product.name!r} has a {member.exptype} member "
+                        f"({member.expname}); workflows process science members only — run "
+                        "calwebb_image2 on this association with jwpipe strun instead")
             roots = []
             for member in product.science:
                 root = check_name(member_root(member.expname), "member")
@@ -297,12 +303,6 @@ def plan_workflow(
             if not roots:
                 raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
                                     "members")
-            for member in product.members:
-                if member.exptype != "science":
-                    raise WorkflowError(
-                        f"{asn_path}: product {product.name!r} has a {member.exptype} member "
-                        f"({member.expname}); workflows process science members only — run "
-                        "calwebb_image2 on this association with jwpipe strun instead")
             products.append((top, check_name(product.name, "product name"), roots))
     if not exposures:
         raise WorkflowError("no exposures to process")
