@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from jwpipe._lazy import lazy_getattr
 
 _MODULES = {
     "Detector1Pipeline": "detector1",
@@ -14,8 +13,4 @@ _MODULES = {
 __all__ = sorted(_MODULES)
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jwpipe.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"jwpipe.pipeline.{module}"), name)
+__getattr__ = lazy_getattr("jwpipe.pipeline", _MODULES)

@@ -6,8 +6,7 @@ package (and running ``jwpipe run-step`` for one step) stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from jwpipe._lazy import lazy_getattr
 
 #: class name -> module under jwpipe.steps
 _MODULES = {
@@ -35,8 +34,4 @@ _MODULES = {
 __all__ = sorted(_MODULES)
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jwpipe.steps' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"jwpipe.steps.{module}"), name)
+__getattr__ = lazy_getattr("jwpipe.steps", _MODULES)

@@ -66,6 +66,18 @@ def label(model: Any) -> str:
     return getattr(model.meta, "filename", None) or type(model).__name__
 
 
+def prepare_image(step: Any, input: Any) -> Any:
+    """The rate/rateints image a calibration step works on (StepInputError otherwise)."""
+    from jwpipe import datamodels
+
+    model = step.prepare_input(input)
+    if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
+        raise StepInputError(
+            f"{step.qualified_name}: {label(model)} is a {type(model).__name__}; "
+            f"{step.class_alias} needs a rate/rateints image")
+    return model
+
+
 def bad_pixel_mask(dq: NDArray | None, shape: tuple[int, ...]) -> NDArray[np.bool_]:
     """True where DQ has DO_NOT_USE, NON_SCIENCE or REFERENCE_PIXEL set."""
     if dq is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from jwpipe.algorithms.image_calib import apply_flat
-from jwpipe.errors import ReferenceFileError, StepInputError
-from jwpipe.steps._image_common import label
+from jwpipe.errors import ReferenceFileError
+from jwpipe.steps._image_common import prepare_image
 from jwpipe.stpipe import Step
 
 __all__ = ["FlatFieldStep", "store_calibrated"]
@@ -42,11 +42,7 @@ class FlatFieldStep(Step):
     def process(self, input: Any) -> Any:
         from jwpipe import datamodels
 
-        model = self.prepare_input(input)
-        if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
-            raise StepInputError(
-                f"{self.qualified_name}: {label(model)} is a {type(model).__name__}; "
-                "flat_field needs a rate/rateints image")
+        model = prepare_image(self, input)
         if self.user_supplied_flat:
             source: Any = self.make_input_path(self.user_supplied_flat)
             self._reference_files_used.append(("flat", source))

@@ -8,7 +8,7 @@ import numpy as np
 
 from jwpipe.algorithms.image_calib import Calibrated, apply_photom
 from jwpipe.errors import ReferenceFileError, StepInputError
-from jwpipe.steps._image_common import label
+from jwpipe.steps._image_common import label, prepare_image
 from jwpipe.steps.flat_field import store_calibrated
 from jwpipe.stpipe import Step
 
@@ -36,11 +36,7 @@ class PhotomStep(Step):
     def process(self, input: Any) -> Any:
         from jwpipe import datamodels
 
-        model = self.prepare_input(input)
-        if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
-            raise StepInputError(
-                f"{self.qualified_name}: {label(model)} is a {type(model).__name__}; "
-                "photom needs a rate/rateints image")
+        model = prepare_image(self, input)
         bunit = (model.meta.bunit_data or "").strip()
         if not self.inverse and bunit.upper() == "MJY/SR":
             raise StepInputError(

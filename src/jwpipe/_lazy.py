@@ -1,0 +1,19 @@
+"""Lazy package attributes: import a submodule only when one of its names is first used."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def lazy_getattr(package: str, modules: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` serving ``name`` from ``<package>.<modules[name]>``."""
+
+    def __getattr__(name: str) -> Any:
+        module = modules.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    return __getattr__
