@@ -1,0 +1,167 @@
+"""The picture rules of a generated workflow, shown by ``snakemake --report report.html``.
+
+Pictures are made by their own rules (``jwpipe figure ...``), never by run-step: a picture is
+remade only when the product it shows changes, and a failed picture cannot fail calibration.
+Each rule's output is wrapped in Snakemake's ``report()`` with a category, so the report groups
+them as Exposures (quick-looks of ``_rate`` and ``_cal``), Mosaic (``_i2d`` with the
+catalogue's sources marked), Alignment (tweakreg residuals), Timings and Status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["PictureTargets", "render_picture_rules", "report_caption"]
+
+
+@dataclass
+class PictureTargets:
+    """What the workflow makes that can be drawn, as the products' suffixes and names.
+
+    Attributes
+    ----------
+    exposure_kinds : list of str
+        Per-exposure 2-D products to draw (``rate``, ``cal``).
+    exposures : list of str
+        Exposure names.
+    mosaics : list of str
+        Level-3 product names that get an ``_i2d`` (and, if ``catalogs``, a ``_cat.ecsv``).
+    catalogs : bool
+        Whether the mosaics have catalogues to mark.
+    aligned : bool
+        Whether the products have a ``.tweakreg`` directory of aligned members.
+    """
+
+    exposure_kinds: list[str] = field(default_factory=list)
+    exposures: list[str] = field(default_factory=list)
+    mosaics: list[str] = field(default_factory=list)
+    catalogs: bool = False
+    aligned: bool = False
+
+    def files(self) -> list[str]:
+        """Every picture the rules make (the report's targets)."""
+        out = [f"pictures/{exp}_{kind}.png" for exp in self.exposures
+               for kind in self.exposure_kinds]
+        out += [f"pictures/{name}_i2d.png" for name in self.mosaics]
+        if self.aligned:
+            out += [f"pictures/{name}_tweakreg.png" for name in self.mosaics]
+        return [*out, "pictures/timings.png", "pictures/status.html"]
+
+
+def report_caption(n_exposures: int, products: list[str]) -> str:
+    """The text on the report's front page (reStructuredText)."""
+    names = ", ".join(f"``{p}``" for p in products) or "no level-3 product"
+    return (
+        f"jwpipe calibration of {n_exposures} exposure(s) into {names}.\n\n"
+        "Results: quick-look pictures of every exposure's ``_rate`` and ``_cal`` (asinh "
+        "stretch; flagged pixels in red), the mosaic with the catalogue's sources marked, "
+        "the alignment residuals before and after tweakreg, the wall time and peak memory of "
+        "every job, and the state of every unit (``jwpipe status``).\n"
+    )
+
+
+_EXPOSURE_RULE = '''
+
+rule quicklook:
+    input:
+        "products/{{exp}}_{{kind}}.fits",
+    output:
+        report(
+            "pictures/{{exp}}_{{kind}}.png",
+            category="Exposures",
+            subcategory="{{kind}}",
+            labels={{"exposure": "{{exp}}", "product": "{{kind}}"}},
+        ),
+    wildcard_constraints:
+        kind="{kinds}",
+    log:
+        "logs/pictures/{{exp}}_{{kind}}.log",
+    params:
+        jwpipe=JWPIPE,
+    shell:
+        "{{params.jwpipe}} figure image {{input:q}} {{output:q}} > {{log:q}} 2>&1"
+'''
+
+_MOSAIC_RULE = '''
+
+rule quicklook_mosaic:
+    input:
+        image="products/{{product}}_i2d.fits",{catalog_input}
+    output:
+        report(
+            "pictures/{{product}}_i2d.png",
+            category="Mosaic",
+            labels={{"product": "{{product}}"}},
+        ),
+    log:
+        "logs/pictures/{{product}}_i2d.log",
+    params:
+        jwpipe=JWPIPE,
+    shell:
+        "{{params.jwpipe}} figure image {{input.image:q}} {{output:q}}{catalog_arg} "
+        "> {{log:q}} 2>&1"
+'''
+
+_ALIGNMENT_RULE = '''
+
+rule alignment_residuals:
+    input:
+        "products/{product}.tweakreg",
+    output:
+        report(
+            "pictures/{product}_tweakreg.png",
+            category="Alignment",
+            labels={"product": "{product}"},
+        ),
+    log:
+        "logs/pictures/{product}_tweakreg.log",
+    params:
+        jwpipe=JWPIPE,
+    shell:
+        "{params.jwpipe} figure alignment {output:q} {input:q} > {log:q} 2>&1"
+'''
+
+_SUMMARY_RULES = '''
+
+rule timings:
+    input:
+        PLAN["targets"],
+    output:
+        report("pictures/timings.png", category="Timings", labels={"figure": "every job"}),
+    log:
+        "logs/pictures/timings.log",
+    params:
+        jwpipe=JWPIPE,
+        order=",".join(step["name"] for step in PLAN["steps"]),
+    shell:
+        "{params.jwpipe} figure benchmarks {output:q} benchmarks --order {params.order:q} "
+        "> {log:q} 2>&1"
+
+
+rule status_table:
+    input:
+        PLAN["targets"],
+    output:
+        report("pictures/status.html", category="Status", labels={"table": "units x steps"}),
+    log:
+        "logs/pictures/status.log",
+    params:
+        jwpipe=JWPIPE,
+    shell:
+        "{params.jwpipe} figure status . {output:q} > {log:q} 2>&1"
+'''
+
+
+def render_picture_rules(targets: PictureTargets) -> str:
+    """Snakefile text of the picture rules for ``targets`` (empty kinds give no rule)."""
+    text = '\n\nreport: "report/workflow.rst"\n'
+    if targets.exposure_kinds and targets.exposures:
+        text += _EXPOSURE_RULE.format(kinds="|".join(targets.exposure_kinds))
+    if targets.mosaics:
+        text += _MOSAIC_RULE.format(
+            catalog_input='\n        catalog="products/{product}_cat.ecsv",'
+            if targets.catalogs else "",
+            catalog_arg=" --catalog {input.catalog:q}" if targets.catalogs else "")
+        if targets.aligned:
+            text += _ALIGNMENT_RULE
+    return text + _SUMMARY_RULES
