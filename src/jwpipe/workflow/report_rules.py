@@ -69,8 +69,8 @@ rule quicklook:
         report(
             "pictures/{{exp}}_{{kind}}.png",
             category="Exposures",
-            subcategory="{{kind}}",
-            labels={{"exposure": "{{exp}}", "product": "{{kind}}"}},
+            subcategory="{{exp}}",
+            labels={{"product": "{{kind}}"}},
         ),
     wildcard_constraints:
         kind="{kinds}",
