@@ -58,13 +58,28 @@ _DROP = _Drop()
 
 def decode(raw: bytes, filename: str) -> dict[str, Any]:
     """Parse the bytes of an ``ASDF_METADATA`` cell into a plain dict (top-level keys kept)."""
+    return decode_tree(raw, filename)[0]
+
+
+def decode_tree(raw: bytes, filename: str) -> tuple[dict[str, Any], Any]:
+    """Like :func:`decode`, and also return the gWCS stored at ``meta.wcs`` (None if absent).
+
+    The gWCS is deserialized by the ``gwcs``/``asdf-astropy`` converters; without them, or
+    when ``meta.wcs`` is not a gWCS, None is returned for it.
+    """
     import asdf
 
+    wcs = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as af:
+            # lazy: arrays that point at FITS extensions (``source: fits:SCI,0``, as
+            # stdatamodels writes them) are dropped, never loaded
+            with asdf.open(io.BytesIO(raw), lazy_load=True, memmap=False) as af:
                 tree = dict(af.tree)
+                meta = tree.get("meta")
+                if isinstance(meta, dict) and _is_gwcs(meta.get("wcs")):
+                    wcs = meta["wcs"]
                 plain = {}
                 for key, value in tree.items():
                     if key in _SKIP_KEYS:
@@ -74,15 +89,24 @@ def decode(raw: bytes, filename: str) -> dict[str, Any]:
                         plain[key] = converted
     except Exception as exc:
         raise DataModelError(f"{filename}: cannot read the ASDF metadata extension: {exc}") from exc
-    return plain
+    return plain, wcs
+
+
+def _is_gwcs(value: Any) -> bool:
+    try:
+        from gwcs import WCS
+    except ImportError:
+        return False
+    return isinstance(value, WCS)
 
 
 def encode(tree: dict[str, Any]) -> bytes:
-    """Serialize a plain tree to ASDF bytes (YAML document, no binary blocks)."""
+    """Serialize a tree to ASDF bytes (YAML document, no binary blocks)."""
     import asdf
 
     buffer = io.BytesIO()
-    asdf.AsdfFile(tree).write_to(buffer)
+    # arrays (a gWCS's polynomial coefficients) inline in the YAML: one self-contained cell
+    asdf.AsdfFile(tree).write_to(buffer, all_array_storage="inline")
     return buffer.getvalue()
 
 

@@ -103,6 +103,7 @@ class DataModel:
             "extra": {},
             "_handle": None,
             "_source_path": None,
+            "_gwcs": None,
         }
         for key, value in state.items():
             object.__setattr__(self, key, value)
@@ -371,7 +372,8 @@ class DataModel:
             raw = bytes(np.asarray(hdu.data[_asdf_tree.COLUMN][0], dtype=np.uint8))
         except (KeyError, IndexError, TypeError) as exc:
             raise DataModelError(f"{path}: malformed ASDF extension: {exc}") from exc
-        tree = _asdf_tree.decode(raw, path)
+        tree, gwcs = _asdf_tree.decode_tree(raw, path)
+        object.__setattr__(self, "_gwcs", gwcs)
         meta = tree.pop("meta", {})
         extra = tree.pop("extra", {})
         tree.pop("data", None)
@@ -449,6 +451,8 @@ class DataModel:
     def _tree_hdu(self) -> fits.BinTableHDU:
         tree = dict(self._tree_other)
         meta = _strip_mapped(self._tree_meta, "")
+        if self._gwcs is not None:
+            meta["wcs"] = self._gwcs
         if meta:
             tree["meta"] = meta
         extra = _asdf_tree.check_plain(self.extra, "model.extra")
@@ -499,6 +503,7 @@ class DataModel:
         object.__setattr__(self, "_tree_meta", _copy.deepcopy(other._tree_meta))
         object.__setattr__(self, "_tree_other", _copy.deepcopy(other._tree_other))
         object.__setattr__(self, "extra", _copy.deepcopy(other.extra))
+        object.__setattr__(self, "_gwcs", _copy.deepcopy(other._gwcs))
         for ext, table in other._table_data.items():
             if ext in self._tables.values():
                 self._table_data[ext] = table.copy()
