@@ -143,12 +143,9 @@ def sky_correction(shift_arcsec: ArrayLike, rotation_deg: float,
 
     ra0, dec0 = (float(v) for v in tangent_point)
     th = np.radians(rotation_deg)
-    # the native-plane x of a TAN projection with LONPOLE 180 points west: flip to xi east
-    flip = np.diag([-1.0, 1.0])
-    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    shift = np.asarray(shift_arcsec, dtype=np.float64) / 3600.0
-    matrix = flip @ rot @ flip
-    translation = flip @ shift
+    # with LONPOLE 180 the projection plane's (x, y) in degrees are (xi, eta)
+    matrix = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    translation = np.asarray(shift_arcsec, dtype=np.float64) / 3600.0
     model = (RotateCelestial2Native(ra0, dec0, 180.0) | Sky2Pix_TAN()
              | AffineTransformation2D(matrix=matrix, translation=translation)
              | Pix2Sky_TAN() | RotateNative2Celestial(ra0, dec0, 180.0))

@@ -39,7 +39,7 @@ class MetaNode:
         if keyword is not None:
             return self._model._get_keyword(keyword)
         if path == "wcs":
-            return self._model._gwcs
+            return self._model._get_gwcs()
         found, value = self._model._tree_get(path)
         if found and not isinstance(value, dict):
             return value
