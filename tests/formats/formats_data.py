@@ -128,6 +128,11 @@ def write_rate(path, shape=(NPIX, NPIX), *, xstart=1, ystart=1, filter="F200W",
     m.exposure.ngroups = 5
     m.exposure.nframes = 8
     m.exposure.groupgap = 2
+    m.exposure.exposure_time = 429.5
+    m.exposure.effective_exposure_time = 429.5
+    m.exposure.measurement_time = 386.5
+    m.exposure.integration_time = 429.5
+    m.exposure.duration = 440.9
     m.observation.date = "2022-08-15"
     m.observation.time = "12:00:00"
     m.subarray.name = "FULL" if shape == (NPIX, NPIX) else "SUB400P"
