@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     import numpy as np
-    from formats_data import write_distortion, write_filteroffset, write_rate
+    from formats_data import offline_crds_env, write_distortion, write_filteroffset, write_rate
 
     from jwpipe import datamodels
     from jwpipe.steps._image_common import model_wcs
@@ -97,17 +97,7 @@ def main() -> None:
         ours["open_headers"] = best(lambda: datamodels.open(path), args.repeat)
         ours["open_with_gwcs"] = best(lambda: datamodels.open(path).meta.wcs, args.repeat)
 
-        cache = os.path.join(tmp, "crds")
-        os.makedirs(os.path.join(cache, "config", "jwst"))
-        with open(os.path.join(cache, "config", "jwst", "server_config"), "w") as f:
-            f.write(repr({"observatory": "jwst", "operational_context": "jwst_0001.pmap",
-                          "latest_context": "jwst_0001.pmap", "bad_files": "",
-                          "bad_files_list": [], "effective_mode": "local",
-                          "checkout_url": "none", "last_synced": "2026-01-01 00:00:00",
-                          "force_remote_mode": False, "download_metadata": {},
-                          "crds_version": {"str": "13.0.0"}}))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRDS_")}
-        env.update(CRDS_PATH=cache, CRDS_READONLY_CACHE="1", STPIPE_DISABLE_CRDS_STEPPARS="1")
+        env = offline_crds_env(tmp)
         proc = subprocess.run([sys.executable, "-c", JWST_CHILD, rate, dist, fo,
                                str(args.repeat)], env=env, capture_output=True, text=True,
                               check=True)

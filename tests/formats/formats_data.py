@@ -155,31 +155,38 @@ def write_rate(path, shape=(NPIX, NPIX), *, xstart=1, ystart=1, filter="F200W",
     return os.fspath(path)
 
 
+def offline_crds_env(directory):
+    """Environment for jwst with an empty, read-only CRDS cache under ``directory``.
+
+    jwst records the context of any reference it used: the client reads it from the cache's
+    ``server_config`` even when every reference is an override; no server is configured.
+    """
+    cache = os.path.join(os.fspath(directory), "crds_cache")
+    os.makedirs(os.path.join(cache, "config", "jwst"), exist_ok=True)
+    with open(os.path.join(cache, "config", "jwst", "server_config"), "w") as f:
+        f.write(repr({
+            "observatory": "jwst", "operational_context": "jwst_0001.pmap",
+            "latest_context": "jwst_0001.pmap", "bad_files": "", "bad_files_list": [],
+            "effective_mode": "local", "checkout_url": "none",
+            "last_synced": "2026-01-01 00:00:00", "force_remote_mode": False,
+            "download_metadata": {}, "crds_version": {"str": "13.0.0"}}))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CRDS_") and k != "STPIPE_DISABLE_CRDS_STEPPARS"}
+    env.update(CRDS_PATH=cache, CRDS_READONLY_CACHE="1", STPIPE_DISABLE_CRDS_STEPPARS="1")
+    return env
+
+
 def run_jwst(tasks, tmp_path):
-    """Run ``_run_jwst.py`` on ``tasks`` offline (empty read-only CRDS cache, no server)."""
+    """Run ``_run_jwst.py`` on ``tasks`` offline (:func:`offline_crds_env`)."""
     import json
     import subprocess
     import sys
 
     pytest.importorskip("jwst")
-    cache = tmp_path / "crds_cache"
-    (cache / "config" / "jwst").mkdir(parents=True, exist_ok=True)
-    # jwst records the context of any reference it used: the client reads it from the cache's
-    # server_config even when every reference is an override
-    (cache / "config" / "jwst" / "server_config").write_text(repr({
-        "observatory": "jwst", "operational_context": "jwst_0001.pmap",
-        "latest_context": "jwst_0001.pmap", "bad_files": "", "bad_files_list": [],
-        "effective_mode": "local", "checkout_url": "none",
-        "last_synced": "2026-01-01 00:00:00", "force_remote_mode": False,
-        "download_metadata": {}, "crds_version": {"str": "13.0.0"}}))
     spec = tmp_path / "jwst_tasks.json"
     spec.write_text(json.dumps(tasks))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CRDS_") and k != "STPIPE_DISABLE_CRDS_STEPPARS"}
-    env.update(CRDS_PATH=str(cache), CRDS_READONLY_CACHE="1",
-               STPIPE_DISABLE_CRDS_STEPPARS="1")
     script = os.path.join(os.path.dirname(__file__), "_run_jwst.py")
-    proc = subprocess.run([sys.executable, script, str(spec)], env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run([sys.executable, script, str(spec)], env=offline_crds_env(tmp_path),
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

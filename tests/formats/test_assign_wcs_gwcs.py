@@ -162,3 +162,29 @@ def test_missing_pointing_keyword_is_a_clear_error(formats_dir, tmp_path):
     with pytest.raises(StepInputError, match="V2_REF"):
         AssignWcsStep.call(model, override_distortion=str(
             formats_dir / "jwst_nircam_distortion_0001.asdf"), override_filteroffset="N/A")
+
+
+def test_reference_models_as_overrides(formats_dir):
+    """Models (not paths) given as override_distortion/override_filteroffset are used."""
+    dist = datamodels.open(formats_dir / "jwst_nircam_distortion_0001.asdf")
+    fo = datamodels.open(formats_dir / "jwst_nircam_filteroffset_0001.asdf")
+    rate = str(formats_dir / "jw01234001001_01101_00001_nrca1_rate.fits")
+    by_model = AssignWcsStep.call(rate, override_distortion=dist, override_filteroffset=fo)
+    by_path = AssignWcsStep.call(
+        rate, override_distortion=str(formats_dir / "jwst_nircam_distortion_0001.asdf"),
+        override_filteroffset=str(formats_dir / "jwst_nircam_filteroffset_0001.asdf"))
+    xx, yy = _grid(by_model.shape, 256)
+    assert np.array_equal(by_model.meta.wcs(xx, yy), by_path.meta.wcs(xx, yy))
+    assert by_path.meta.ref_file.distortion.name.endswith("jwst_nircam_distortion_0001.asdf")
+    assert by_path.meta.ref_file.filteroffset.name.endswith(
+        "jwst_nircam_filteroffset_0001.asdf")
+
+
+def test_unreadable_distortion_reference_is_a_clear_error(formats_dir, tmp_path):
+    from jwpipe.errors import ReferenceFileError
+
+    junk = tmp_path / "jwst_nircam_distortion_0099.asdf"
+    junk.write_bytes(b"#ASDF 1.0.0\ngarbage")
+    rate = str(formats_dir / "jw01234001001_01101_00001_nrca1_rate.fits")
+    with pytest.raises(ReferenceFileError, match=r"jwst_nircam_distortion_0099\.asdf"):
+        AssignWcsStep.call(rate, override_distortion=str(junk), override_filteroffset="N/A")

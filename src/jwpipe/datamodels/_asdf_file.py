@@ -126,6 +126,19 @@ class AsdfReferenceModel:
                 out[name] = inst[key]
         return out
 
+    def save(self, path: str | os.PathLike, overwrite: bool = True) -> str:
+        """Write the tree to an ASDF file atomically and return the path written."""
+        import asdf
+
+        from jwpipe.atomic import atomic_path
+
+        path = os.fspath(path)
+        if not overwrite and os.path.exists(path):
+            raise DataModelError(f"{path} already exists and overwrite is False")
+        with atomic_path(path) as tmp:
+            asdf.AsdfFile(self.tree).write_to(tmp)
+        return path
+
     def close(self) -> None:
         """Nothing to release (the file is read completely on open)."""
 
