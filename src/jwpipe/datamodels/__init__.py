@@ -7,10 +7,15 @@ extensions); class constructors accept a path, a shape, an array or another mode
 from jwpipe.datamodels import dqflags
 from jwpipe.datamodels.container import ModelContainer
 from jwpipe.datamodels.model_base import ArraySpec, DataModel
-from jwpipe.datamodels.opening import model_class_for, read_crds_parameters
+from jwpipe.datamodels.opening import model_class_for, open_asdf_reference, read_crds_parameters
 from jwpipe.datamodels.opening import open_model as open
 from jwpipe.datamodels.reference import (
+    ABVegaOffsetModel,
+    ApcorrModel,
+    AsdfReferenceModel,
     DarkModel,
+    DistortionModel,
+    FilteroffsetModel,
     FlatModel,
     GainModel,
     LinearityModel,
@@ -25,10 +30,15 @@ from jwpipe.datamodels.reference import (
 from jwpipe.datamodels.science import CubeModel, ImageModel, RampModel
 
 __all__ = [
+    "ABVegaOffsetModel",
+    "ApcorrModel",
     "ArraySpec",
+    "AsdfReferenceModel",
     "CubeModel",
     "DarkModel",
     "DataModel",
+    "DistortionModel",
+    "FilteroffsetModel",
     "FlatModel",
     "GainModel",
     "ImageModel",
@@ -45,5 +55,6 @@ __all__ = [
     "dqflags",
     "model_class_for",
     "open",
+    "open_asdf_reference",
     "read_crds_parameters",
 ]

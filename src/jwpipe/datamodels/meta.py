@@ -2,6 +2,8 @@
 
 Known paths (:mod:`jwpipe.datamodels.keywords`) read and write FITS header cards; any other
 path is stored in the model's ASDF metadata tree. Unset known paths read as None.
+``meta.wcs`` is the exposure's gWCS (a ``gwcs.WCS`` or None), stored in the ASDF extension as
+jwst stores it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class MetaNode:
         keyword = KEYWORDS.get(path)
         if keyword is not None:
             return self._model._get_keyword(keyword)
+        if path == "wcs":
+            return self._model._get_gwcs()
         found, value = self._model._tree_get(path)
         if found and not isinstance(value, dict):
             return value
@@ -56,6 +60,9 @@ class MetaNode:
         keyword = KEYWORDS.get(path)
         if keyword is not None:
             self._model._set_keyword(keyword, value)
+        elif path == "wcs":
+            _check_gwcs(value)
+            object.__setattr__(self._model, "_gwcs", value)
         elif path in GROUPS:
             if not isinstance(value, dict):
                 raise AttributeError(f"meta.{path} is a group; assign a dict to it")
@@ -90,6 +97,15 @@ class MetaNode:
 
     def __repr__(self) -> str:
         return f"<MetaNode meta{'.' if self._path else ''}{self._path}>"
+
+
+def _check_gwcs(value: Any) -> None:
+    if value is None:
+        return
+    from gwcs import WCS
+
+    if not isinstance(value, WCS):
+        raise AttributeError(f"meta.wcs must be a gwcs.WCS (or None), got {type(value).__name__}")
 
 
 def _flatten(tree: dict[str, Any], prefix: str):

@@ -103,6 +103,7 @@ class DataModel:
             "extra": {},
             "_handle": None,
             "_source_path": None,
+            "_gwcs": None,
         }
         for key, value in state.items():
             object.__setattr__(self, key, value)
@@ -305,6 +306,13 @@ class DataModel:
             node = child
         node[parts[-1]] = value
 
+    def _get_gwcs(self) -> Any:
+        """The gWCS (``meta.wcs``), deserialized from the file on first use; None if absent."""
+        pending = self._gwcs
+        if isinstance(pending, _PendingWcs):
+            object.__setattr__(self, "_gwcs", _asdf_tree.decode_wcs(pending.raw, pending.path))
+        return self._gwcs
+
     # ------------------------------------------------------------------ CRDS parameters
     def get_crds_parameters(self) -> dict[str, Any]:
         """Reference-selection parameters keyed by FITS keyword, values as stored."""
@@ -371,7 +379,9 @@ class DataModel:
             raw = bytes(np.asarray(hdu.data[_asdf_tree.COLUMN][0], dtype=np.uint8))
         except (KeyError, IndexError, TypeError) as exc:
             raise DataModelError(f"{path}: malformed ASDF extension: {exc}") from exc
-        tree = _asdf_tree.decode(raw, path)
+        tree, has_wcs = _asdf_tree.decode_tree(raw, path)
+        # the gWCS is deserialized on first use of meta.wcs (see _get_gwcs)
+        object.__setattr__(self, "_gwcs", _PendingWcs(raw, path) if has_wcs else None)
         meta = tree.pop("meta", {})
         extra = tree.pop("extra", {})
         tree.pop("data", None)
@@ -449,6 +459,9 @@ class DataModel:
     def _tree_hdu(self) -> fits.BinTableHDU:
         tree = dict(self._tree_other)
         meta = _strip_mapped(self._tree_meta, "")
+        gwcs = self._get_gwcs()
+        if gwcs is not None:
+            meta["wcs"] = gwcs
         if meta:
             tree["meta"] = meta
         extra = _asdf_tree.check_plain(self.extra, "model.extra")
@@ -499,6 +512,7 @@ class DataModel:
         object.__setattr__(self, "_tree_meta", _copy.deepcopy(other._tree_meta))
         object.__setattr__(self, "_tree_other", _copy.deepcopy(other._tree_other))
         object.__setattr__(self, "extra", _copy.deepcopy(other.extra))
+        object.__setattr__(self, "_gwcs", _copy.deepcopy(other._get_gwcs()))
         for ext, table in other._table_data.items():
             if ext in self._tables.values():
                 self._table_data[ext] = table.copy()
@@ -543,6 +557,14 @@ class DataModel:
     def __repr__(self) -> str:
         where = f" from {os.path.basename(self._source_path)}" if self._source_path else ""
         return f"<{type(self).__name__}{self.shape or ''}{where}>"
+
+
+@dataclass(frozen=True)
+class _PendingWcs:
+    """The ASDF bytes of a gWCS not yet deserialized."""
+
+    raw: bytes
+    path: str
 
 
 def _coerce(keyword: Keyword, value: Any) -> Any:

@@ -8,11 +8,16 @@ from typing import Any
 from astropy.io import fits
 
 from jwpipe.datamodels import _fitsio
+from jwpipe.datamodels._asdf_file import AsdfReferenceModel, read_asdf_tree
 from jwpipe.datamodels.container import ModelContainer, is_sequence_of_members
 from jwpipe.datamodels.keywords import CRDS_KEYWORDS
 from jwpipe.datamodels.model_base import DataModel
 from jwpipe.datamodels.reference import (
+    ABVegaOffsetModel,
+    ApcorrModel,
     DarkModel,
+    DistortionModel,
+    FilteroffsetModel,
     FlatModel,
     GainModel,
     LinearityModel,
@@ -26,7 +31,7 @@ from jwpipe.datamodels.reference import (
 from jwpipe.datamodels.science import CubeModel, ImageModel, RampModel
 from jwpipe.errors import DataModelError
 
-__all__ = ["model_class_for", "open_model", "read_crds_parameters"]
+__all__ = ["model_class_for", "open_asdf_reference", "open_model", "read_crds_parameters"]
 
 _CLASSES: tuple[type[DataModel], ...] = (
     RampModel,
@@ -42,7 +47,13 @@ _CLASSES: tuple[type[DataModel], ...] = (
     FlatModel,
     PhotomModel,
     PixelAreaModel,
+    ApcorrModel,
 )
+
+#: Reference types CRDS serves as ASDF files, by REFTYPE.
+ASDF_BY_REFTYPE: dict[str, type[AsdfReferenceModel]] = {
+    cls.reftype: cls for cls in (DistortionModel, FilteroffsetModel, ABVegaOffsetModel)
+}
 
 BY_DATAMODL: dict[str, type[DataModel]] = {cls.__name__: cls for cls in _CLASSES}
 BY_DATAMODL.update({name: cls for cls in _CLASSES for name in cls._model_types})
@@ -80,6 +91,8 @@ def model_class_for(path: str) -> type[DataModel]:
             return LinearityModel
         if "PHOTOM" in tables:
             return PhotomModel
+        if "APCORR" in tables:
+            return ApcorrModel
         if "DQ" in images:
             return MaskModel
         raise DataModelError(f"{path}: lacks a SCI extension; cannot tell which model it is")
@@ -111,7 +124,23 @@ def open_model(init: Any, **kwargs: Any) -> DataModel | ModelContainer:
     path = os.fspath(init)
     if path.lower().endswith(".json"):
         return ModelContainer(path, **kwargs)
+    if path.lower().endswith(".asdf"):
+        return open_asdf_reference(path)
     return model_class_for(path)(path, **kwargs)
+
+
+def open_asdf_reference(path: str | os.PathLike) -> AsdfReferenceModel:
+    """Open an ASDF reference file (distortion, filteroffset, abvegaoffset) by its REFTYPE."""
+    path = os.fspath(path)
+    tree = read_asdf_tree(path)
+    meta = tree.get("meta") or {}
+    reftype = str(meta.get("reftype", "")).strip().upper() if isinstance(meta, dict) else ""
+    cls = ASDF_BY_REFTYPE.get(reftype)
+    if cls is None:
+        raise DataModelError(
+            f"{path}: ASDF file with REFTYPE {reftype or '(none)'!r}; jwpipe reads "
+            f"{', '.join(sorted(ASDF_BY_REFTYPE))} reference files in ASDF")
+    return cls(path, tree=tree)
 
 
 def read_crds_parameters(path: str | os.PathLike) -> dict[str, Any]:

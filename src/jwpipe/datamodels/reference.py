@@ -1,5 +1,5 @@
 """Reference-file models (MASK, SATURATION, SUPERBIAS, LINEARITY, DARK, GAIN, READNOISE,
-FLAT, PHOTOM, AREA).
+FLAT, PHOTOM, AREA, APCORR as FITS; DISTORTION, FILTEROFFSET, ABVEGAOFFSET as ASDF).
 
 A reference DQ array that comes with a ``DQ_DEF`` table is remapped to the standard JWST bit
 values by flag name when it is read; on save a ``DQ_DEF`` table of the standard values is
@@ -15,10 +15,17 @@ import numpy as np
 from astropy.io import fits
 
 from jwpipe.datamodels import dqflags
+from jwpipe.datamodels._asdf_file import AsdfReferenceModel
 from jwpipe.datamodels.model_base import ArraySpec, DataModel, _table_array
+from jwpipe.errors import DataModelError
 
 __all__ = [
+    "ABVegaOffsetModel",
+    "ApcorrModel",
+    "AsdfReferenceModel",
     "DarkModel",
+    "DistortionModel",
+    "FilteroffsetModel",
     "FlatModel",
     "GainModel",
     "LinearityModel",
@@ -29,6 +36,7 @@ __all__ = [
     "ReferenceFileModel",
     "SaturationModel",
     "SuperBiasModel",
+    "match_rows",
     "remap_dq",
 ]
 
@@ -245,3 +253,147 @@ class PhotomModel(ReferenceFileModel):
                 match &= stored == value.strip().upper()
         rows = np.flatnonzero(match)
         return table[rows[0]] if rows.size else None
+
+
+def match_rows(table: Any, **selectors: str | None) -> np.ndarray:
+    """Indices of the rows of ``table`` whose selector columns equal the given values.
+
+    Column names and string values compare case-insensitively with blanks stripped; a
+    selector whose column the table lacks, or whose value is None, does not restrict.
+    ``table`` is a numpy structured array or an astropy ``Table``.
+    """
+    names = list(table.dtype.names if hasattr(table, "dtype") and table.dtype.names
+                 else table.colnames)
+    by_lower = {n.lower(): n for n in names}
+    match = np.ones(len(table), dtype=bool)
+    for column, value in selectors.items():
+        if value is None or column.lower() not in by_lower:
+            continue
+        stored = np.asarray([_as_str(v).strip().upper() for v in table[by_lower[column.lower()]]])
+        match &= stored == str(value).strip().upper()
+    return np.flatnonzero(match)
+
+
+class ApcorrModel(ReferenceFileModel):
+    """Imaging aperture corrections (REFTYPE APCORR): ``apcorr_table`` (BINTABLE APCORR).
+
+    Columns ``filter``, ``pupil`` (NIRCam/NIRISS) or ``subarray`` (MIRI), ``eefraction``,
+    ``radius`` [pixels], ``apcorr``, ``skyin``, ``skyout`` (one row per encircled-energy
+    fraction), as in the ``*img_apcorr`` schemas of ``stdatamodels``.
+    """
+
+    reftype = "APCORR"
+    _primary = None
+    _arrays: ClassVar[dict[str, ArraySpec]] = {}
+    _tables: ClassVar[dict[str, str]] = {"apcorr_table": "APCORR"}
+    _required_tables: ClassVar[tuple[str, ...]] = ("apcorr_table",)
+    _model_types: ClassVar[tuple[str, ...]] = (
+        "NrcImgApcorrModel",
+        "NisImgApcorrModel",
+        "MirImgApcorrModel",
+        "FgsImgApcorrModel",
+    )
+
+    def find_rows(self, filter: str | None, pupil: str | None = None,
+                  subarray: str | None = None) -> np.ndarray:
+        """Rows for an exposure's filter and pupil (or MIRI subarray), by ``eefraction``."""
+        table = self.apcorr_table
+        rows = table[match_rows(table, filter=filter, pupil=pupil, subarray=subarray)]
+        names = {n.lower(): n for n in table.dtype.names}
+        if "eefraction" in names and len(rows):
+            rows = rows[np.argsort(rows[names["eefraction"]], kind="stable")]
+        return rows
+
+
+class DistortionModel(AsdfReferenceModel):
+    """Imaging distortion (REFTYPE DISTORTION, ASDF): ``model`` maps detector pixels
+    (0-based, full frame) to V2/V3 in arcsec; ``meta.input_units``/``output_units``."""
+
+    reftype = "DISTORTION"
+    _required = ("model",)
+
+    def _validate(self) -> None:
+        from astropy.modeling import Model
+
+        model = self.tree["model"]
+        if not isinstance(model, Model) or model.n_inputs != 2 or model.n_outputs != 2:
+            raise DataModelError(
+                f"{self._where()}: 'model' must be an astropy modeling transform with two "
+                f"inputs and two outputs (detector x, y -> V2, V3); found {type(model).__name__}")
+        out = str(self.tree["meta"].get("output_units", "arcsec")).strip().lower()
+        if out not in ("arcsec", "arcsecond", "arcseconds"):
+            raise DataModelError(
+                f"{self._where()}: output_units {out!r}; jwpipe reads imaging distortion "
+                "references whose model gives V2/V3 in arcsec")
+
+    @property
+    def model(self) -> Any:
+        """The detector -> V2V3 transform (astropy ``Model``)."""
+        return self.tree["model"]
+
+
+class FilteroffsetModel(AsdfReferenceModel):
+    """Filter-dependent pixel offsets (REFTYPE FILTEROFFSET, ASDF): ``filters``, a list of
+    ``{filter, [pupil], column_offset, row_offset}``."""
+
+    reftype = "FILTEROFFSET"
+    _required = ("filters",)
+
+    def _validate(self) -> None:
+        filters = self.tree["filters"]
+        if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
+            raise DataModelError(f"{self._where()}: 'filters' must be a list of mappings")
+
+    @property
+    def filters(self) -> list[dict[str, Any]]:
+        """The offset entries."""
+        return self.tree["filters"]
+
+    def find_offset(self, filter: str | None, pupil: str | None = None
+                    ) -> tuple[float, float] | None:
+        """``(column_offset, row_offset)`` in pixels for an exposure, None without a match.
+
+        An entry matches when its ``filter`` equals the exposure's and its ``pupil`` (where the
+        entry has one: NIRCam, NIRISS) equals the exposure's pupil.
+        """
+        def same(a: Any, b: Any) -> bool:
+            return str(a).strip().upper() == str(b).strip().upper()
+
+        for entry in self.filters:
+            if not same(entry.get("filter"), filter):
+                continue
+            if "pupil" in entry and not same(entry["pupil"], pupil):
+                continue
+            col, row = entry.get("column_offset"), entry.get("row_offset")
+            if col is None or row is None or "N/A" in (col, row):
+                return None
+            return float(col), float(row)
+        return None
+
+
+class ABVegaOffsetModel(AsdfReferenceModel):
+    """AB - Vega magnitude offsets (REFTYPE ABVEGAOFFSET, ASDF): ``abvega_offset`` table with
+    ``filter``/``pupil`` (NIRCam, NIRISS), ``filter`` (MIRI) or ``detector`` (FGS) columns."""
+
+    reftype = "ABVEGAOFFSET"
+    _required = ("abvega_offset",)
+
+    def _validate(self) -> None:
+        table = self.tree["abvega_offset"]
+        names = getattr(table, "colnames", None) or getattr(
+            getattr(table, "dtype", None), "names", None) or ()
+        if "abvega_offset" not in names:
+            raise DataModelError(
+                f"{self._where()}: 'abvega_offset' must be a table with an abvega_offset column")
+
+    @property
+    def abvega_offset(self) -> Any:
+        """The offsets table (astropy ``Table``)."""
+        return self.tree["abvega_offset"]
+
+    def find_offset(self, filter: str | None = None, pupil: str | None = None,
+                    detector: str | None = None) -> float | None:
+        """``m_AB - m_Vega`` for an exposure, None without a matching row."""
+        table = self.abvega_offset
+        rows = match_rows(table, filter=filter, pupil=pupil, detector=detector)
+        return float(table["abvega_offset"][rows[0]]) if rows.size else None

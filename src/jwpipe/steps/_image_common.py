@@ -1,8 +1,8 @@
 """Helpers shared by the Image2/Image3 step classes.
 
-* WCS in the SCI header: :func:`model_wcs` reads a celestial astropy WCS (TAN, optionally SIP)
-  from the SCI header; :func:`set_model_wcs` writes one back (so it round-trips through FITS)
-  together with ``S_REGION``.
+* WCS: :func:`model_wcs` gives the model's gWCS (``meta.wcs``, wrapped to answer astropy-WCS
+  calls) or else the celestial astropy WCS of the SCI header (TAN, optionally SIP);
+  :func:`set_model_wcs` stores either back (so it round-trips through FITS) with ``S_REGION``.
 * Members of a stage-3 product: :func:`load_members` turns an association, a list of files, a
   single file or a model into a lazy :class:`ModelContainer` of the science members and checks
   that they belong together (:func:`check_members`).
@@ -89,15 +89,24 @@ def bad_pixel_mask(dq: NDArray | None, shape: tuple[int, ...]) -> NDArray[np.boo
 
 
 def model_wcs(model: Any, step: str = "") -> Any:
-    """The celestial WCS stored in a model's SCI header (astropy ``WCS``).
+    """The celestial WCS of a model: its gWCS (``meta.wcs``) if it has one, else the header's.
+
+    A gWCS comes wrapped in a :class:`~jwpipe.algorithms.imaging_wcs.GwcsAdapter`, which
+    answers the same pixel <-> world calls as the astropy ``WCS`` read from the SCI header
+    (TAN, optionally SIP) otherwise.
 
     Raises
     ------
     StepInputError
-        The header holds no celestial (RA/Dec) WCS.
+        Neither a gWCS nor a celestial (RA/Dec) header WCS.
     """
     from astropy.wcs import WCS, FITSFixedWarning
 
+    gwcs = model.meta.wcs
+    if gwcs is not None:
+        from jwpipe.algorithms.imaging_wcs import GwcsAdapter
+
+        return GwcsAdapter(gwcs, model.shape)
     header = model.header("SCI")
     ctype1 = str(header.get("CTYPE1", ""))
     if not ctype1.startswith("RA--") or "CRVAL1" not in header:
@@ -116,17 +125,43 @@ def model_wcs(model: Any, step: str = "") -> Any:
     return wcs
 
 
-def set_model_wcs(model: Any, wcs: Any) -> None:
-    """Write ``wcs`` (astropy WCS) into the model's SCI header, replacing any old WCS cards."""
+#: SIP fit of a gWCS written into the header when set_model_wcs is not told otherwise
+#: (jwst's assign_wcs/tweakreg defaults).
+DEFAULT_SIP: dict[str, Any] = {"max_pix_error": 0.01, "degree": None,
+                               "max_inv_pix_error": 0.01, "inv_degree": None, "npoints": 12}
+
+
+def set_model_wcs(model: Any, wcs: Any, sip: dict[str, Any] | None = DEFAULT_SIP) -> None:
+    """Store ``wcs`` in a model, replacing its WCS, and update ``S_REGION``.
+
+    An astropy ``WCS`` goes into the SCI header (and any gWCS is dropped: it no longer
+    describes the data). A :class:`~jwpipe.algorithms.imaging_wcs.GwcsAdapter` becomes
+    ``meta.wcs``; with ``sip`` options (:func:`jwpipe.algorithms.imaging_wcs.sip_header`) a
+    TAN-SIP fit to it replaces the header WCS, with ``sip=None`` the header is left alone.
+    """
+    from jwpipe.algorithms.imaging_wcs import GwcsAdapter, sip_header
+
     header = model.header("SCI")
-    for key in [k for k in header if _WCS_KEY.match(k)]:
-        del header[key]
-    new = wcs.to_header(relax=True)
-    for card in new.cards:
-        if _WCS_KEY.match(card.keyword):
-            header[card.keyword] = (card.value, card.comment)
-    header["RADESYS"] = "ICRS"
     shape = model.shape
+    if isinstance(wcs, GwcsAdapter):
+        model.meta.wcs = wcs.gwcs
+        new = None
+        if sip is not None and shape is not None:
+            try:
+                new = sip_header(wcs.gwcs, shape[-2:], **sip)
+            except (ValueError, RuntimeError) as exc:
+                warnings.warn(f"{label(model)}: no TAN-SIP approximation of the gWCS written "
+                              f"to the header ({exc})", RuntimeWarning, stacklevel=2)
+    else:
+        model.meta.wcs = None
+        new = wcs.to_header(relax=True)
+    if new is not None:
+        for key in [k for k in header if _WCS_KEY.match(k)]:
+            del header[key]
+        for card in new.cards:
+            if _WCS_KEY.match(card.keyword):
+                header[card.keyword] = (card.value, card.comment)
+        header["RADESYS"] = "ICRS"
     if shape is not None:
         model.meta.wcsinfo.s_region = wcs_footprint_region(wcs, shape[-2:])
 
@@ -160,12 +195,16 @@ def rotate_shift_wcs(wcs: Any, shift_arcsec: NDArray, rotation_deg: float,
     """Apply a tangent-plane correction ``p -> R(rotation) p + shift`` to a WCS.
 
     The correction is defined on the tangent plane about ``tangent_point`` (xi east, eta
-    north, arcsec; :func:`jwpipe.algorithms.image_align.tangent_plane`). The reference point
-    moves with it and the linear matrix rotates by the same angle; SIP terms (pixel domain)
-    are unchanged.
+    north, arcsec; :func:`jwpipe.algorithms.image_align.tangent_plane`). For an astropy WCS
+    the reference point moves with it and the linear matrix rotates by the same angle; SIP
+    terms (pixel domain) are unchanged. A gWCS gets the correction appended to its transform
+    to ``world`` (exact on the whole image).
     """
     from jwpipe.algorithms.image_align import apply_correction, tangent_plane
+    from jwpipe.algorithms.imaging_wcs import GwcsAdapter, sky_correction
 
+    if isinstance(wcs, GwcsAdapter):
+        return wcs.with_sky_correction(sky_correction(shift_arcsec, rotation_deg, tangent_point))
     new = wcs.deepcopy()
     ra0, dec0 = tangent_point
     xi, eta = tangent_plane(new.wcs.crval[0], new.wcs.crval[1], ra0, dec0)

@@ -1,19 +1,24 @@
-"""``AssignWcsStep``: a celestial WCS for each exposure from its pointing keywords.
+"""``AssignWcsStep``: the WCS of each exposure from its distortion reference and pointing.
 
-The WCS is a gnomonic (TAN) projection: the reference pixel (CRPIX1/2 of the SCI header,
-else the array centre) points at ``RA_REF, DEC_REF``; the detector +y axis lies at
-``ROLL_REF - VPARITY * V3I_YANG`` degrees east of north, with x flipped for ``VPARITY = -1``
-(the jwst distortion-free imaging WCS); the pixel scale is CDELT1/2 of the header (else the
-instrument's nominal scale) times the velocity-aberration scale ``VA_SCALE``.
+With an ASDF ``distortion`` reference (the format CRDS serves, written by ``stdatamodels``) the
+WCS is a gWCS built as jwst builds the imaging WCS (:mod:`jwpipe.algorithms.imaging_wcs`):
+detector -> ``v2v3`` through the reference's transform, preceded by the ``filteroffset`` shift
+for the exposure's FILTER/PUPIL and by the subarray origin (SUBSTRT1/2); ``v2v3`` ->
+``v2v3vacorr`` by the velocity-aberration scale VA_SCALE about (V2_REF, V3_REF); then to ICRS by
+the pointing V2_REF, V3_REF, ROLL_REF, RA_REF, DEC_REF. The gWCS is stored as ``meta.wcs`` (the
+ASDF extension, where jwst stores it) and, with ``sip_approx`` (default), a TAN-SIP fit to it
+(jwst's ``sip_*`` parameters and defaults) is written into the SCI header for FITS readers.
 
-Distortion: the ``distortion`` reference. ``N/A`` gives the distortion-free WCS. A FITS
-distortion reference carrying SIP polynomials (``A_ORDER``/``B_ORDER`` with ``A_i_j``,
-``B_i_j`` and optionally ``AP_``/``BP_`` in its primary or first extension header) adds them
-(``RA---TAN-SIP``). jwst's ASDF gWCS distortion models are not supported and are rejected
-with an error rather than ignored.
+``distortion`` ``N/A`` gives a distortion-free gnomonic (TAN) WCS instead: the reference pixel
+(CRPIX1/2 of the SCI header, else the array centre) points at ``RA_REF, DEC_REF``; the +y axis
+lies at ``ROLL_REF - VPARITY * V3I_YANG`` degrees east of north, x flipped for ``VPARITY = -1``;
+the scale is CDELT1/2 of the header (else the instrument's nominal scale) times ``VA_SCALE``.
+A FITS distortion reference carrying SIP polynomials (``A_ORDER``/``B_ORDER``, ``A_i_j``...
+in its primary or first extension header) adds them to that TAN WCS (``RA---TAN-SIP``).
 
-The WCS is written into the SCI header (CTYPE, CRPIX, CRVAL, CDELT, PC, SIP, ``S_REGION``),
-so it round-trips through the file and every later step reads it from there.
+The header WCS (CTYPE, CRPIX, CRVAL, CDELT, PC, SIP) and ``S_REGION`` round-trip through the
+file; later steps read the gWCS when there is one, else the header
+(:func:`jwpipe.steps._image_common.model_wcs`).
 """
 
 from __future__ import annotations
@@ -58,13 +63,18 @@ def distortion_free_wcs(ra_ref: float, dec_ref: float, roll_ref: float, crpix: t
 
 
 class AssignWcsStep(Step):
-    """Attach a celestial WCS (TAN, optionally TAN-SIP) to an exposure's SCI header."""
+    """Attach the exposure's WCS: a gWCS from an ASDF distortion reference, else TAN(-SIP)."""
 
     class_alias = "assign_wcs"
     spec = """
-    sip_approx = boolean(default=True)  # Keep the SIP terms of a SIP distortion reference
+    sip_approx = boolean(default=True)  # Write a TAN-SIP fit of the gWCS into the SCI header
+    sip_max_pix_error = float(default=0.01)  # Largest forward error of the SIP fit (pixels)
+    sip_degree = integer(max=6, default=None)  # Degree of the forward SIP fit; None: best
+    sip_max_inv_pix_error = float(default=0.01)  # Largest inverse error of the SIP fit (pixels)
+    sip_inv_degree = integer(max=6, default=None)  # Degree of the inverse SIP fit; None: best
+    sip_npoints = integer(default=12)  # Fitting grid points per axis
     """
-    reference_file_types = ["distortion"]
+    reference_file_types = ["distortion", "filteroffset"]
     workflow_memory = (2.0, 150.0)
 
     def process(self, input: Any) -> Any:
@@ -75,14 +85,67 @@ class AssignWcsStep(Step):
             raise StepInputError(
                 f"{self.qualified_name}: {label(model)} is a {type(model).__name__}; "
                 "assign_wcs needs a rate/rateints image")
-        wcs = self._pointing_wcs(model)
         ref = self.get_reference_file(model, "distortion")
+        if _is_asdf_reference(ref):
+            self._assign_gwcs(model, ref)
+            return model
+        wcs = self._pointing_wcs(model)
         if isinstance(ref, str) and ref not in ("N/A", ""):
             self._add_sip(wcs, ref)
         set_model_wcs(model, wcs)
         self.log.info("WCS at RA_REF=%.7f DEC_REF=%.7f, %s", wcs.wcs.crval[0],
                       wcs.wcs.crval[1], "TAN-SIP" if wcs.sip is not None else "TAN")
         return model
+
+    def _assign_gwcs(self, model: Any, ref: Any) -> None:
+        from jwpipe.algorithms import imaging_wcs
+        from jwpipe.datamodels import DistortionModel, FilteroffsetModel
+        from jwpipe.errors import DataModelError
+
+        wi = model.meta.wcsinfo
+        values = {"V2_REF": wi.v2_ref, "V3_REF": wi.v3_ref, "ROLL_REF": wi.roll_ref,
+                  "RA_REF": wi.ra_ref, "DEC_REF": wi.dec_ref}
+        missing = [k for k, v in values.items() if v is None]
+        if missing:
+            raise StepInputError(
+                f"{self.qualified_name}: {label(model)} lacks the pointing keyword(s) "
+                f"{', '.join(missing)} in its SCI header; cannot build a WCS")
+        try:
+            dist = ref if isinstance(ref, DistortionModel) else DistortionModel(ref)
+        except DataModelError as exc:
+            raise ReferenceFileError(f"distortion reference: {exc}") from None
+        offset = None
+        fo_ref = self.get_reference_file(model, "filteroffset")
+        inst = model.meta.instrument
+        if isinstance(fo_ref, FilteroffsetModel) or (isinstance(fo_ref, str)
+                                                     and fo_ref not in ("N/A", "")):
+            try:
+                fo = fo_ref if isinstance(fo_ref, FilteroffsetModel) else FilteroffsetModel(fo_ref)
+            except DataModelError as exc:
+                raise ReferenceFileError(f"filteroffset reference: {exc}") from None
+            offset = fo.find_offset(inst.filter, inst.pupil)
+            self.log.info("Filter offset for %s/%s: %s", inst.filter, inst.pupil,
+                          "none" if offset is None else f"column {offset[0]}, row {offset[1]}")
+        sub = model.meta.subarray
+        origin = (int(sub.xstart or 1), int(sub.ystart or 1))
+        va = model.meta.velocity_aberration.scale_factor
+        shape = model.shape[-2:]
+        gwcs = imaging_wcs.imaging_gwcs(
+            imaging_wcs.detector_to_v2v3(dist.model, offset, origin),
+            imaging_wcs.velocity_aberration(va, wi.v2_ref, wi.v3_ref),
+            imaging_wcs.v2v3_to_sky(wi.v2_ref, wi.v3_ref, wi.roll_ref, wi.ra_ref, wi.dec_ref),
+            shape)
+        set_model_wcs(model, imaging_wcs.GwcsAdapter(gwcs, shape), sip=self._sip_options())
+        self.log.info("gWCS detector -> v2v3 -> v2v3vacorr -> world at V2_REF=%.3f V3_REF=%.3f "
+                      "-> RA_REF=%.7f DEC_REF=%.7f%s", wi.v2_ref, wi.v3_ref, wi.ra_ref,
+                      wi.dec_ref, ", TAN-SIP header" if self.sip_approx else "")
+
+    def _sip_options(self) -> dict[str, Any] | None:
+        if not self.sip_approx:
+            return None
+        return {"max_pix_error": self.sip_max_pix_error, "degree": self.sip_degree,
+                "max_inv_pix_error": self.sip_max_inv_pix_error,
+                "inv_degree": self.sip_inv_degree, "npoints": self.sip_npoints}
 
     def _pointing_wcs(self, model: Any) -> Any:
         wi = model.meta.wcsinfo
@@ -131,7 +194,7 @@ class AssignWcsStep(Step):
         if header is None:
             raise ReferenceFileError(
                 f"distortion reference {path}: no SIP polynomial (A_ORDER/B_ORDER); jwpipe "
-                "reads distortion only in FITS SIP form (ASDF gWCS models are not supported); "
+                "reads ASDF distortion references (CRDS format) or FITS SIP headers; "
                 "use override_distortion='N/A' for a distortion-free WCS")
         if not self.sip_approx:
             return
@@ -151,3 +214,11 @@ class AssignWcsStep(Step):
         wcs.sip = Sip(a, b, coeffs("AP"), coeffs("BP"), wcs.wcs.crpix)
         wcs.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
         wcs.wcs.set()
+
+
+def _is_asdf_reference(ref: Any) -> bool:
+    from jwpipe.datamodels import DistortionModel
+
+    if isinstance(ref, DistortionModel):
+        return True
+    return isinstance(ref, str) and ref.lower().endswith(".asdf")
