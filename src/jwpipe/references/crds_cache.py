@@ -220,7 +220,8 @@ class CrdsCache:
             raise ReferenceFileError(
                 f"CRDS context {self.context} has no '{reftype}' reference for the data "
                 f"({why}; {shown})")
-        if name in self.bad_files and not os.environ.get("CRDS_ALLOW_BAD_REFERENCES"):
+        allow = os.environ.get("CRDS_ALLOW_BAD_REFERENCES", "").strip().lower()
+        if name in self.bad_files and allow not in ("1", "true", "t", "yes", "y", "on"):
             raise ReferenceFileError(
                 f"CRDS designates {name} ({reftype}, context {self.context}) scientifically "
                 "invalid; set CRDS_ALLOW_BAD_REFERENCES=1 to use it anyway")
