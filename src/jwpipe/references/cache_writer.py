@@ -92,7 +92,7 @@ class CacheRule:
     reftype: str
     file: str
     match: tuple[tuple[str, str], ...]  # (FITS keyword, value or CRDS pattern), in parkey order
-    useafter: str = "1900-01-01 00:00:00"
+    useafter: str | None = "1900-01-01 00:00:00"  # None: no date selection (Match only)
 
 
 def mapping_checksum(text: str) -> str:
@@ -119,7 +119,10 @@ def _rmap_text(name: str, instrument: str, reftype: str, rules: Sequence[CacheRu
                derived_from: str) -> str:
     keys = rules[0].match
     keywords = tuple(k for k, _ in keys)
-    groups: dict[tuple[str, ...], dict[str, str]] = {}
+    dated = rules[0].useafter is not None
+    if any((r.useafter is not None) != dated for r in rules):
+        raise ReferenceFileError(f"{name}: some rules have a USEAFTER and some do not")
+    groups: dict[tuple[str, ...], dict[str | None, str]] = {}
     for rule in rules:
         if tuple(k for k, _ in rule.match) != keywords:
             raise ReferenceFileError(
@@ -135,12 +138,18 @@ def _rmap_text(name: str, instrument: str, reftype: str, rules: Sequence[CacheRu
         "classes": ("Match", "UseAfter"), "derived_from": derived_from,
         "filekind": reftype.upper(), "instrument": instrument.upper(), "mapping": "REFERENCE",
         "name": name, "observatory": OBSERVATORY.upper(),
-        "parkey": (tuple(meta_key(k) for k in keywords), DATE_KEYS),
+        "parkey": (tuple(meta_key(k) for k in keywords), DATE_KEYS) if dated else
+                  (tuple(meta_key(k) for k in keywords),),
     }
+    if not dated:
+        header["classes"] = ("Match",)
     body = ["Match({"]
     for values in sorted(groups):
+        if not dated:
+            body.append(f"    {values!r} : {groups[values][None]!r},")
+            continue
         body.append(f"    {values!r} : UseAfter({{")
-        for date in sorted(groups[values]):
+        for date in sorted(groups[values]):  # type: ignore[type-var]
             body.append(f"        {date!r} : {groups[values][date]!r},")
         body.append("    }),")
     body.append("})")
