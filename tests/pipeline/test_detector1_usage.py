@@ -39,7 +39,7 @@ def uncal(sim, tmp_cwd):
 
 
 def _ref(sim, reftype: str) -> str:
-    return str(next(sim.store_dir.glob(f"jwst_nircam_{reftype}_*.fits")))
+    return str(next(sim.store_dir.rglob(f"jwst_nircam_{reftype}_*.fits")))
 
 
 def test_call_save_results_writes_rate_and_rateints_in_cwd(uncal, tmp_cwd):

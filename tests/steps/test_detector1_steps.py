@@ -45,7 +45,7 @@ def store(sim):
 
 
 def _ref(sim, reftype: str) -> str:
-    return str(next(sim.store_dir.glob(f"jwst_nircam_{reftype}_*.fits")))
+    return str(next(sim.store_dir.rglob(f"jwst_nircam_{reftype}_*.fits")))
 
 
 RAMP_STEPS = [
@@ -129,7 +129,7 @@ def test_wrong_reference_kind_is_an_error(sim, store):
 
 def test_no_store_and_no_override_is_an_error(sim):
     set_store(None)
-    with pytest.raises(ReferenceFileError, match="no reference store"):
+    with pytest.raises(ReferenceFileError, match="no CRDS cache"):
         SaturationStep.call(str(sim.uncal_files[0]))
 
 

@@ -84,7 +84,8 @@ def test_missing_override_file_is_an_error():
 
 
 def test_no_store_and_no_override_is_a_clear_error():
-    with pytest.raises(ReferenceFileError, match="no CRDS cache for the 'gain' reference: set CRDS_PATH"):
+    with pytest.raises(ReferenceFileError,
+                       match="no CRDS cache for the 'gain' reference: set CRDS_PATH"):
         AddStep.call(TinyModel(0.0))
 
 
