@@ -72,7 +72,7 @@ def test_standalone_ramp_steps(sim, store, cls, key, reftype):
     expected = "SKIPPED" if cls in (GroupScaleStep, RefPixStep) else "COMPLETE"
     assert getattr(out.meta.cal_step, key) == expected
     if reftype:
-        assert getattr(out.meta.ref_file, reftype).name.startswith(f"jwst_nircam_{reftype}")
+        assert getattr(out.meta.ref_file, reftype).name.startswith(f"crds://jwst_nircam_{reftype}")
 
 
 def test_steps_change_the_data_as_their_algorithms_do(sim, store):

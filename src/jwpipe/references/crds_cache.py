@@ -185,6 +185,14 @@ class CrdsCache:
         key = tuple(sorted((k, str(v)) for k, v in header.items()))
         wanted = [t.lower() for t in reftypes]
         missing = [t for t in dict.fromkeys(wanted) if (key, t) not in self._answers]
+        if missing and "META.INSTRUMENT.NAME" not in header:
+            needed = [t for t in missing if not t.startswith("pars-")]
+            if needed:
+                raise ReferenceFileError(
+                    f"the data have no instrument name (INSTRUME): CRDS cannot select the "
+                    f"'{needed[0]}' reference")
+            self._answers.update({(key, t): "N/A" for t in missing})
+            missing = []
         if missing:
             names = self._recommend(header, missing)
             for reftype in missing:
@@ -201,7 +209,7 @@ class CrdsCache:
 
             try:
                 result = client.hv_best_references(self.context, header, include=reftypes)
-            except (CrdsError, OSError) as exc:
+            except (CrdsError, OSError, KeyError, ValueError) as exc:
                 raise ReferenceFileError(
                     f"CRDS context {self.context} in {self.path} cannot be used: {exc} (refetch "
                     f"its mappings with: CRDS_PATH={self.path} crds sync --contexts "

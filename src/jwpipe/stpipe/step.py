@@ -479,8 +479,8 @@ class Step:
                       tuple(_describe(a) for a in args))
         if args:
             self.set_primary_input(args[0])
-        if self.output_file is not None:
-            self.save_results = True
+        if self.output_file is not None or self.output_dir is not None:
+            self.save_results = True  # output_dir means "save", as the seed documents promise
         self._status = None
         for hook in self._hooks("pre"):
             new = hook.run(*args)
