@@ -271,7 +271,7 @@ def plan_workflow(
     stages : list of Pipeline classes
         The chain of stages (default: Detector1, Image2, Image3).
     """
-    from jwpipe.associations import load_asn, member_root
+    from jwpipe.associations import load_asn, member_root, product_root
     from jwpipe.errors import JwpipeError
 
     stages = list(stages or _default_stages())
@@ -307,7 +307,11 @@ def plan_workflow(
             if not roots:
                 raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
                                     "members")
-            products.append((top, check_name(product.name, "product name"), roots))
+            try:
+                root_name = product_root(product.name)
+            except JwpipeError as exc:
+                raise WorkflowError(f"{asn_path}: {exc}") from None
+            products.append((top, check_name(root_name, "product name"), roots))
     if not exposures:
         raise WorkflowError("no exposures to process")
     units: list[Unit] = []
