@@ -6,6 +6,7 @@ everything is selected offline through the crds client.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,6 +99,18 @@ def test_seed_examples_with_only_crds_path(crds_env, tmp_cwd):
     proc = subprocess.run([sys.executable, "-m", "jwpipe", "refs", "show", uncal, "--brief"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "ipc: N/A" in proc.stdout
+    # make-workflow with no --refs selects from CRDS_PATH and writes context and files
+    from jwpipe.associations import asn_from_list, write_asn
+
+    write_asn(asn_from_list([Path(uncal).name.replace("_uncal", "_rate")], asn_type="image2",
+                            product_name=ROOT), Path(uncal).parent / "asn.json")
+    proc = subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow",
+                           str(Path(uncal).parent / "asn.json"), "-o", "wf"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_cwd)
+    assert proc.returncode == 0, proc.stderr
+    unit = json.loads((tmp_cwd / "wf" / "units" / "jump" / f"{ROOT}.json").read_text())
+    assert unit["references"]["context"] == "jwst_0001.pmap"
+    assert Path(unit["references"]["files"]["gain"]).name.startswith("jwst_nircam_gain_")
 
 
 def test_missing_cached_file_names_it_and_the_sync_command(crds_env):
