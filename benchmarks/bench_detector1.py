@@ -78,9 +78,9 @@ def compare_stcal(uncal: str, refs: str) -> dict | None:
     pipe.ramp_fit.skip = True
     ramp = pipe.run(uncal)
     from jwpipe import datamodels
-    from jwpipe.references import get_store
+    from jwpipe.references import open_cache
 
-    store = get_store(refs)
+    store = open_cache(refs)
     params = ramp.get_crds_parameters()
     gain = datamodels.open(store.get_reference_file(params, "gain")).data
     rnoise = datamodels.open(store.get_reference_file(params, "readnoise")).data

@@ -24,6 +24,8 @@ def tmp_cwd(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _isolate_environment(monkeypatch):
-    """Tests never see a reference store or step-parameter switches from the outer shell."""
-    for var in ("JWPIPE_REFS", "STPIPE_DISABLE_CRDS_STEPPARS", "JWPIPE_DISABLE_REF_STEPPARS"):
+    """Tests never see a CRDS cache or step-parameter switches from the outer shell."""
+    for var in ("JWPIPE_REFS", "STPIPE_DISABLE_CRDS_STEPPARS", "JWPIPE_DISABLE_REF_STEPPARS",
+                "CRDS_PATH", "CRDS_CONTEXT", "CRDS_MAPPATH", "CRDS_REFPATH", "CRDS_CFGPATH",
+                "CRDS_SERVER_URL"):
         monkeypatch.delenv(var, raising=False)

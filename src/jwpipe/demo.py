@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{ns.ngroups} groups) with known truth in {out}/data ...")
     sim = simulate_field(out / "data", n_exposures=ns.exposures, size=ns.size,
                          ngroups=ns.ngroups, seed=2026)
-    print(f"   {len(sim.uncal_files)} uncal files, reference store {sim.store_dir} "
+    print(f"   {len(sim.uncal_files)} uncal files, CRDS cache {sim.store_dir} "
           f"(context {sim.context}), association {sim.asn_image3.name}")
     work = out / "workflow"
     print("2. Generating the Snakemake workflow from the image3 association ...")

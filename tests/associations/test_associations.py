@@ -354,3 +354,23 @@ def test_cli_check_errors(tmp_cwd, capsys):
 def test_cli_check_real_files(capsys):
     assert asn_cli.main(["check", *map(str, REAL_FILES)]) == 0
     assert capsys.readouterr().out.count(": OK ") == len(REAL_FILES)
+
+
+def test_level3_name_templates_are_accepted_and_named_like_jwst(tmp_path):
+    from jwpipe.associations import parse_asn, product_root
+
+    assert product_root("jw01234-o001_t001_nircam_clear-f200w_{suffix}") == \
+        "jw01234-o001_t001_nircam_clear-f200w"
+    assert product_root("jw01234-o001_{source_id}_nircam_clear-f200w") == \
+        "jw01234-o001_nircam_clear-f200w"
+    assert product_root("jw01234-o001_t001_nircam_clear-f200w") == \
+        "jw01234-o001_t001_nircam_clear-f200w"
+    with pytest.raises(AssociationError, match=r"trailing _\{suffix\} only"):
+        product_root("jw01234-o001_t001_nircam_f212n-nrca4_{suffix}-01")
+    asn = parse_asn({"asn_type": "image3", "products": [
+        {"name": "jw01234-o001_t001_nircam_clear-f200w_{suffix}",
+         "members": [{"expname": "a_cal.fits", "exptype": "science"}]}]}, tmp_path)
+    assert asn.products[0].name.endswith("_{suffix}")
+    with pytest.raises(AssociationError, match="unsafe"):
+        parse_asn({"products": [{"name": "x_{other}", "members": [
+            {"expname": "a_cal.fits", "exptype": "science"}]}]}, tmp_path)

@@ -35,7 +35,7 @@ class Controlled:
         sim = simulate_field(root / "sim", n_exposures=1, size=SIZE, ngroups=NGROUPS,
                              frame_time=TFRAME, seed=11, cr_rate=0.0)
         self.store = sim.store_dir
-        refs = {p.name.split("_")[2]: p for p in self.store.glob("jwst_nircam_*.fits")}
+        refs = {p.name.split("_")[2]: p for p in self.store.rglob("jwst_nircam_*.fits")}
 
         def sci(reftype: str, ext: str = "SCI") -> np.ndarray:
             return fits.getdata(refs[reftype], ext)

@@ -39,7 +39,7 @@ def uncal(sim, tmp_cwd):
 
 
 def _ref(sim, reftype: str) -> str:
-    return str(next(sim.store_dir.glob(f"jwst_nircam_{reftype}_*.fits")))
+    return str(next(sim.store_dir.rglob(f"jwst_nircam_{reftype}_*.fits")))
 
 
 def test_call_save_results_writes_rate_and_rateints_in_cwd(uncal, tmp_cwd):
@@ -57,7 +57,7 @@ def test_call_save_results_writes_rate_and_rateints_in_cwd(uncal, tmp_cwd):
             assert getattr(saved.meta.cal_step, key) in ("COMPLETE", "SKIPPED"), key
         assert saved.meta.cal_step.dq_init == "COMPLETE"
         assert saved.meta.cal_step.dark_sub == "COMPLETE"
-        assert saved.meta.ref_file.saturation.name.startswith("jwst_nircam_saturation")
+        assert saved.meta.ref_file.saturation.name.startswith("crds://jwst_nircam_saturation")
         for name in ("var_poisson", "var_rnoise", "err"):
             assert getattr(saved, name).shape == rate.data.shape
     with datamodels.open(tmp_cwd / f"{ROOT}_rateints.fits") as ints:

@@ -55,7 +55,7 @@ def test_image2_association_writes_cal(calibrated):
             assert m.meta.cal_step.bkg_subtract is None  # no background members: not run
             assert m.meta.bunit_data == "MJy/sr"
             assert m.meta.asn.table_name.endswith("_asn.json")
-            assert m.meta.ref_file.flat.name.startswith("jwst_nircam_flat")
+            assert m.meta.ref_file.flat.name.startswith("crds://jwst_nircam_flat")
     assert len(list(Path(sim.outdir).glob("*_cal.fits"))) == len(calibrated.rates)
 
 

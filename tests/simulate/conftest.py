@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from jwpipe.references import ReferenceStore, parameters_from_file
+from jwpipe.references import CrdsCache, parameters_from_file
 from jwpipe.simulate.detector import DQ, linearity_polynomial
 
 
@@ -22,7 +22,7 @@ class SimData:
             self.header = hdul[0].header.copy()
             self.sci_header = hdul["SCI"].header.copy()
         self.params = parameters_from_file(uncal)
-        store_obj = ReferenceStore(store)
+        store_obj = CrdsCache(store)
 
         def ref(reftype: str, ext: str = "SCI") -> np.ndarray:
             return fits.getdata(store_obj.get_reference_file(self.params, reftype), ext)

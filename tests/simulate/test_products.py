@@ -15,7 +15,7 @@ from astropy.wcs import WCS
 
 from jwpipe.cli.main import main as cli_main
 from jwpipe.errors import ValidationError
-from jwpipe.references import ReferenceStore, check_reference_matches, parameters_from_file
+from jwpipe.references import CrdsCache, check_reference_matches, parameters_from_file
 from jwpipe.simulate import simulate_field
 from jwpipe.simulate.detector import DQ
 
@@ -34,10 +34,12 @@ def test_layout_and_names(field):
     assert len(field.uncal_files) == 6
     assert all(NAME.match(p.name) for p in field.uncal_files)
     assert {p.name for p in out.glob("*_uncal.fits")} == {p.name for p in field.uncal_files}
-    assert (out / "refs" / "index.yaml").is_file() and (out / "simulation.yaml").is_file()
+    assert (out / "refs" / "mappings" / "jwst" / "jwst_0001.pmap").is_file()
+    assert (out / "refs" / "config" / "jwst" / "server_config").is_file()
+    assert (out / "simulation.yaml").is_file()
     assert len(field.truth_files) == 6 and all(p.is_file() for p in field.truth_files)
     summary = yaml.safe_load((out / "simulation.yaml").read_text())
-    assert summary["reference_store"]["context"] == field.context
+    assert summary["reference_store"]["crds_context"] == field.context == "jwst_0001.pmap"
     assert summary["parameters"]["detectors"] == ["NRCA1", "NRCB2"]
 
 
@@ -72,7 +74,7 @@ def test_uncal_level1b_layout(field):
 
 
 def test_references_resolve_and_match_data(field):
-    store = ReferenceStore(field.store_dir)
+    store = CrdsCache(field.store_dir)
     assert store.context == field.context
     types = {"mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise",
              "flat", "photom", "area"}
@@ -95,7 +97,7 @@ def test_references_resolve_and_match_data(field):
 
 
 def test_reference_layouts(field):
-    store = ReferenceStore(field.store_dir)
+    store = CrdsCache(field.store_dir)
     params = parameters_from_file(field.uncal_files[0])
 
     def hdul(reftype):
@@ -175,7 +177,7 @@ def test_truth_rate_holds_catalogue_fluxes(tmp_path):
     res = simulate_field(tmp_path, n_exposures=1, size=128, ngroups=2, seed=9, n_stars=16,
                          n_galaxies=0, background=0.0)
     sources = Table.read(res.sources, format="ascii.ecsv")
-    store = ReferenceStore(res.store_dir)
+    store = CrdsCache(res.store_dir)
     uncal, truth = res.uncal_files[0], res.truth_files[0]
     rate = fits.getdata(truth, "RATE").astype(np.float64)
     flat = fits.getdata(store.get_reference_file(parameters_from_file(uncal), "flat"))
@@ -239,8 +241,8 @@ def test_existing_store_needs_overwrite_and_bad_options(tmp_path):
     with pytest.raises(ValidationError, match="overwrite"):
         simulate_field(tmp_path, n_exposures=1, size=32, ngroups=2)
     res = simulate_field(tmp_path, n_exposures=1, size=32, ngroups=2, seed=2, overwrite=True)
-    assert len(list((tmp_path / "refs").glob("*.fits"))) == 10
-    assert ReferenceStore(res.store_dir).context == res.context
+    assert len(list((tmp_path / "refs" / "references" / "jwst" / "nircam").glob("*.fits"))) == 10
+    assert CrdsCache(res.store_dir).context == res.context
     with pytest.raises(ValidationError, match="readout pattern 'FAST'"):
         simulate_field(tmp_path / "x", readpatt="fast")
     with pytest.raises(ValidationError, match="unknown option"):
@@ -253,20 +255,32 @@ def test_cli_simulate(tmp_path, capsys):
     rc = cli_main(["simulate", str(tmp_path / "sim"), "--exposures", "2", "--size", "32",
                    "--ngroups", "3", "--detectors", "nrca3", "--seed", "4"])
     out = capsys.readouterr().out
-    assert rc == 0 and "wrote 2 exposures" in out and "context jwpipe-sim_" in out
+    assert rc == 0 and "wrote 2 exposures" in out and "context jwst_0001.pmap" in out
     assert len(list((tmp_path / "sim").glob("*nrca3_uncal.fits"))) == 2
     rc = cli_main(["simulate", str(tmp_path / "sim2"), "--detectors", "mirimage"])
     assert rc == 1 and "not supported" in capsys.readouterr().err
 
 
-def test_reindexing_the_simulated_store_keeps_its_context(field, tmp_path):
-    import shutil
+def test_simulated_cache_is_read_by_crds_itself(field):
+    """The crds client's own API (not jwpipe's wrapper) selects the simulated files."""
+    import os
 
-    from jwpipe.references import build_index
+    from jwpipe.references import crds_parameters
 
-    copy = tmp_path / "refs"
-    shutil.copytree(field.store_dir, copy)
-    build_index(copy)
-    store = ReferenceStore(copy)
-    assert store.context == field.context
-    assert store.get_reference_file(parameters_from_file(field.uncal_files[0]), "ipc") == "N/A"
+    env = {"CRDS_PATH": str(field.store_dir), "CRDS_MODE": "local",
+           "CRDS_READONLY_CACHE": "1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from crds.core import heavy_client, utils
+
+        utils.clear_function_caches()
+        params = crds_parameters(parameters_from_file(field.uncal_files[0]))
+        best = heavy_client.hv_best_references("jwst_0001.pmap", params,
+                                               include=["dark", "gain", "ipc"])
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        utils.clear_function_caches()
+    assert best["dark"].startswith("jwst_nircam_dark_") and best["ipc"] == "NOT FOUND n/a"
+    assert (field.store_dir / "references" / "jwst" / "nircam" / best["gain"]).is_file()

@@ -45,7 +45,7 @@ def store(sim):
 
 
 def _ref(sim, reftype: str) -> str:
-    return str(next(sim.store_dir.glob(f"jwst_nircam_{reftype}_*.fits")))
+    return str(next(sim.store_dir.rglob(f"jwst_nircam_{reftype}_*.fits")))
 
 
 RAMP_STEPS = [
@@ -72,7 +72,7 @@ def test_standalone_ramp_steps(sim, store, cls, key, reftype):
     expected = "SKIPPED" if cls in (GroupScaleStep, RefPixStep) else "COMPLETE"
     assert getattr(out.meta.cal_step, key) == expected
     if reftype:
-        assert getattr(out.meta.ref_file, reftype).name.startswith(f"jwst_nircam_{reftype}")
+        assert getattr(out.meta.ref_file, reftype).name.startswith(f"crds://jwst_nircam_{reftype}")
 
 
 def test_steps_change_the_data_as_their_algorithms_do(sim, store):
@@ -129,7 +129,7 @@ def test_wrong_reference_kind_is_an_error(sim, store):
 
 def test_no_store_and_no_override_is_an_error(sim):
     set_store(None)
-    with pytest.raises(ReferenceFileError, match="no reference store"):
+    with pytest.raises(ReferenceFileError, match="no CRDS cache"):
         SaturationStep.call(str(sim.uncal_files[0]))
 
 

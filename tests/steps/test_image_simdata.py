@@ -74,9 +74,9 @@ def simulate_rates(outdir: Path, n_exposures: int = 4, size: int = 256, seed: in
     opts = {"n_stars": 70, "n_galaxies": 15, "frame_time": 10.73677, **options}
     sim = simulate_field(outdir, n_exposures=n_exposures, size=size, ngroups=5, seed=seed,
                          **opts)
-    from jwpipe.references import get_store
+    from jwpipe.references import open_cache
 
-    store = get_store(sim.store_dir)
+    store = open_cache(sim.store_dir)
     rng = np.random.default_rng(seed)
     rates = []
     crs = crs or {}

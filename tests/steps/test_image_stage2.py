@@ -29,7 +29,7 @@ def refs(sim, monkeypatch):
 
 
 def _ref(refs: Path, reftype: str) -> Path:
-    return next(refs.glob(f"*_{reftype}_*.fits"))
+    return next(refs.rglob(f"*_{reftype}_*.fits"))
 
 
 def test_assign_wcs_from_pointing_round_trips(sim, refs, tmp_path):

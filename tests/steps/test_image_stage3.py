@@ -67,7 +67,7 @@ def field(tmp_path_factory):
     cals = []
     # the simulated data use the flat reference exactly: its uncertainty is zero here, so
     # that ERR describes the noise actually in the data (VAR_FLAT = 0)
-    flat_path = next(Path(sim.sim.store_dir).glob("*_flat_*.fits"))
+    flat_path = next(Path(sim.sim.store_dir).rglob("*_flat_*.fits"))
     exact_flat = root / "exact_flat.fits"
     with fits.open(flat_path) as hdul:
         hdul["ERR"].data[:] = 0.0

@@ -11,10 +11,11 @@ import pytest
 from teststeps import TinyModel
 
 HERE = Path(__file__).parent
+_PATH = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
 
 
 def jwpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(HERE))
+    env = dict(os.environ, PYTHONPATH=_PATH)
     return subprocess.run([sys.executable, "-m", "jwpipe", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 

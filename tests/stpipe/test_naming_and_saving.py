@@ -68,10 +68,10 @@ def test_output_dir_is_honoured_for_every_product(tmp_cwd):
 
 def test_output_dir_expands_variables(tmp_cwd, monkeypatch):
     monkeypatch.setenv("JWPIPE_TEST_OUT", "expanded")
+    ScaleStep.call(TinyModel(1.0, "a_rate.fits"))
+    assert os.listdir(".") == []  # nothing was asked to be saved
     ScaleStep.call(TinyModel(1.0, "a_rate.fits"), output_dir="$JWPIPE_TEST_OUT")
-    assert os.listdir(".") == []  # not even the directory: nothing was asked to be saved
-    ScaleStep.call(TinyModel(1.0, "a_rate.fits"), output_dir="$JWPIPE_TEST_OUT",
-                   save_results=True)
+    assert os.listdir(".") == ["expanded"]  # output_dir alone means save (seed documents)
     assert os.listdir("expanded") == ["a_scale.fits"]
 
 

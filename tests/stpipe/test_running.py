@@ -51,12 +51,13 @@ def test_reference_from_store_is_recorded(store, tmp_path):
     gain.write_text("x")
     store.files["gain"] = str(gain)
     out = AddStep.call(TinyModel(0.0, "a.fits"))
-    assert out.extra["gain_ref"] == str(gain)
-    assert out.meta.ref_file.gain.name == "jwst_nircam_gain_0001.fits"
-    assert out.meta.ref_file.crds.context_used == "test_0001"
+    assert out.extra["gain_ref"].endswith("/references/jwst/nircam/jwst_nircam_gain_0001.fits")
+    assert out.meta.ref_file.gain.name == "crds://jwst_nircam_gain_0001.fits"
+    assert out.meta.ref_file.crds.context_used == "jwst_0001.pmap"
+    assert out.meta.ref_file.crds.sw_version
     prov = out.extra["jwpipe"]["steps"][-1]
     assert prov["step"] == "AddStep" and prov["reference_files"] == {
-        "gain": "jwst_nircam_gain_0001.fits"}
+        "gain": "crds://jwst_nircam_gain_0001.fits"}
     assert prov["wall_time_s"] >= 0 and prov["peak_rss_mb"] > 0
 
 
@@ -83,7 +84,8 @@ def test_missing_override_file_is_an_error():
 
 
 def test_no_store_and_no_override_is_a_clear_error():
-    with pytest.raises(ReferenceFileError, match="no reference store for the 'gain'"):
+    with pytest.raises(ReferenceFileError,
+                       match="no CRDS cache for the 'gain' reference: set CRDS_PATH"):
         AddStep.call(TinyModel(0.0))
 
 
@@ -91,7 +93,7 @@ def test_pipeline_prefetch_fails_before_any_step_runs(store):
     calls = []
     pipe = TinyPipeline(steps={"scale": {"pre_hooks": [lambda x: calls.append(1)]}})
     pipe.add.pre_hooks = [lambda x: calls.append(2)]
-    with pytest.raises(ReferenceFileError, match="no gain reference"):
+    with pytest.raises(ReferenceFileError, match="has no 'gain' reference"):
         pipe.run(TinyModel(0.0))
     assert calls == []
     assert pipe.reference_file_types == ["gain"]

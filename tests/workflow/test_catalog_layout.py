@@ -16,9 +16,10 @@ from jwpipe.workflow.generate import generate_workflow
 REPO = Path(__file__).resolve().parents[2]
 STAGE_NAMES = ["wfsteps.WfDetStage", "wfsteps.WfImgStage", "wfsteps.WfMosaicStage"]
 
+_PATH = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
 
 def _run(cwd, *args):
-    env = dict(os.environ, PYTHONPATH=str(HERE), JWPIPE_ALLOW_IMPORT="wfsteps")
+    env = dict(os.environ, PYTHONPATH=_PATH, JWPIPE_ALLOW_IMPORT="wfsteps")
     return subprocess.run([sys.executable, "-m", "snakemake", "-s",
                            str(REPO / "workflow" / "Snakefile"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -57,7 +58,7 @@ def test_generated_workflow_is_lint_clean(field):
     work = field["tmp"] / "wf"
     generate_workflow([field["asn"]], work, stages=STAGES,
                       overrides={"inc": {"override_gain": str(field["gain"])}})
-    env = dict(os.environ, PYTHONPATH=str(HERE), JWPIPE_ALLOW_IMPORT="wfsteps")
+    env = dict(os.environ, PYTHONPATH=_PATH, JWPIPE_ALLOW_IMPORT="wfsteps")
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr

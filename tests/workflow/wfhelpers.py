@@ -13,7 +13,8 @@ HERE = Path(__file__).parent
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real snakemake CLI in ``workdir`` with the test steps importable."""
-    env = dict(os.environ, PYTHONPATH=str(HERE), JWPIPE_ALLOW_IMPORT="wfsteps")
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, JWPIPE_ALLOW_IMPORT="wfsteps")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:

@@ -52,11 +52,14 @@ def check_product_name(name: object, source: str = "<dict>", where: str = "produ
     ------
     AssociationError
         When the name is not a non-empty string of ``[A-Za-z0-9._-]`` not starting with ``-``
-        (``.`` and ``..`` are refused too).
+        (``.`` and ``..`` are refused too). The template fields jwst's association rules leave
+        in level-3 names, ``{suffix}`` and ``{source_id}``, are accepted (see
+        :func:`product_root`).
     """
     if not isinstance(name, str) or not name:
         raise _fail(source, where, f"'name' must be a non-empty string, got {name!r}")
-    if not _SAFE_PART.fullmatch(name) or name.startswith("-") or name in (".", ".."):
+    plain = name.replace("{suffix}", "x").replace("{source_id}", "x")  # jwst's templates
+    if not _SAFE_PART.fullmatch(plain) or name.startswith("-") or name in (".", ".."):
         raise _fail(
             source,
             where,
@@ -64,6 +67,29 @@ def check_product_name(name: object, source: str = "<dict>", where: str = "produ
             "(no path separators, not starting with '-')",
         )
     return name
+
+
+def product_root(name: str) -> str:
+    """The file-name root of a level-3 product whose name may hold jwst's template fields.
+
+    jwst fills ``{suffix}`` with the product's suffix and ``{source_id}`` with the source of a
+    source-based (spectroscopic) product. Imaging products have no source, so ``{source_id}``
+    goes with its separator; a trailing ``_{suffix}`` is where jwpipe appends each product's
+    suffix anyway (``<root>_i2d.fits``), which gives the names jwst gives.
+
+    Raises
+    ------
+    AssociationError
+        ``{suffix}`` elsewhere than at the end (jwpipe's imaging products cannot be named so).
+    """
+    root = re.sub(r"[_-]?\{source_id\}", "", name)
+    if root.endswith("_{suffix}"):
+        root = root[: -len("_{suffix}")]
+    if "{" in root or not root:
+        raise AssociationError(
+            f"product name {name!r}: jwpipe supports the template fields {{source_id}} and a "
+            "trailing _{suffix} only")
+    return root
 
 
 def check_member_name(name: object, source: str = "<dict>", where: str = "member") -> str:

@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("jwpipe.cli.spec", "print the parameter spec of a step or pipeline"),
     "list": ("jwpipe.cli.listing", "list the available steps and pipelines"),
     "simulate": ("jwpipe.cli.simulate", "simulate exposures with known truth and references"),
-    "refs": ("jwpipe.cli.refs", "inspect the reference-file store"),
+    "refs": ("jwpipe.cli.refs", "show which CRDS references a dataset selects"),
     "asn": ("jwpipe.cli.asn", "create and check association files"),
     "make-workflow": ("jwpipe.cli.workflow", "generate a Snakemake workflow from associations"),
     "run-step": ("jwpipe.cli.run_step", "run one step as a workflow job"),

@@ -1,7 +1,8 @@
 """``jwpipe simulate OUTDIR``: dithered NIRCam exposures with known truth and references.
 
-Writes OUTDIR/*_uncal.fits, image2/image3 associations, OUTDIR/refs (a reference store with
-index.yaml) and OUTDIR/truth (true rate images, sources, cosmic rays, pointing errors).
+Writes OUTDIR/*_uncal.fits, image2/image3 associations, OUTDIR/refs (a CRDS cache:
+mappings, references, server_config) and OUTDIR/truth (true rate images, sources, cosmic
+rays, pointing errors).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cr-rate", type=float, default=2e-5,
                    help="cosmic-ray hits per second per pixel (default 2e-5)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing simulated reference store in OUTDIR/refs")
+                   help="replace an existing simulated CRDS cache in OUTDIR/refs")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -49,7 +50,8 @@ def main(argv: list[str]) -> int:
     )
     print(f"wrote {len(result.uncal_files)} exposures to {result.outdir} "
           f"in {result.timings['total']:.1f} s")
-    print(f"reference store: {result.store_dir} (context {result.context})")
+    print(f"CRDS cache: {result.store_dir} (context {result.context}); use it with "
+          f"CRDS_PATH={result.store_dir}")
     print(f"image3 association: {result.asn_image3.name}")
     print(f"truth: {result.outdir / 'truth'}")
     return 0

@@ -42,7 +42,10 @@ def make_workflow(argv: list[str]) -> int:
     parser.add_argument("-p", "--params", action="append", default=[], metavar="FILE",
                         help="parameter file (ASDF/YAML); repeat for several pipelines")
     parser.add_argument("--input-dir", help="where member files are (default: next to the asn)")
-    parser.add_argument("--refs", help="reference-file store (default: $JWPIPE_REFS)")
+    parser.add_argument("--refs", metavar="DIR",
+                        help="CRDS cache to select references from at generation (default: "
+                             "$JWPIPE_REFS, else $CRDS_PATH; context: $CRDS_CONTEXT, else the "
+                             "cache's operational context)")
     parser.add_argument("-o", "--output", default="workflow", metavar="WORKDIR",
                         help="workflow directory to create or update [workflow]")
     parser.add_argument("--keep", default="all", metavar="STEPS",

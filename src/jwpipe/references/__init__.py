@@ -1,42 +1,55 @@
-"""Local reference-file store: CRDS-like selection of reference and parameter files.
+"""Reference files: selection from a CRDS cache through the ``crds`` client, and CRDS caches.
 
 Public API::
 
-    store = ReferenceStore("/path/to/refs")          # or get_store() / get_store(path)
-    store.context                                    # e.g. "jwpipe-sim_3fa2c1d09b7e"
-    store.get_reference_file(params, "dark")         # absolute path, or "N/A"
-    store.explain(params, "dark")                    # why
-    build_index("/path/to/refs")                     # (re)write index.yaml from file headers
+    cache = CrdsCache("/path/to/crds_cache")         # or open_cache(...); context from
+    cache.context                                    # $CRDS_CONTEXT or the cache's server_config
+    cache.get_reference_file(params, "dark")         # absolute path in the cache, or "N/A"
+    cache.best_references(params, ["dark", "gain"])  # several types in one crds call
+    cache.explain(params, "dark")                    # which rmap decides, on which values
+    write_context(cache_dir, {"NIRCAM": {"dark": [CacheRule(...)], "ipc": "N/A"}})
+    derive_context(cache_dir, "jwst_0001.pmap", {"NIRCAM": {"gain": [CacheRule(...)]}})
     check_reference_matches(ref_header, sci_params, ref_shape, sci_shape) -> (yslice, xslice)
     subarray_slices(ref_params, sci_params, ref_shape, sci_shape) -> (yslice, xslice)
 """
 
-from jwpipe.references.index import (
-    INDEX_NAME,
+from jwpipe.references.cache_writer import (
     NOT_APPLICABLE,
-    IndexEntry,
-    StoreIndex,
-    build_index,
-    parameters_from_file,
-    read_index,
-    read_reference_header,
+    PARKEYS,
+    CacheRule,
+    derive_context,
+    install_reference,
+    mapping_checksum,
+    rule_from_file,
+    write_context,
 )
-from jwpipe.references.store import ReferenceStore, get_store, is_parameter_reftype
+from jwpipe.references.crds_cache import (
+    CRDS_URI,
+    CrdsCache,
+    crds_parameters,
+    crds_version,
+    open_cache,
+)
+from jwpipe.references.headers import parameters_from_file, read_reference_header
 from jwpipe.references.subarray import check_reference_matches, region_of, subarray_slices
 
 __all__ = [
-    "INDEX_NAME",
+    "CRDS_URI",
     "NOT_APPLICABLE",
-    "IndexEntry",
-    "ReferenceStore",
-    "StoreIndex",
-    "build_index",
+    "PARKEYS",
+    "CacheRule",
+    "CrdsCache",
     "check_reference_matches",
-    "get_store",
-    "is_parameter_reftype",
+    "crds_parameters",
+    "crds_version",
+    "derive_context",
+    "install_reference",
+    "mapping_checksum",
+    "open_cache",
     "parameters_from_file",
-    "read_index",
     "read_reference_header",
     "region_of",
+    "rule_from_file",
     "subarray_slices",
+    "write_context",
 ]

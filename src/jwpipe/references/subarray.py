@@ -11,7 +11,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jwpipe.errors import ReferenceFileError
-from jwpipe.references.selectors import WILDCARDS, normalize_value, parse_pattern
+
+#: Pattern values that accept any dataset value.
+WILDCARDS: frozenset[str] = frozenset({"ANY", "N/A", "GENERIC", "*"})
+
+
+def normalize_value(value: Any) -> str:
+    """Canonical string form of a keyword value: stripped, upper case; ``True`` -> ``T``,
+    ``4.0`` -> ``4``."""
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip().upper()
+    return text[0] if text in ("TRUE", "FALSE") else text
+
+
+def parse_pattern(text: str) -> list[str]:
+    """Split a CRDS pattern value ``"NIS | NISRAPID |"`` into ``["NIS", "NISRAPID"]``."""
+    return [v for v in (normalize_value(part) for part in str(text).split("|")) if v]
 
 __all__ = ["Region", "check_reference_matches", "region_of", "subarray_slices"]
 

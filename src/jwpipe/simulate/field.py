@@ -6,14 +6,16 @@ Output layout (``docs/simulate.md``)::
       jw..._<det>_uncal.fits          one per exposure and detector
       jw...-o001_..._image2_NNNNN_asn.json   one image2 association per uncal file
       jw...-o001_..._image3_00001_asn.json   one image3 association for the field
-      refs/                           reference store (jwst_nircam_<type>_NNNN.fits + index.yaml)
+      refs/                           CRDS cache: mappings/jwst/jwst_0001.pmap ..., references/
+                                      jwst/nircam/jwst_nircam_<type>_NNNN.fits, config/jwst/
       truth/                          <root>_truth.fits, sources.ecsv, cosmic_rays.ecsv,
                                       pointing.ecsv
-      simulation.yaml                 parameters, store context and file list
+      simulation.yaml                 parameters, CRDS context and file list
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -78,15 +80,14 @@ def _rng(cfg: SimulationConfig, *stream: int) -> np.random.Generator:
 
 
 def _clean_store(store: Path, overwrite: bool) -> None:
-    existing = [p for p in store.iterdir() if p.name == "index.yaml" or
-                (p.name.startswith("jwst_nircam_") and p.suffix == ".fits")]
+    existing = [store / d for d in ("mappings", "references", "config") if (store / d).exists()]
     if existing and not overwrite:
         raise ValidationError(
-            f"simulate: {store} already holds a reference store; pass overwrite=True "
+            f"simulate: {store} already holds a CRDS cache; pass overwrite=True "
             "(--overwrite) to replace it"
         )
     for path in existing:
-        path.unlink()
+        shutil.rmtree(path)
 
 
 def _write_associations(
@@ -202,14 +203,17 @@ def simulate_field(
     dets = {d: make_detector(_rng(cfg, 1, _DET_INDEX[d]), *shape, border=REFERENCE_BORDER,
                              hot_fraction=cfg.hot_fraction, dead_fraction=cfg.dead_fraction)
             for d in cfg.detectors}
-    for i, (name, det) in enumerate(dets.items()):
-        write_reference_files(store, det, cfg, name, counter=1 + 10 * i)
-    from jwpipe.references import build_index, get_store
+    from jwpipe.references import rule_from_file, write_context
+    from jwpipe.references.cache_writer import reference_dir
 
-    build_index(store, name="jwpipe-sim",
-                not_applicable=[{"reftype": t, "selectors": {"INSTRUME": ["NIRCAM"]}}
-                                for t in NOT_APPLICABLE_TYPES])
-    context = get_store(store).context
+    rules: dict[str, Any] = {t: "N/A" for t in NOT_APPLICABLE_TYPES}
+    for i, (name, det) in enumerate(dets.items()):
+        written = write_reference_files(reference_dir(store, "NIRCAM"), det, cfg, name,
+                                        counter=1 + 10 * i)
+        for path in written.values():
+            rule = rule_from_file(path)[1]
+            rules.setdefault(rule.reftype, []).append(rule)
+    context = write_context(store, {"NIRCAM": rules}, derived_from="jwpipe simulation")
     timings["references"] = time.perf_counter() - tick
 
     # scene and pointings
@@ -289,7 +293,7 @@ def simulate_field(
                 "BKGRATE": (background_rate, "[DN/s] sky level before flat"),
                 "PHOTMJSR": (photmjsr, "[MJy/sr per DN/s]"), "PIXAR_SR": pixar,
                 "NCR": (len(crs), "cosmic-ray hits"), "SEED": cfg.seed,
-                "CRDS_CTX": (context, "reference store context"),
+                "CRDS_CTX": (context, "CRDS context of the references"),
             }
             truth_files.append(write_exposure_truth(
                 truth / f"{root}_truth.fits", rate=rate, true_wcs=true_wcs,
@@ -325,7 +329,7 @@ def simulate_field(
         "jwpipe_simulation": 1,
         "parameters": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in asdict(cfg).items()},
-        "reference_store": {"path": "refs", "context": context},
+        "reference_store": {"path": "refs", "crds_context": context},
         "uncal": [p.name for p in uncal_files],
         "asn_image2": [p.name for p in asn2],
         "asn_image3": asn3.name,

@@ -110,6 +110,8 @@ def write_reference_files(
 ) -> dict[str, Path]:
     """Write the ten reference files of one detector; return reftype -> path.
 
+    The CRDS cache's rules for them are written by the caller (:mod:`jwpipe.references`).
+
     Files are named ``jwst_nircam_<reftype>_<NNNN>.fits`` with a running number starting at
     ``counter``.
     """
@@ -160,7 +162,8 @@ def write_reference_files(
             "TGROUP": (cfg.tgroup, "[s] time between groups"),
         },
         "gain": {"GAINFACT": (1.0, "gain scale factor")},
-        "flat": {"FILTER": (cfg.filter, "filter"), "PUPIL": (cfg.pupil, "pupil")},
+        "flat": {"FILTER": (cfg.filter, "filter"), "PUPIL": (cfg.pupil, "pupil"),
+                 "EXP_TYPE": ("NRC_IMAGE", "type of data")},
         "photom": {"EXP_TYPE": ("NRC_IMAGE", "type of data"),
                    "PIXAR_SR": (pixar, "nominal pixel area in steradians"),
                    "PIXAR_A2": (pixar_a2, "nominal pixel area in arcsec^2")},
@@ -170,6 +173,7 @@ def write_reference_files(
                  "PIXAR_A2": (pixar_a2, "nominal pixel area in arcsec^2")},
     }
     paths: dict[str, Path] = {}
+    directory.mkdir(parents=True, exist_ok=True)
     for i, reftype in enumerate(_MODELS):
         path = directory / f"jwst_nircam_{reftype}_{counter + i:04d}.fits"
         primary = _primary(cfg, detector, reftype, **extra.get(reftype, {}))

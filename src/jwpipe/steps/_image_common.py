@@ -276,13 +276,17 @@ def load_members(input: Any, step: str) -> ModelContainer:
 
 
 def product_name(container: ModelContainer, default: str | None = None) -> str | None:
-    """``products[0].name`` of the container's association, else ``default``."""
+    """The file-name root of ``products[0].name`` of the container's association (jwst's
+    template fields filled, see :func:`jwpipe.associations.product_root`), else ``default``."""
     asn = container.asn_table
     if asn:
         try:
-            return str(asn["products"][0]["name"])
+            name = str(asn["products"][0]["name"])
         except (KeyError, IndexError, TypeError):
-            pass
+            return default
+        from jwpipe.associations import product_root
+
+        return product_root(name)
     return default
 
 

@@ -40,8 +40,10 @@ def _base_parser(add_help: bool) -> argparse.ArgumentParser:
     parser.add_argument("--save-parameters", metavar="FILE",
                         help="write the fully resolved parameters as ASDF before running")
     parser.add_argument("--disable-ref-steppars", "--disable-crds-steppars", action="store_true",
-                        help="do not use the reference store's parameter files")
-    parser.add_argument("--refs", metavar="DIR", help="reference-file store directory")
+                        help="do not use CRDS parameter references (pars-*)")
+    parser.add_argument("--refs", metavar="DIR",
+                        help="CRDS cache to select references from (default: $JWPIPE_REFS, "
+                             "else $CRDS_PATH)")
     parser.add_argument("--allow-import", action="append", default=[], metavar="PREFIX",
                         help="allow parameter files to name classes under this module prefix")
     parser.add_argument("-v", "--verbose", action="store_true", help="DEBUG logging")

@@ -183,6 +183,9 @@ class Pipeline(Step):
     def _layers_from_store(cls, store: Any, params: dict[str, Any]) -> list[Layer]:
         """Step parameter references first (lower), then the pipeline's own (higher)."""
         layers: list[Layer] = []
+        if hasattr(store, "best_references"):  # every pars-* type in one selection
+            store.best_references(params, [c.get_config_reftype()
+                                           for c in (*cls.step_defs.values(), cls)])
         for name, step_class in cls.step_defs.items():
             for src, layer, len_ in step_class._layers_from_store(store, params):
                 layer = {k: v for k, v in layer.items() if k != "name"}
@@ -233,10 +236,13 @@ class Pipeline(Step):
         if not args:
             return
         root = self._root()
+        wanted: list[str] = []
         for step in self._unskipped_steps():
-            for reftype in step.reference_file_types:
-                if step.get_ref_override(reftype) is None and reftype not in root._ref_cache:
-                    root._ref_cache[reftype] = step._select_reference(args[0], reftype)
+            wanted += [t for t in step.reference_file_types
+                       if step.get_ref_override(t) is None and t not in root._ref_cache
+                       and t not in wanted]
+        if wanted:
+            root._ref_cache.update(self._select_references(args[0], wanted))
 
     # ------------------------------------------------------------------ running
     def process(self, *args: Any) -> Any:

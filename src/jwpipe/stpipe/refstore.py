@@ -1,16 +1,17 @@
-"""The framework's view of the reference-file store.
+"""The framework's view of the reference system: a CRDS cache read through the ``crds`` client.
 
-The framework needs two things from a store: the best reference file of a type for a dataset, and
-a context string to record in products. Any object with this interface can serve (the real one is
-:class:`jwpipe.references.ReferenceStore`; tests use small in-memory stores)::
+The framework needs two things from it: the best reference file of a type for a dataset, and
+a context to record in products. :class:`jwpipe.references.CrdsCache` provides them::
 
-    store.context -> str
+    store.context -> str                                              # jwst_0001.pmap
     store.get_reference_file(parameters: dict, reftype: str) -> str   # path, or "N/A"
 
-For parameter references (``pars-<step class lower>``) a store returns ``"N/A"`` when it has none.
+For parameter references (``pars-<step class lower>``) it returns ``"N/A"`` when it has none.
 
-The active store is, in order: one set with :func:`set_store` (the ``--refs`` option and the
-workflow runtime do this), else the directory named by ``JWPIPE_REFS``, else none.
+The active cache is, in order: one set with :func:`set_store` (the ``--refs DIR`` option does
+this; DIR is a CRDS cache), else the cache named by ``JWPIPE_REFS``, else ``CRDS_PATH`` (with
+``CRDS_MAPPATH``/``CRDS_REFPATH``/``CRDS_CFGPATH`` honoured), else none. The context is
+``CRDS_CONTEXT`` or the cache's operational context.
 """
 
 from __future__ import annotations
@@ -38,26 +39,29 @@ class ReferenceStoreLike(Protocol):
 
 
 def set_store(store: ReferenceStoreLike | str | os.PathLike[str] | None) -> None:
-    """Make ``store`` (an object or a store directory) the active store; None clears it."""
+    """Make ``store`` (a store object or a CRDS cache directory) active; None clears it."""
     _ACTIVE.clear()
     if store is None:
         return
     if isinstance(store, (str, os.PathLike)):
-        from jwpipe.references import ReferenceStore
+        from jwpipe.references import open_cache
 
-        store = ReferenceStore(os.fspath(store))
+        store = open_cache(os.fspath(store))
     _ACTIVE.append(store)
 
 
 def get_store() -> ReferenceStoreLike | None:
-    """The active store, or None when no store is configured."""
+    """The active store, or None when none is configured (see the module docstring)."""
     if _ACTIVE:
         return _ACTIVE[0]
+    from jwpipe.references import open_cache
+
     path = os.environ.get("JWPIPE_REFS")
     if path:
-        from jwpipe.references import get_store as _get
-
-        return _get(path)
+        return open_cache(path)
+    path = os.environ.get("CRDS_PATH")
+    if path:
+        return open_cache(path, use_env_paths=True)
     return None
 
 

@@ -358,7 +358,7 @@ class Step:
                     raise ValueError(f"association {path} has no science members")
                 return cls._get_crds_parameters(str(science[0]))
             from jwpipe.errors import JwpipeError
-            from jwpipe.references import parameters_from_file
+            from jwpipe.references.headers import parameters_from_file
 
             try:
                 return parameters_from_file(path), "jwst"
@@ -479,8 +479,8 @@ class Step:
                       tuple(_describe(a) for a in args))
         if args:
             self.set_primary_input(args[0])
-        if self.output_file is not None:
-            self.save_results = True
+        if self.output_file is not None or self.output_dir is not None:
+            self.save_results = True  # output_dir means "save", as the seed documents promise
         self._status = None
         for hook in self._hooks("pre"):
             new = hook.run(*args)
@@ -617,8 +617,13 @@ class Step:
             path = root._ref_cache[reference_file_type]
         else:
             path = self._select_reference(input_file, reference_file_type)
+        if path == "N/A":
+            self.log.info("CRDS context %s says the %s reference is N/A for these data: "
+                          "the correction is skipped", _store_context(), reference_file_type)
+        from jwpipe.references.crds_cache import CRDS_URI
+
         self._reference_files_used.append(
-            (reference_file_type, path if path == "N/A" else os.path.basename(path)))
+            (reference_file_type, path if path == "N/A" else CRDS_URI + os.path.basename(path)))
         return path
 
     def _root(self) -> Step:
@@ -628,17 +633,24 @@ class Step:
         return step
 
     def _select_reference(self, input_file: Any, reftype: str) -> str:
+        return self._select_references(input_file, [reftype])[reftype]
+
+    def _select_references(self, input_file: Any, reftypes: list[str]) -> dict[str, str]:
         store = refstore.get_store()
         if store is None:
             raise ReferenceFileError(
-                f"{self.qualified_name}: no reference store for the '{reftype}' reference: "
-                f"give one with --refs DIR or JWPIPE_REFS, or set override_{reftype}")
+                f"{self.qualified_name}: no CRDS cache for the '{reftypes[0]}' reference: set "
+                f"CRDS_PATH (or give a cache with --refs DIR), or set override_{reftypes[0]}")
         root = self._root()
         if root._crds_params is None:
             root._crds_params = self._get_crds_parameters(input_file)[0]
-        path = store.get_reference_file(root._crds_params, reftype)
-        self.log.info("Using %s reference file %s", reftype, path)
-        return path
+        if hasattr(store, "best_references"):
+            paths = store.best_references(root._crds_params, reftypes)
+        else:
+            paths = {t: store.get_reference_file(root._crds_params, t) for t in reftypes}
+        for reftype, path in paths.items():
+            self.log.info("Using %s reference file %s", reftype, path)
+        return paths
 
     def prefetch(self, *args: Any) -> None:
         """Select every reference the step will need before any work starts (fail early)."""
@@ -648,9 +660,10 @@ class Step:
         if not types:
             return
         root = self._root()
-        for reftype in types:
-            if self.get_ref_override(reftype) is None and reftype not in root._ref_cache:
-                root._ref_cache[reftype] = self._select_reference(args[0], reftype)
+        wanted = [t for t in types
+                  if self.get_ref_override(t) is None and t not in root._ref_cache]
+        if wanted:
+            root._ref_cache.update(self._select_references(args[0], wanted))
         self._reference_files_used = []
 
     # ------------------------------------------------------------------ results
@@ -673,9 +686,11 @@ class Step:
             _set_cal_step(result, key, self._status or "COMPLETE")
         for reftype, name in reference_files_used:
             _set_ref_file(result, reftype, name)
-        store = refstore.get_store()
-        if reference_files_used and store is not None:
-            _set_ref_file(result, "crds", None, context=getattr(store, "context", None))
+        from jwpipe.references.crds_cache import CRDS_URI, crds_version
+
+        if any(str(n).startswith(CRDS_URI) for _, n in reference_files_used):
+            _set_ref_file(result, "crds", None, context=_store_context(),
+                          version=crds_version())
         extra = getattr(result, "extra", None)
         if isinstance(extra, dict):
             from jwpipe import __version__
@@ -861,12 +876,18 @@ def _set_cal_step(model: Any, key: str | None, status: str) -> None:
             log.debug("cannot record cal_step.%s on %r", key, m)
 
 
-def _set_ref_file(model: Any, reftype: str, name: str | None, context: str | None = None
-                  ) -> None:
+def _store_context() -> str | None:
+    store = refstore.get_store()
+    return getattr(store, "context", None) if store is not None else None
+
+
+def _set_ref_file(model: Any, reftype: str, name: str | None, context: str | None = None,
+                  version: str | None = None) -> None:
     try:
         entry = getattr(model.meta.ref_file, reftype)
         if context is not None:
             entry.context_used = context
+            entry.sw_version = version
         else:
             entry.name = name
     except AttributeError:

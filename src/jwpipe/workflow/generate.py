@@ -4,7 +4,7 @@ Layout of a workflow directory::
 
     Snakefile                    rules (one per step)
     plan.json                    per-unit inputs, outputs, memory, runtime; targets
-    units/<step>/<key>.json      resolved parameters + reference identities of one unit
+    units/<step>/<key>.json      resolved parameters + CRDS context and files of one unit
     state/<step>/<key>.json      what the existing output was made with (written by run-step)
     products/                    every output (intermediates and final products)
     logs/, benchmarks/           per job
@@ -95,6 +95,28 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _keep_context(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Keep the CRDS context an existing unit file names when its files did not change.
+
+    A new context that selects the same files for a unit does not change what the unit
+    computes, so its file stays byte-identical and Snakemake does not rerun it; the context it
+    records is the one its (identical) references were first selected in.
+    """
+    refs = record.get("references") or {}
+    if not refs.get("context"):
+        return record
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return record
+    old_refs = old.get("references") or {}
+    if isinstance(old_refs, dict) and old_refs.get("context") and canonical_json(
+            {**old, "references": {**old_refs, "context": refs["context"]}}
+    ) == canonical_json(record):
+        return old
+    return record
+
+
 def generate_workflow(
     asn_paths: list[str],
     workdir: str | os.PathLike[str],
@@ -119,9 +141,9 @@ def generate_workflow(
 
     store = None
     if refs:
-        from jwpipe.references import ReferenceStore
+        from jwpipe.references import open_cache
 
-        store = ReferenceStore(refs)
+        store = open_cache(refs)
     else:
         store = refstore.get_store()
     previous = refstore._ACTIVE[:]
@@ -138,7 +160,7 @@ def generate_workflow(
     for u in plan.units:
         path = work / "units" / u.step / f"{u.key}.json"
         wanted.add(path)
-        if write_if_changed(path, canonical_json(u.record())):
+        if write_if_changed(path, canonical_json(_keep_context(path, u.record()))):
             counts["written"] += 1
         else:
             counts["unchanged"] += 1

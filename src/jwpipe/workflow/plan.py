@@ -5,7 +5,7 @@ A *unit* is one step applied to one exposure (``exposure`` scope) or to one asso
 (Image3 <- Image2 <- Detector1) to the first product that exists in the input directory
 (``_cal``, ``_rate`` or ``_uncal``), so one image3 association drives the whole run from raw
 ramps to the mosaic. Every unit carries its fully resolved parameters (the framework's whole
-precedence applied) and the identity of the reference files it will use.
+precedence applied) and the reference files CRDS selected for it, with the context.
 
 The planner knows steps only through their declared metadata (``Step.workflow_*``,
 ``Pipeline.step_defs``/``step_names``/``workflow_*``); it never runs step code.
@@ -132,15 +132,12 @@ def _read_exposure(path: str, keywords: frozenset[str]) -> tuple[dict[str, Any],
     return params, 4 * n
 
 
-def _selection_keywords(store: Any) -> frozenset[str]:
-    """Keywords reference selection can depend on: the datamodels' list plus the store's."""
+def _selection_keywords() -> frozenset[str]:
+    """Keywords reference selection reads: those ``model.get_crds_parameters()`` returns, so a
+    workflow selects exactly what an in-process run selects."""
     from jwpipe.datamodels.keywords import CRDS_KEYWORDS
 
-    keys = set(CRDS_KEYWORDS)
-    index = getattr(store, "index", None)
-    for entry in getattr(index, "entries", []) or []:
-        keys.update(getattr(entry, "selectors", {}) or {})
-    return frozenset(k.upper() for k in keys)
+    return frozenset(k.upper() for k in CRDS_KEYWORDS)
 
 
 def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: int
@@ -156,13 +153,11 @@ def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: i
     raise WorkflowError(f"member {root}: none of {', '.join(tried)} found in {input_dir}")
 
 
-def _reference_identity(path: str, source: str) -> dict[str, Any] | str:
-    """What a unit's result depends on: the file, its size and modification time."""
-    if path in ("N/A", ""):
-        return "N/A"
+def _override_identity(path: str) -> dict[str, Any]:
+    """What a unit depends on for a user's override file: its size and modification time
+    (CRDS files are immutable by name, so their name is their identity)."""
     st = os.stat(path)
-    return {"file": os.path.basename(path), "path": os.path.abspath(path), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "source": source}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _canonical_number(value: Any) -> Any:
@@ -177,18 +172,27 @@ def _canonical_number(value: Any) -> Any:
 
 
 class _CachedStore:
-    """The reference store, answering each (exposure, reference type) question once."""
+    """The CRDS cache, answering each (exposure, reference type) question once."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self.context = getattr(store, "context", None)
         self._answers: dict[tuple[int, str], str] = {}
 
+    def best_references(self, parameters: dict[str, Any], reftypes: list[str]
+                        ) -> dict[str, str]:
+        key = id(parameters)  # parameters dicts live as long as the plan
+        todo = [t for t in reftypes if (key, t) not in self._answers]
+        if todo:
+            if hasattr(self.store, "best_references"):
+                found = self.store.best_references(parameters, todo)
+            else:
+                found = {t: self.store.get_reference_file(parameters, t) for t in todo}
+            self._answers.update({(key, t): v for t, v in found.items()})
+        return {t: self._answers[(key, t)] for t in reftypes}
+
     def get_reference_file(self, parameters: dict[str, Any], reftype: str) -> str:
-        key = (id(parameters), reftype)  # parameters dicts live as long as the plan
-        if key not in self._answers:
-            self._answers[key] = self.store.get_reference_file(parameters, reftype)
-        return self._answers[key]
+        return self.best_references(parameters, [reftype])[reftype]
 
 
 class _Resolver:
@@ -262,16 +266,16 @@ def plan_workflow(
         ``{step name: {parameter: value}}`` from ``--steps.<name>.<par>=value``.
     input_dir : path
         Where member files are looked for (default: each association's directory).
-    store : reference store
-        Used for parameter references and reference selection.
+    store : CrdsCache
+        The CRDS cache (and context) parameter references and references are selected from.
     stages : list of Pipeline classes
         The chain of stages (default: Detector1, Image2, Image3).
     """
-    from jwpipe.associations import load_asn, member_root
+    from jwpipe.associations import load_asn, member_root, product_root
     from jwpipe.errors import JwpipeError
 
     stages = list(stages or _default_stages())
-    keywords = _selection_keywords(store)
+    keywords = _selection_keywords()
     store = _CachedStore(store) if store is not None else None
     routed = _split_overrides(dict(overrides or {}), stages)
     resolvers = [_Resolver(s, list(param_files), routed[i], store) for i, s in enumerate(stages)]
@@ -303,7 +307,11 @@ def plan_workflow(
             if not roots:
                 raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
                                     "members")
-            products.append((top, check_name(product.name, "product name"), roots))
+            try:
+                root_name = product_root(product.name)
+            except JwpipeError as exc:
+                raise WorkflowError(f"{asn_path}: {exc}") from None
+            products.append((top, check_name(root_name, "product name"), roots))
     if not exposures:
         raise WorkflowError("no exposures to process")
     units: list[Unit] = []
@@ -335,30 +343,47 @@ def plan_workflow(
 
 def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
                      store: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Parameters for one unit (output-only ones dropped) and its reference identities."""
+    """Parameters for one unit (output-only ones dropped) and its references.
+
+    References are selected through CRDS now, at generation time: every ``override_<reftype>``
+    the user did not set becomes the selected file's path, so the job uses exactly it (and never
+    imports ``crds``). The references section is ``{"context": pmap, "files": {reftype: path or
+    "N/A"}}`` plus ``"overrides": {reftype: {size, mtime_ns}}`` for the user's own files.
+    """
     pars = {k: v for k, v in pars.items() if k not in OUTPUT_ONLY_PARAMETERS}
-    refs: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    overridden: dict[str, Any] = {}
+    from_crds = [t for t in step_class.reference_file_types
+                 if pars.get(f"override_{t}") is None]
+    if from_crds:
+        if store is None:
+            raise WorkflowError(f"{where}: no CRDS cache for the '{from_crds[0]}' reference "
+                                f"(set CRDS_PATH, give --refs DIR, or set "
+                                f"override_{from_crds[0]})")
+        try:
+            files.update(store.best_references(dataset, from_crds))
+        except Exception as exc:
+            raise WorkflowError(f"{where}: {exc}") from None
     for reftype in step_class.reference_file_types:
         key = f"override_{reftype}"
         value = pars.get(key)
-        source = "override"
-        if value is None:
-            source = "store"
-            if store is None:
-                raise WorkflowError(f"{where}: no reference store for the '{reftype}' reference "
-                                    f"(give --refs DIR or set {key})")
-            try:
-                value = store.get_reference_file(dataset, reftype)
-            except Exception as exc:
-                raise WorkflowError(f"{where}: {exc}") from None
+        if reftype in files:
+            value = files[reftype]
         elif not isinstance(value, str):
             raise WorkflowError(f"{where}: {key} must be a path in a workflow")
         elif value not in ("N/A", ""):
             value = os.path.abspath(os.path.expanduser(value))
             if not os.path.isfile(value):
                 raise WorkflowError(f"{where}: {key} file {value} does not exist")
+            overridden[reftype] = _override_identity(value)
         pars[key] = value
-        refs[reftype] = _reference_identity(value, source)
+        files[reftype] = "N/A" if value == "" else value
+    refs: dict[str, Any] = {}
+    if files:
+        refs = {"context": getattr(store, "context", None) if from_crds else None,
+                "files": dict(sorted(files.items()))}
+        if overridden:
+            refs["overrides"] = overridden
     return _canonical_number(pars), refs
 
 

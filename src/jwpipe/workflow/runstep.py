@@ -121,27 +121,26 @@ def _save_directory(models: Any, directory: str, names: list[str],
             shutil.rmtree(tmpdir)
 
 
-def _reference_context(params_file: str) -> str | None:
-    """The store context recorded in the workflow's plan.json (not part of any unit's identity)."""
-    plan = Path(params_file).resolve().parent.parent.parent / "plan.json"
-    try:
-        with open(plan) as fh:
-            return json.load(fh).get("reference_context")
-    except (OSError, json.JSONDecodeError):
-        return None
+def _record_references(results: list[Any], unit: dict[str, Any]) -> None:
+    """CRDS-selected references are recorded as in an in-process run: ``crds://<name>``, with
+    the context they were selected in (from the unit file) and the crds client version."""
+    refs = unit.get("references") or {}
+    files = refs.get("files") or {}
+    from_crds = {t: p for t, p in files.items()
+                 if t not in (refs.get("overrides") or {}) and p != "N/A"}
+    if not from_crds:
+        return
+    from jwpipe.references.crds_cache import CRDS_URI, crds_version
 
-
-def _record_references(results: list[Any], unit: dict[str, Any], context: str | None) -> None:
-    """Store-selected references are recorded by file name, as in an in-process run."""
     for item in results:
         ref_file = getattr(getattr(item, "meta", None), "ref_file", None)
         if ref_file is None or not hasattr(item, "save"):
             continue
-        for reftype, ident in unit.get("references", {}).items():
-            if isinstance(ident, dict) and ident.get("source") == "store":
-                getattr(ref_file, reftype).name = ident["file"]
-        if context and unit.get("references"):
-            ref_file.crds.context_used = context
+        for reftype, path in from_crds.items():
+            getattr(ref_file, reftype).name = CRDS_URI + os.path.basename(path)
+        if refs.get("context"):
+            ref_file.crds.context_used = refs["context"]
+            ref_file.crds.sw_version = crds_version()
 
 
 def _provenance(results: list[Any], info: dict[str, Any]) -> None:
@@ -191,14 +190,13 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
     flat: list[Any] = []
     for result in results:
         flat += list(result) if isinstance(result, tuple) else [result]
-    context = _reference_context(params_file)
     if cls.workflow_scope == "product" and len(outputs) == 1 and not outputs[0].endswith(
             (".fits", ".ecsv")):
         suffix = cls.product_suffix or cls.class_alias or step_name
         names = [f"{root}_{suffix}.fits" for root in unit.get("members") or []]
 
         def prepare(models: list[Any]) -> None:
-            _record_references(models, unit, context)
+            _record_references(models, unit)
             _provenance(models, info)
 
         _save_directory(flat[0], outputs[0], names, prepare)
@@ -206,7 +204,7 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
         if len(flat) != len(outputs):
             raise WorkflowError(f"step {step_name} produced {len(flat)} result(s) for "
                                 f"{len(outputs)} output path(s)")
-        _record_references(flat, unit, context)
+        _record_references(flat, unit)
         _provenance(flat, info)
         for obj, path in zip(flat, outputs, strict=True):
             _save(obj, path)

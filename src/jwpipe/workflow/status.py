@@ -40,19 +40,33 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: tree}
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _reference_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``gain: a.fits -> b.fits (context jwst_0001.pmap -> jwst_0002.pmap)`` per changed type."""
+    old = old if isinstance(old, dict) else {}
+    new = new if isinstance(new, dict) else {}
+    a, b = old.get("files") or {}, new.get("files") or {}
+    contexts = ""
+    if old.get("context") != new.get("context"):
+        contexts = f" (context {old.get('context')} -> {new.get('context')})"
     reasons = []
-    for section in ("parameters", "references"):
-        a, b = _flatten(old.get(section, {})), _flatten(new.get(section, {}))
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                what = "parameter" if section == "parameters" else "reference"
-                if section == "references" and key.endswith((".mtime_ns", ".size", ".path")):
-                    ref = key.rsplit(".", 1)[0]
-                    reasons.append(f"reference {ref} changed on disk")
-                    continue
-                reasons.append(f"{what} {key}: {a.get(key, '<unset>')!r} -> "
-                               f"{b.get(key, '<unset>')!r}")
+    for reftype in sorted(set(a) | set(b)):
+        before, after = a.get(reftype, "<unset>"), b.get(reftype, "<unset>")
+        if before != after:
+            reasons.append(f"{reftype}: {os.path.basename(before)} -> "
+                           f"{os.path.basename(after)}{contexts}")
+        elif (old.get("overrides") or {}).get(reftype) != (new.get("overrides") or {}).get(
+                reftype):
+            reasons.append(f"reference {reftype} changed on disk ({after})")
+    return reasons
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    reasons = _reference_differences(old.get("references", {}), new.get("references", {}))
+    a, b = _flatten(old.get("parameters", {})), _flatten(new.get("parameters", {}))
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key) and not key.startswith("override_"):
+            reasons.append(f"parameter {key}: {a.get(key, '<unset>')!r} -> "
+                           f"{b.get(key, '<unset>')!r}")
     return sorted(set(reasons), key=reasons.index)
 
 
