@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-from wfhelpers import HERE, planned_jobs
+from wfhelpers import job_env, planned_jobs
 from wfsteps import STAGES
 
 from jwpipe.workflow.generate import generate_workflow
@@ -18,7 +17,7 @@ STAGE_NAMES = ["wfsteps.WfDetStage", "wfsteps.WfImgStage", "wfsteps.WfMosaicStag
 
 
 def _run(cwd, *args):
-    env = dict(os.environ, PYTHONPATH=str(HERE), JWPIPE_ALLOW_IMPORT="wfsteps")
+    env = job_env()
     return subprocess.run([sys.executable, "-m", "snakemake", "-s",
                            str(REPO / "workflow" / "Snakefile"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -57,7 +56,7 @@ def test_generated_workflow_is_lint_clean(field):
     work = field["tmp"] / "wf"
     generate_workflow([field["asn"]], work, stages=STAGES,
                       overrides={"inc": {"override_gain": str(field["gain"])}})
-    env = dict(os.environ, PYTHONPATH=str(HERE), JWPIPE_ALLOW_IMPORT="wfsteps")
+    env = job_env()
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr

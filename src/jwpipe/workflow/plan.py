@@ -27,7 +27,7 @@ from jwpipe.stpipe.config_file import load_parameter_file
 from jwpipe.stpipe.pipeline import Pipeline
 from jwpipe.stpipe.step import Step
 
-__all__ = ["Plan", "Unit", "check_name", "plan_workflow"]
+__all__ = ["Plan", "Unit", "check_name", "file_spec", "plan_workflow", "stages_for_association"]
 
 #: Parameters that only say where/whether to write files: a workflow job ignores them (it writes
 #: exactly its declared outputs), so changing them must not rerun anything.
@@ -47,6 +47,26 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+#: Version of the unit-file format (``"format"`` in every unit file).
+UNIT_FORMAT = "jwpipe-unit-1"
+
+
+def file_spec(path: str, kind: str = "file", names: Sequence[str] = ()) -> dict[str, Any]:
+    """One input or output of a unit: its path and kind.
+
+    ``kind`` is ``"file"`` (one model), ``"table"`` (an ECSV table) or ``"members"`` (a
+    directory holding one file per association member, named ``names`` in member order).
+    """
+    spec: dict[str, Any] = {"path": path, "kind": kind}
+    if kind == "members":
+        spec["names"] = list(names)
+    return spec
+
+
+def _kind(ext: str) -> str:
+    return "table" if ext == ".ecsv" else "file"
+
+
 @dataclass
 class Unit:
     """One job: a step applied to an exposure or a product."""
@@ -55,24 +75,55 @@ class Unit:
     key: str
     step_class: str
     scope: str
-    inputs: list[str]
-    outputs: list[str]
-    output_is_dir: bool
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
     parameters: dict[str, Any]
     references: dict[str, Any]
     mem_mb: int
     runtime: int
     members: list[str] = field(default_factory=list)
+    stage_product: bool = False
+    #: How the step is called: ``each`` input on its own, all ``members`` as one container, or
+    #: the ``single`` combined input.
+    call: str = "each"
 
-    def record(self) -> dict[str, Any]:
-        """The content of this unit's resolved-parameter file."""
+    @property
+    def input_paths(self) -> list[str]:
+        return [spec["path"] for spec in self.inputs]
+
+    @property
+    def output_paths(self) -> list[str]:
+        return [spec["path"] for spec in self.outputs]
+
+    @property
+    def record_path(self) -> str:
+        """Where run-step records what the outputs were made with (an output of the rule)."""
+        return f"state/{self.step}/{self.key}.json"
+
+    def record(self, context: str | None) -> dict[str, Any]:
+        """The unit file: everything one job needs, and nothing it has to work out again.
+
+        Paths are absolute, or relative to the workflow directory (``products/...``).
+        """
         return {
+            "format": UNIT_FORMAT,
             "step": self.step,
             "class": self.step_class,
             "key": self.key,
-            "parameters": self.parameters,
-            "references": self.references,
+            "scope": self.scope,
+            "call": self.call,
             "members": self.members,
+            "parameters": self.parameters,
+            "references": {
+                "context": context if self.references else None,
+                "files": {t: r["path"] for t, r in self.references.items()},
+                "selected_by": {t: r["selected_by"] for t, r in self.references.items()},
+                "checks": {t: {"size": r["size"], "mtime_ns": r["mtime_ns"]}
+                           for t, r in self.references.items() if "size" in r},
+            },
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "record": self.record_path,
         }
 
 
@@ -106,8 +157,9 @@ def _default_stages() -> list[type[Pipeline]]:
     return [Detector1Pipeline, Image2Pipeline, Image3Pipeline]
 
 
-def _stage_index_for_asn(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
-    """The stage an association asks for: image3 -> the product stage, else the last exposure
+def stages_for_association(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
+    """The last stage an association gets (each member runs from the first stage whose input
+    exists up to it): image3 associations get the product stage, others the last exposure
     stage."""
     scopes = [s.workflow_stage_scope for s in stages]
     if asn_type and "image3" in asn_type.lower() and "product" in scopes:
@@ -156,13 +208,13 @@ def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: i
     raise WorkflowError(f"member {root}: none of {', '.join(tried)} found in {input_dir}")
 
 
-def _reference_identity(path: str, source: str) -> dict[str, Any] | str:
+def _reference_identity(path: str, selected_by: str) -> dict[str, Any]:
     """What a unit's result depends on: the file, its size and modification time."""
     if path in ("N/A", ""):
-        return "N/A"
+        return {"path": "N/A", "selected_by": selected_by}
     st = os.stat(path)
-    return {"file": os.path.basename(path), "path": os.path.abspath(path), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "source": source}
+    return {"path": os.path.abspath(path), "selected_by": selected_by, "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 def _canonical_number(value: Any) -> Any:
@@ -283,7 +335,7 @@ def plan_workflow(
             asn = load_asn(asn_path)
         except JwpipeError as exc:
             raise WorkflowError(str(exc)) from None
-        top = _stage_index_for_asn(asn.asn_type, stages)
+        top = stages_for_association(asn.asn_type, stages)
         base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
         for product in asn.products:
             for member in product.members:
@@ -335,15 +387,15 @@ def plan_workflow(
 
 def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
                      store: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Parameters for one unit (output-only ones dropped) and its reference identities."""
-    pars = {k: v for k, v in pars.items() if k not in OUTPUT_ONLY_PARAMETERS}
+    """Parameters for one unit (output-only ones and ``override_*`` dropped) and its
+    references: a user's ``override_<reftype>``, else the store's choice."""
     refs: dict[str, Any] = {}
     for reftype in step_class.reference_file_types:
         key = f"override_{reftype}"
         value = pars.get(key)
-        source = "override"
+        selected_by = "override"
         if value is None:
-            source = "store"
+            selected_by = "store"
             if store is None:
                 raise WorkflowError(f"{where}: no reference store for the '{reftype}' reference "
                                     f"(give --refs DIR or set {key})")
@@ -357,9 +409,15 @@ def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict
             value = os.path.abspath(os.path.expanduser(value))
             if not os.path.isfile(value):
                 raise WorkflowError(f"{where}: {key} file {value} does not exist")
-        pars[key] = value
-        refs[reftype] = _reference_identity(value, source)
+        refs[reftype] = _reference_identity(value, selected_by)
+    overrides = {f"override_{t}" for t in step_class.reference_file_types}
+    pars = {k: v for k, v in pars.items()
+            if k not in OUTPUT_ONLY_PARAMETERS and k not in overrides}
     return _canonical_number(pars), refs
+
+
+def _class_path(step_class: type[Step]) -> str:
+    return f"{step_class.__module__}.{step_class.__name__}"
 
 
 def _memory(step_class: type[Step], nbytes: int) -> tuple[int, int]:
@@ -411,6 +469,7 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
     for position, name in enumerate(active):
         step_class = stage.step_defs[name]
         is_last = position == len(active) - 1
+        stage_product = is_last and bool(stage.workflow_product_suffixes)
         n_out = None
         for exp in members:
             pars = resolved[exp.root]["steps"][name]
@@ -418,21 +477,23 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
                                                f"{stage.__name__}.{name} for {exp.root}")
             inputs = streams[exp.root]
             n_out = len(inputs) + len(step_class.workflow_extra_outputs)
+            ext = step_class.workflow_output_ext
             outputs = [
-                f"products/{exp.root}_{_output_name(step_class, stage, name, is_last, c)}"
-                f"{step_class.workflow_output_ext}"
+                f"products/{exp.root}_{_output_name(step_class, stage, name, is_last, c)}{ext}"
                 for c in range(n_out)
             ]
             mem_mb, runtime = _memory(step_class, exp.nbytes)
-            units.append(Unit(name, exp.root, f"{step_class.__module__}.{step_class.__name__}",
-                              "exposure", list(inputs), outputs, False, unit_pars, refs, mem_mb,
-                              runtime))
+            units.append(Unit(name, exp.root, _class_path(step_class), "exposure",
+                              [file_spec(p) for p in inputs],
+                              [file_spec(p, _kind(ext)) for p in outputs], unit_pars, refs,
+                              mem_mb, runtime, stage_product=stage_product))
             streams[exp.root] = outputs
         steps.append({
             "name": name, "stage": stage.__name__, "scope": "exposure", "wildcard": "exp",
             "outputs": [
                 f"products/{{exp}}_{_output_name(step_class, stage, name, is_last, c)}"
                 f"{step_class.workflow_output_ext}" for c in range(n_out or 1)],
+            "output_is_dir": False, "stage_product": stage_product,
             "alias": step_class.class_alias or name,
         })
     return steps
@@ -454,7 +515,7 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                 streams[root] = [exposures[root].start_file]
         pars = resolver.resolve(first.params)
         active = _active_steps(stage, pars, first.params.get("INSTRUME"))
-        current = [streams[r][0] for r in roots]
+        current = [file_spec(streams[r][0]) for r in roots]
         combined = False
         nbytes = sum(exposures[r].nbytes for r in roots)
         for name in active:
@@ -464,26 +525,30 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
             suffix = step_class.product_suffix or step_class.class_alias or name
             ext = step_class.workflow_output_ext
             if combined or step_class.workflow_combines:
-                outputs = [f"products/{product}_{suffix}{ext}"]
+                outputs = [file_spec(f"products/{product}_{suffix}{ext}", _kind(ext))]
                 pattern = f"products/{{product}}_{suffix}{ext}"
                 is_dir = False
             else:
-                outputs = [f"products/{product}.{suffix}"]
+                outputs = [file_spec(f"products/{product}.{suffix}", "members",
+                                     [f"{root}_{suffix}.fits" for root in roots])]
                 pattern = f"products/{{product}}.{suffix}"
                 is_dir = True
             mem_mb, runtime = _memory(step_class, nbytes if not combined else nbytes // len(roots))
-            units.append(Unit(name, product, f"{step_class.__module__}.{step_class.__name__}",
-                              "product", list(current), outputs, is_dir, unit_pars, refs, mem_mb,
-                              runtime, members=list(roots)))
+            # a stage product: a step that declares its product suffix (crf, i2d, cat)
+            declared = step_class.product_suffix is not None
+            units.append(Unit(name, product, _class_path(step_class), "product", list(current),
+                              outputs, unit_pars, refs, mem_mb, runtime, members=list(roots),
+                              stage_product=declared, call="single" if combined else "members"))
             if name not in steps:
                 order.append(name)
                 steps[name] = {"name": name, "stage": stage.__name__, "scope": "product",
                                "wildcard": "product", "outputs": [pattern],
-                               "output_is_dir": is_dir, "alias": step_class.class_alias or name}
+                               "output_is_dir": is_dir, "stage_product": declared,
+                               "alias": step_class.class_alias or name}
             current = outputs
             if step_class.workflow_combines or combined:
-                targets += outputs  # every combined product (i2d, cat) is a target
+                targets += [o["path"] for o in outputs]  # every combined product is a target
             combined = combined or step_class.workflow_combines
         if not combined:
-            targets += current
+            targets += [o["path"] for o in current]
     return [steps[n] for n in order]

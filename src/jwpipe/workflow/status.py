@@ -9,7 +9,8 @@ Each unit is one of:
 * ``pending``: no output yet.
 
 The comparison uses ``state/<step>/<key>.json``, which ``run-step`` writes after a successful
-job, against the current ``units/<step>/<key>.json``.
+job (a declared output of the job's rule, so Snakemake reruns a unit whose record is missing),
+against the current ``units/<step>/<key>.json``.
 """
 
 from __future__ import annotations
@@ -45,14 +46,18 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for section in ("parameters", "references"):
         a, b = _flatten(old.get(section, {})), _flatten(new.get(section, {}))
         for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                what = "parameter" if section == "parameters" else "reference"
-                if section == "references" and key.endswith((".mtime_ns", ".size", ".path")):
-                    ref = key.rsplit(".", 1)[0]
-                    reasons.append(f"reference {ref} changed on disk")
+            if a.get(key) == b.get(key) or (section == "references" and key == "context"):
+                continue
+            if section == "references":
+                part, reftype = [*key.split("."), ""][:2]
+                if part == "checks":
+                    reasons.append(f"reference {reftype} changed on disk")
                     continue
-                reasons.append(f"{what} {key}: {a.get(key, '<unset>')!r} -> "
+                reasons.append(f"reference {reftype}: {a.get(key, '<unset>')!r} -> "
                                f"{b.get(key, '<unset>')!r}")
+                continue
+            reasons.append(f"parameter {key}: {a.get(key, '<unset>')!r} -> "
+                           f"{b.get(key, '<unset>')!r}")
     return sorted(set(reasons), key=reasons.index)
 
 
