@@ -51,6 +51,7 @@ localrules:
 rule all:
     input:
         PLAN["targets"],
+    default_target: True
 '''
 
 _RULE = '''
