@@ -63,10 +63,6 @@ def file_spec(path: str, kind: str = "file", names: Sequence[str] = ()) -> dict[
     return spec
 
 
-def _kind(ext: str) -> str:
-    return "table" if ext == ".ecsv" else "file"
-
-
 @dataclass
 class Unit:
     """One job: a step applied to an exposure or a product."""
@@ -427,17 +423,24 @@ def _memory(step_class: type[Step], nbytes: int) -> tuple[int, int]:
     return mem_mb, runtime
 
 
+def _channel_labels(step_class: type[Step], labels: list[str]) -> list[str]:
+    """Labels of a step's output channels: each input channel gives one output per declared
+    output; the first keeps the input's label, the others take their declared suffix
+    (``ramp_fit``: ``""`` and ``"rateints"``)."""
+    return [label if j == 0 else (out.suffix or str(j))
+            for label in labels for j, out in enumerate(step_class.outputs)]
+
+
 def _output_name(step_class: type[Step], stage: type[Pipeline], name: str, is_last: bool,
-                 channel: int) -> str:
+                 channel: int, label: str) -> str:
+    """Suffix of an exposure-stage output: the stage's product suffix for the last step
+    (``rate``, ``rateints``), else the step alias and the channel's label
+    (``ramp_fit_rateints``)."""
     if is_last and stage.workflow_product_suffixes:
         suffixes = stage.workflow_product_suffixes
-        suffix = suffixes[channel] if channel < len(suffixes) else f"{suffixes[0]}{channel}"
-    else:
-        suffix = step_class.product_suffix or step_class.class_alias or name
-        if channel:
-            extras = ("", *step_class.workflow_extra_outputs)
-            suffix += extras[channel] if channel < len(extras) else str(channel)
-    return suffix
+        return suffixes[channel] if channel < len(suffixes) else f"{suffixes[0]}_{label}"
+    base = step_class.class_alias or name
+    return f"{base}_{label}" if label else base
 
 
 def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str | None
@@ -466,33 +469,32 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
                             "make one workflow per instrument/configuration")
     active = next(iter(layouts))
     steps = []
+    labels = [""]  # every exposure enters the stage with its one main product
     for position, name in enumerate(active):
         step_class = stage.step_defs[name]
         is_last = position == len(active) - 1
-        stage_product = is_last and bool(stage.workflow_product_suffixes)
-        n_out = None
+        stage_product = (is_last and bool(stage.workflow_product_suffixes)) or any(
+            out.stage_product for out in step_class.outputs)
+        labels = _channel_labels(step_class, labels)
+        ext = step_class.outputs[0].ext
+        suffixes = [_output_name(step_class, stage, name, is_last, c, label)
+                    for c, label in enumerate(labels)]
         for exp in members:
             pars = resolved[exp.root]["steps"][name]
             unit_pars, refs = _unit_parameters(step_class, pars, exp.params, store,
                                                f"{stage.__name__}.{name} for {exp.root}")
             inputs = streams[exp.root]
-            n_out = len(inputs) + len(step_class.workflow_extra_outputs)
-            ext = step_class.workflow_output_ext
-            outputs = [
-                f"products/{exp.root}_{_output_name(step_class, stage, name, is_last, c)}{ext}"
-                for c in range(n_out)
-            ]
+            outputs = [f"products/{exp.root}_{suffix}{ext}" for suffix in suffixes]
             mem_mb, runtime = _memory(step_class, exp.nbytes)
             units.append(Unit(name, exp.root, _class_path(step_class), "exposure",
                               [file_spec(p) for p in inputs],
-                              [file_spec(p, _kind(ext)) for p in outputs], unit_pars, refs,
+                              [file_spec(p, step_class.outputs[0].kind) for p in outputs],
+                              unit_pars, refs,
                               mem_mb, runtime, stage_product=stage_product))
             streams[exp.root] = outputs
         steps.append({
             "name": name, "stage": stage.__name__, "scope": "exposure", "wildcard": "exp",
-            "outputs": [
-                f"products/{{exp}}_{_output_name(step_class, stage, name, is_last, c)}"
-                f"{step_class.workflow_output_ext}" for c in range(n_out or 1)],
+            "outputs": [f"products/{{exp}}_{suffix}{ext}" for suffix in suffixes],
             "output_is_dir": False, "stage_product": stage_product,
             "alias": step_class.class_alias or name,
         })
@@ -522,10 +524,15 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
             step_class = stage.step_defs[name]
             unit_pars, refs = _unit_parameters(step_class, pars["steps"][name], first.params,
                                                store, f"{stage.__name__}.{name} for {product}")
-            suffix = step_class.product_suffix or step_class.class_alias or name
-            ext = step_class.workflow_output_ext
-            if combined or step_class.workflow_combines:
-                outputs = [file_spec(f"products/{product}_{suffix}{ext}", _kind(ext))]
+            if len(step_class.outputs) != 1:
+                raise WorkflowError(f"{stage.__name__}.{name}: a product-scope step must declare "
+                                    "one output")
+            out = step_class.outputs[0]
+            combines = out.per == "product"
+            suffix = out.suffix or step_class.class_alias or name
+            ext = out.ext
+            if combined or combines:
+                outputs = [file_spec(f"products/{product}_{suffix}{ext}", out.kind)]
                 pattern = f"products/{{product}}_{suffix}{ext}"
                 is_dir = False
             else:
@@ -534,8 +541,7 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                 pattern = f"products/{{product}}.{suffix}"
                 is_dir = True
             mem_mb, runtime = _memory(step_class, nbytes if not combined else nbytes // len(roots))
-            # a stage product: a step that declares its product suffix (crf, i2d, cat)
-            declared = step_class.product_suffix is not None
+            declared = out.stage_product
             units.append(Unit(name, product, _class_path(step_class), "product", list(current),
                               outputs, unit_pars, refs, mem_mb, runtime, members=list(roots),
                               stage_product=declared, call="single" if combined else "members"))
@@ -546,9 +552,9 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                                "output_is_dir": is_dir, "stage_product": declared,
                                "alias": step_class.class_alias or name}
             current = outputs
-            if step_class.workflow_combines or combined:
+            if combines or combined:
                 targets += [o["path"] for o in outputs]  # every combined product is a target
-            combined = combined or step_class.workflow_combines
+            combined = combined or combines
         if not combined:
             targets += [o["path"] for o in current]
     return [steps[n] for n in order]
