@@ -65,11 +65,14 @@ class Image3Pipeline(Pipeline):
         return container
 
     def after_step(self, name: str, before: list[Any], after: list[Any]) -> list[Any]:
-        """Save the ``_crf`` members; the mosaic is the result, the catalogue a side product."""
+        """Save the members a step declares as a stage product (``_crf``); the mosaic is the
+        result, the catalogue a side product."""
         from jwpipe.datamodels import ImageModel
 
-        if name == "outlier_detection" and self.save_results:
-            self._save_crf(after[0], self._asn_id)
+        declared = getattr(self, name).outputs[0]
+        if declared.stage_product and declared.per == "exposure":  # _crf members
+            if self.save_results:
+                self._save_members(after[0], declared.suffix)
         elif name == "resample":
             self._input_filename = f"{self._product}.fits"
             result = after[0]
@@ -99,11 +102,11 @@ class Image3Pipeline(Pipeline):
             stem = os.path.splitext(os.path.basename(first))[0]
         return remove_suffix(stem)[0]
 
-    def _save_crf(self, container: Any, asn_id: str | None) -> None:
+    def _save_members(self, container: Any, suffix: str | None) -> None:
         for i in range(len(container)):
             model = container[i]
             name = getattr(model.meta, "filename", None) or f"member{i:04d}.fits"
-            self.save_model(model, suffix="crf", output_file=name, asn_id=asn_id)
+            self.save_model(model, suffix=suffix, output_file=name, asn_id=self._asn_id)
             del model
 
     def _save_catalog(self, table: Any) -> None:
