@@ -166,7 +166,7 @@ def test_full_metadata_has_every_step(uncal):
     pipe = Detector1Pipeline()
     pipe.run(uncal)
     meta = pipe.get_full_metadata()
-    for name in Detector1Pipeline.step_order:
+    for name in Detector1Pipeline.step_names():
         assert meta[f"Detector1Pipeline.{name}"]["wall_time_s"] >= 0
 
 

@@ -8,6 +8,7 @@ import pytest
 from teststeps import AddStep, ScaleStep, SplitStep, TinyModel, TinyPipeline
 
 from jwpipe.stpipe.naming import build_output_name, remove_suffix
+from jwpipe.stpipe.outputs import Output
 
 
 @pytest.mark.parametrize(
@@ -150,7 +151,7 @@ def test_save_model_explicit(tmp_cwd):
 
 def test_declared_result_suffixes_name_multiple_products(tmp_cwd):
     class PairStep(SplitStep):
-        result_suffixes = ("rate", "rateints")
+        outputs = (Output("rate"), Output("rateints"))
 
     PairStep.call(TinyModel(0.0, "in_uncal.fits"), save_results=True, n=2)
     assert sorted(os.listdir(".")) == ["in_rate.fits", "in_rateints.fits"]

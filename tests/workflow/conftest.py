@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
-from wfhelpers import HERE
+from wfhelpers import HERE, pythonpath
 
 from jwpipe import datamodels
 from jwpipe.associations import asn_from_list, write_asn
@@ -15,8 +13,7 @@ from jwpipe.associations import asn_from_list, write_asn
 @pytest.fixture
 def field(tmp_path, monkeypatch):
     """Three exposures as _uncal FITS files, an image3 association, a gain 'reference'."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(HERE), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("PYTHONPATH", pythonpath())
     monkeypatch.setenv("JWPIPE_ALLOW_IMPORT", "wfsteps")
     monkeypatch.syspath_prepend(str(HERE))
     data = tmp_path / "data"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from wfhelpers import HERE, planned_jobs
+from wfhelpers import job_env, planned_jobs
 from wfsteps import STAGES
 
 from jwpipe.workflow.generate import generate_workflow
@@ -16,10 +16,9 @@ from jwpipe.workflow.generate import generate_workflow
 REPO = Path(__file__).resolve().parents[2]
 STAGE_NAMES = ["wfsteps.WfDetStage", "wfsteps.WfImgStage", "wfsteps.WfMosaicStage"]
 
-_PATH = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
 
-def _run(cwd, *args):
-    env = dict(os.environ, PYTHONPATH=_PATH, JWPIPE_ALLOW_IMPORT="wfsteps")
+def _run(cwd, *args, env=None):
+    env = env or job_env()
     return subprocess.run([sys.executable, "-m", "snakemake", "-s",
                            str(REPO / "workflow" / "Snakefile"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -58,7 +57,56 @@ def test_generated_workflow_is_lint_clean(field):
     work = field["tmp"] / "wf"
     generate_workflow([field["asn"]], work, stages=STAGES,
                       overrides={"inc": {"override_gain": str(field["gain"])}})
-    env = dict(os.environ, PYTHONPATH=_PATH, JWPIPE_ALLOW_IMPORT="wfsteps")
+    env = job_env()
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+_COUNTER = '''\
+import os
+
+if os.environ.get("JWPIPE_TEST_PLAN_CALLS"):
+    import jwpipe.workflow.plan as _plan
+
+    _real = _plan.plan_workflow
+
+    def _counted(*args, **kwargs):
+        with open(os.environ["JWPIPE_TEST_PLAN_CALLS"], "a") as fh:
+            fh.write(f"{os.getpid()}\\n")
+        return _real(*args, **kwargs)
+
+    _plan.plan_workflow = _counted
+'''
+
+
+def test_catalog_plans_once_and_a_cluster_job_never_plans(field):
+    """Every process that imports jwpipe counts its planner calls (a sitecustomize wrapper):
+    the controller's dry run plans once; a job started as a cluster job starts it
+    (``--mode remote``, which re-parses workflow/Snakefile) runs without planning."""
+    tmp = field["tmp"]
+    hooks = tmp / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_COUNTER)
+    calls = tmp / "plan_calls.txt"
+    env = job_env(JWPIPE_TEST_PLAN_CALLS=str(calls))
+    env["PYTHONPATH"] = os.pathsep.join([str(hooks), env["PYTHONPATH"]])
+    (tmp / "config").mkdir()
+    (tmp / "config" / "config.yaml").write_text(yaml.safe_dump({
+        "associations": [field["asn"]], "workdir": "catalog", "stages": STAGE_NAMES,
+        "overrides": {"inc": {"override_gain": str(field["gain"])}}}))
+
+    def n_calls():
+        return len(calls.read_text().split()) if calls.exists() else 0
+
+    dry = _run(tmp, "-n", "--cores", "1", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "inc" in dry.stdout and "stack" in dry.stdout  # the default target plans jobs
+    assert n_calls() == 1
+    root = field["roots"][0]
+    job = _run(tmp, "--mode", "remote", "--target-jobs", f"inc:exp={root}",
+               "--allowed-rules", "inc", "--cores", "1", "--nolock", "--force", env=env)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert (tmp / "catalog" / "products" / f"{root}_inc.fits").is_file()
+    assert (tmp / "catalog" / "state" / "inc" / f"{root}.json").is_file()
+    assert n_calls() == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from wfhelpers import planned_jobs, snakemake
+from wfhelpers import job_env, planned_jobs, snakemake
 from wfsteps import STAGES
 
 from jwpipe import datamodels
@@ -165,3 +166,39 @@ def test_non_science_members_are_refused_with_advice(field):
     with pytest.raises(WorkflowError, match=r"background member .* science members only"):
         generate_workflow([str(path)], field["tmp"] / "wf", stages=STAGES)
     assert not (field["tmp"] / "wf").exists()
+
+
+def test_run_step_from_the_unit_file_alone_in_an_empty_directory(field):
+    """A unit file is a job's whole contract: copied alone into an empty directory, it runs."""
+    work = field["tmp"] / "wf"
+    _generate(field, work)
+    root = field["roots"][1]
+    alone = field["tmp"] / "alone"
+    alone.mkdir()
+    shutil.copyfile(work / "units" / "inc" / f"{root}.json", alone / "job.json")
+    unit = json.loads((alone / "job.json").read_text())
+    assert "override_gain" not in unit["parameters"]
+    assert unit["references"]["files"] == {"gain": str(field["gain"])}
+    assert unit["outputs"] == [{"path": f"products/{root}_inc.fits", "kind": "file"}]
+    proc = subprocess.run([sys.executable, "-m", "jwpipe", "run-step", "job.json"], cwd=alone,
+                          env=job_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in alone.iterdir()) == ["job.json", "products", "state"]
+    with datamodels.open(str(alone / "products" / f"{root}_inc.fits")) as m:
+        expected = np.full((8, 8), 1.0 + 1.0 + 0.5, np.float32)  # member 1, amount, gain
+        expected[0, 0] = 10.0 + 1.0 + 0.5
+        np.testing.assert_array_equal(m.data, expected)
+        assert m.meta.ref_file.gain.name == str(field["gain"])  # an override keeps its path
+    assert json.loads((alone / "state" / "inc" / f"{root}.json").read_text()) == unit
+
+
+def test_run_step_refuses_a_bad_unit_file_with_one_message(field):
+    tmp_path = field["tmp"] / "job"
+    tmp_path.mkdir()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "jwpipe-unit-1", "class": "wfsteps.IncStep"}))
+    proc = subprocess.run([sys.executable, "-m", "jwpipe", "run-step", str(bad)], cwd=tmp_path,
+                          env=job_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "missing or invalid parameters" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]

@@ -11,10 +11,19 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
+def pythonpath() -> str:
+    """The test steps first, then whatever the caller has (the source under test)."""
+    return os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def job_env(**extra: str) -> dict[str, str]:
+    """The environment of a Snakemake or jwpipe subprocess in these tests."""
+    return dict(os.environ, PYTHONPATH=pythonpath(), JWPIPE_ALLOW_IMPORT="wfsteps", **extra)
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real snakemake CLI in ``workdir`` with the test steps importable."""
-    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, PYTHONPATH=path, JWPIPE_ALLOW_IMPORT="wfsteps")
+    env = job_env()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:

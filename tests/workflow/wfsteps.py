@@ -12,6 +12,7 @@ import numpy as np
 
 from jwpipe import datamodels
 from jwpipe.stpipe import Pipeline, Step
+from jwpipe.stpipe.outputs import Output
 
 
 class IncStep(Step):
@@ -70,8 +71,7 @@ class StackStep(Step):
 
     class_alias = "stack"
     workflow_scope = "product"
-    workflow_combines = True
-    product_suffix = "i2d"
+    outputs = (Output("i2d", "ImageModel", per="product", stage_product=True),)
     spec = "offset = float(default=0.0)  # added to the mean"
 
     def process(self, container):

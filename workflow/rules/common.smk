@@ -1,7 +1,13 @@
-# Generate (or update) the work directory from the validated config, then load its rules.
-from jwpipe.workflow.catalog import prepare
+# The plan is made once per run, by the controlling Snakemake process, from the validated
+# config: the same generator as `jwpipe make-workflow` writes (only what changed in) the work
+# directory. Jobs never plan: a cluster job re-parses this file (Snakemake's `--mode remote`),
+# and then only loads the generated rules, which read plan.json and the unit files.
+from jwpipe.workflow.catalog import generated_rules, prepare
 
-JWPIPE_WORKDIR, JWPIPE_RULES = prepare(config, workflow.basedir)
+if workflow.is_main_process:
+    JWPIPE_WORKDIR, JWPIPE_RULES = prepare(config)
+else:
+    JWPIPE_WORKDIR, JWPIPE_RULES = generated_rules(config)
 
 
 workdir: JWPIPE_WORKDIR

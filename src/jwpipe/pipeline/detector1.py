@@ -16,21 +16,19 @@ from jwpipe.steps.refpix import RefPixStep
 from jwpipe.steps.saturation import SaturationStep
 from jwpipe.steps.superbias import SuperbiasStep
 from jwpipe.stpipe import Pipeline
+from jwpipe.stpipe.pipeline import EndStage
 
 __all__ = ["Detector1Pipeline"]
-
-#: Steps that calibrate the ramp, in the near-IR order jwst executes them.
-_RAMP_STEPS = ("group_scale", "dq_init", "saturation", "superbias", "refpix", "linearity",
-               "dark_current", "jump")
 
 
 class Detector1Pipeline(Pipeline):
     """Stage-1 processing of near-IR ramps: ``_uncal`` to ``_rate`` and ``_rateints``.
 
-    group_scale, dq_init, saturation, superbias, refpix, linearity, dark_current, jump,
-    [save ``_ramp`` if ``save_calibrated_ramp``], ramp_fit, gain_scale (on the rate and on the
-    rateints product). Returns the rate ImageModel (the ramp when ramp_fit is skipped);
-    rateints is saved with suffix ``rateints`` whenever results are saved.
+    Runs ``step_defs`` in order (the near-IR order jwst executes them): group_scale, dq_init,
+    saturation, superbias, refpix, linearity, dark_current, jump, [save ``_ramp`` if
+    ``save_calibrated_ramp``], ramp_fit, gain_scale (on the rate and on the rateints
+    product). Returns the rate ImageModel (the ramp when ramp_fit is skipped); rateints is
+    saved with suffix ``rateints`` whenever results are saved.
     """
 
     class_alias = "calwebb_detector1"
@@ -49,11 +47,10 @@ class Detector1Pipeline(Pipeline):
         "ramp_fit": RampFitStep,
         "gain_scale": GainScaleStep,
     }
-    step_order = [*_RAMP_STEPS, "ramp_fit", "gain_scale"]
     workflow_input_suffix = "uncal"
     workflow_product_suffixes = ("rate", "rateints")
 
-    def process(self, input: Any) -> Any:
+    def stage_input(self, input: Any) -> Any:
         from jwpipe.datamodels import RampModel
 
         model = self.prepare_input(input)
@@ -66,19 +63,13 @@ class Detector1Pipeline(Pipeline):
             raise StepInputError(
                 f"{self.qualified_name}: MIRI ramps are not supported (jwpipe implements the "
                 "near-IR Detector1 chain)")
-        for name in _RAMP_STEPS:
-            model = getattr(self, name).run(model)
-        if self.save_calibrated_ramp:
-            self.save_model(model, suffix="ramp", force=True)
-        if self.ramp_fit.skip:
-            model = self.ramp_fit.run(model)
+        return model
+
+    def after_step(self, name: str, before: list[Any], after: list[Any]) -> list[Any]:
+        if name == "jump" and self.save_calibrated_ramp:
+            self.save_model(after[0], suffix="ramp", force=True)
+        if name == "ramp_fit" and self.ramp_fit.skip:
             self.log.info("ramp_fit skipped: the result is the calibrated ramp")
             self._result_suffix = "ramp"
-            return model
-        rate, rateints = self.ramp_fit.run(model)
-        del model
-        rate = self.gain_scale.run(rate)
-        rateints = self.gain_scale.run(rateints)
-        self.save_model(rateints, suffix="rateints")
-        self._result_suffix = "rate"
-        return rate
+            return EndStage(after)
+        return after

@@ -1,7 +1,8 @@
 """``Image2Pipeline`` (``calwebb_image2``): rate exposures -> calibrated ``_cal`` images.
 
-Per association product: the one ``science`` member goes through ``bkg_subtract`` (only when
-the product has ``background`` members), ``assign_wcs``, ``flat_field`` and ``photom``.
+Per association product: the one ``science`` member goes through the declared steps,
+``bkg_subtract`` (only when the product has ``background`` members: the step's declared member
+role), ``assign_wcs``, ``flat_field`` and ``photom``.
 Unlike jwst there is no per-exposure ``resample`` (``_i2d``) at this stage: resampling is
 done once, for all exposures, by :class:`~jwpipe.pipeline.image3.Image3Pipeline`.
 """
@@ -53,13 +54,9 @@ class Image2Pipeline(Pipeline):
                     model.meta.asn.pool_name = asn.asn_pool
                 model.meta.asn.table_name = os.path.basename(asn.source)
             self.log.info("Processing product %s", name)
-            if backgrounds:
-                model = self.bkg_subtract.run(model, backgrounds)
-            for step in ("assign_wcs", "flat_field", "photom"):
-                model = getattr(self, step).run(model)
+            model = self.run_steps(model, members={"background": backgrounds})
             self._product_names[id(model)] = name
             results.append(model)
-        self._result_suffix = "cal"
         return results[0] if len(results) == 1 else results
 
     def prefetch(self, *args: Any) -> None:

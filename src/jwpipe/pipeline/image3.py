@@ -1,6 +1,8 @@
 """``Image3Pipeline`` (``calwebb_image3``): combine the calibrated exposures of a product.
 
-``tweakreg -> skymatch -> outlier_detection -> resample -> source_catalog``. Members are
+The declared steps, ``tweakreg -> skymatch -> outlier_detection -> resample ->
+source_catalog``, run in that order (the catalogue is a side product: the mosaic is the
+result). Members are
 streamed: every member-to-member step reads one member at a time and writes the modified
 member to a temporary file (in ``output_dir``, or the system temporary directory), so memory
 holds O(1) exposures plus the output grid, whatever the number of members.
@@ -27,6 +29,7 @@ from jwpipe.steps.skymatch import SkyMatchStep
 from jwpipe.steps.source_catalog import SourceCatalogStep
 from jwpipe.steps.tweakreg import TweakRegStep
 from jwpipe.stpipe import Pipeline
+from jwpipe.stpipe.pipeline import EndStage
 
 __all__ = ["Image3Pipeline"]
 
@@ -52,32 +55,41 @@ class Image3Pipeline(Pipeline):
     workflow_input_suffix = "cal"
     workflow_stage_scope = "product"
 
-    def process(self, input: Any) -> Any:
-        from jwpipe.datamodels import ImageModel
-
+    def stage_input(self, input: Any) -> Any:
         container = load_members(input, self.qualified_name)
         check_members(container, self.qualified_name)
-        product = product_name(container) or self._default_product(input, container)
-        asn_id = (container.asn_table or {}).get("asn_id")
-        self.log.info("Product %s: %d members", product, len(container))
+        self._product = product_name(container) or self._default_product(input, container)
+        self._asn_id = (container.asn_table or {}).get("asn_id")
+        self.log.info("Product %s: %d members", self._product, len(container))
         self.catalog = None
-        container = self.tweakreg.run(container)
-        container = self.skymatch.run(container)
-        container = self.outlier_detection.run(container)
-        if self.save_results:
-            self._save_crf(container, asn_id)
-        result = self.resample.run(container)
-        self._input_filename = f"{product}.fits"
-        if isinstance(result, ImageModel) and result.meta.cal_step.resample == "COMPLETE":
-            result.meta.asn.table_name = container.asn_table_name
-            self.catalog = self.source_catalog.run(result)
-            if self.save_results and self.catalog is not None and not self.source_catalog.skip:
-                self._save_catalog(self.catalog)
+        return container
+
+    def after_step(self, name: str, before: list[Any], after: list[Any]) -> list[Any]:
+        """Save the members a step declares as a stage product (``_crf``); the mosaic is the
+        result, the catalogue a side product."""
+        from jwpipe.datamodels import ImageModel
+
+        declared = getattr(self, name).outputs[0]
+        if declared.stage_product and declared.per == "exposure":  # _crf members
+            if self.save_results:
+                self._save_members(after[0], declared.suffix)
+        elif name == "resample":
+            self._input_filename = f"{self._product}.fits"
+            result = after[0]
+            if not (isinstance(result, ImageModel)
+                    and result.meta.cal_step.resample == "COMPLETE"):
+                self.log.warning("resample did not run: no mosaic and no catalogue")
+                self._result_suffix = "crf"
+                return EndStage(after)
+            result.meta.asn.table_name = before[0].asn_table_name
             self._result_suffix = "i2d"
-        else:
-            self.log.warning("resample did not run: no mosaic and no catalogue")
-            self._result_suffix = "crf"
-        return result
+        elif name == "source_catalog":
+            if not self.source_catalog.skip:
+                self.catalog = after[0]
+                if self.save_results and self.catalog is not None:
+                    self._save_catalog(self.catalog)
+            return before
+        return after
 
     @staticmethod
     def _default_product(input: Any, container: Any) -> str:
@@ -90,11 +102,11 @@ class Image3Pipeline(Pipeline):
             stem = os.path.splitext(os.path.basename(first))[0]
         return remove_suffix(stem)[0]
 
-    def _save_crf(self, container: Any, asn_id: str | None) -> None:
+    def _save_members(self, container: Any, suffix: str | None) -> None:
         for i in range(len(container)):
             model = container[i]
             name = getattr(model.meta, "filename", None) or f"member{i:04d}.fits"
-            self.save_model(model, suffix="crf", output_file=name, asn_id=asn_id)
+            self.save_model(model, suffix=suffix, output_file=name, asn_id=self._asn_id)
             del model
 
     def _save_catalog(self, table: Any) -> None:

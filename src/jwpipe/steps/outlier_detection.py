@@ -46,6 +46,7 @@ from jwpipe.steps._image_common import (
     workspace_dir,
 )
 from jwpipe.stpipe import Step
+from jwpipe.stpipe.outputs import Output
 
 __all__ = ["OutlierDetectionStep"]
 
@@ -133,7 +134,7 @@ class OutlierDetectionStep(Step):
     good_bits = string(default='~DO_NOT_USE')  # DQ bits that are good (astropy style)
     """
     workflow_scope = "product"
-    product_suffix = "crf"
+    outputs = (Output("crf", stage_product=True),)
     workflow_memory = (0.05, 350.0)
 
     def process(self, input: Any) -> Any:

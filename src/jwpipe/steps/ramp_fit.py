@@ -11,6 +11,7 @@ from jwpipe.algorithms.ramp_fit import RampFitProducts, fit_ramps
 from jwpipe.errors import StepInputError, ValidationError
 from jwpipe.steps._common import check_ramp, load_gain_readnoise
 from jwpipe.stpipe import Step
+from jwpipe.stpipe.outputs import Output
 
 __all__ = ["RampFitStep"]
 
@@ -53,8 +54,7 @@ class RampFitStep(Step):
     reference_file_types = ["readnoise", "gain"]
     #: Weighting of the least-squares fit (jwst class attribute; only "optimal" exists).
     weighting = "optimal"
-    workflow_extra_outputs = ("ints",)
-    result_suffixes = ("rate", "rateints")
+    outputs = (Output("rate", "ImageModel"), Output("rateints", "CubeModel"))
     workflow_memory = (1.6, 250.0)
 
     def process(self, input: Any) -> tuple[Any, Any]:

@@ -40,6 +40,7 @@ from jwpipe.steps._image_common import (
     sky_offset,
 )
 from jwpipe.stpipe import Step
+from jwpipe.stpipe.outputs import Output
 
 __all__ = ["ResampleStep", "exposure_count"]
 
@@ -80,8 +81,7 @@ class ResampleStep(Step):
     good_bits = string(default='~DO_NOT_USE+NON_SCIENCE')  # DQ bits that are good
     """
     workflow_scope = "product"
-    workflow_combines = True
-    product_suffix = "i2d"
+    outputs = (Output("i2d", "ImageModel", per="product", stage_product=True),)
     workflow_memory = (0.05, 400.0)
 
     def process(self, input: Any) -> Any:

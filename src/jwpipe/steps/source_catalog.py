@@ -40,6 +40,7 @@ from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import bad_pixel_mask, label, load_members, model_wcs
 from jwpipe.stpipe import Step
+from jwpipe.stpipe.outputs import Output
 
 __all__ = ["SourceCatalogStep", "drizzle_noise_factor"]
 
@@ -103,8 +104,7 @@ class SourceCatalogStep(Step):
     error_correlation = option('measured','casertano','none',default='measured')  # ERR correlation
     """
     workflow_scope = "product"
-    product_suffix = "cat"
-    workflow_output_ext = ".ecsv"
+    outputs = (Output("cat", "Table", per="product", stage_product=True),)
     workflow_memory = (6.0, 300.0)
 
     def process(self, input: Any) -> Any:

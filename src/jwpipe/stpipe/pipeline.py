@@ -18,9 +18,13 @@ from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import StepConfig, load_parameter_file
 from jwpipe.stpipe.step import Step, _merge_layers, _plain_value
 
-__all__ = ["Pipeline"]
+__all__ = ["EndStage", "Pipeline"]
 
 Layer = tuple[str, dict[str, Any], bool]
+
+
+class EndStage(list):
+    """Returned by :meth:`Pipeline.after_step` to end the stage early with these products."""
 
 
 class Pipeline(Step):
@@ -246,13 +250,53 @@ class Pipeline(Step):
 
     # ------------------------------------------------------------------ running
     def process(self, *args: Any) -> Any:
-        """Run the substeps in the declared order for the input's instrument."""
-        model = self.open_model(args[0]) if args else None
+        """Run the declared substeps in order on the stage's input (see :meth:`run_steps`)."""
+        return self.run_steps(self.stage_input(*args))
+
+    def stage_input(self, *args: Any) -> Any:
+        """Open and check the stage's input (subclasses refuse what the stage cannot take)."""
+        return self.open_model(args[0]) if args else None
+
+    def run_steps(self, model: Any, members: Mapping[str, list[Any]] | None = None) -> Any:
+        """Run the substeps of :meth:`step_names` on ``model``; return the stage's result.
+
+        A step that returns several products (``ramp_fit``: rate and rateints) passes each on:
+        the next step runs once per product. A step declaring a member role
+        (``workflow_member_role``) gets ``members[role]`` as a second argument and is left out
+        when there are none, exactly as the workflow planner leaves it out. After each step
+        :meth:`after_step` may save, replace or end the products. The first product is the
+        result; the others are saved with the stage's further product suffixes
+        (``workflow_product_suffixes``: ``rateints``).
+        """
         instrument = getattr(getattr(getattr(model, "meta", None), "instrument", None),
                              "name", None)
+        products = [model]
+        del model  # each step's input is released once the next step has run
         for name in self.step_names(instrument):
-            model = getattr(self, name).run(model)
-        return model
+            step = getattr(self, name)
+            extra: list[Any] = []
+            if step.workflow_member_role is not None:
+                extra = [(members or {}).get(step.workflow_member_role) or []]
+                if not extra[0]:
+                    continue
+            before, products = products, []
+            for product in before:
+                result = step.run(product, *extra)
+                products += list(result) if isinstance(result, tuple) else [result]
+            products = self.after_step(name, before, products)
+            if isinstance(products, EndStage):
+                return products[0]
+        suffixes = self.workflow_product_suffixes
+        if suffixes:
+            self._result_suffix = suffixes[0]
+        for product, suffix in zip(products[1:], suffixes[1:], strict=False):
+            self.save_model(product, suffix=suffix)
+        return products[0]
+
+    def after_step(self, name: str, before: list[Any], after: list[Any]) -> list[Any]:
+        """Called after substep ``name`` ran on ``before`` and returned ``after``; returns the
+        products passed on (an :class:`EndStage` ends the stage with its first product)."""
+        return after
 
     def describe(self) -> dict[str, Any]:
         """Plain description of the pipeline (order, classes, aliases) for the workflow layer."""

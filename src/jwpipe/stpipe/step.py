@@ -19,6 +19,7 @@ from jwpipe.errors import ReferenceFileError, ValidationError
 from jwpipe.stpipe import naming, refstore, registry
 from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import StepConfig, load_parameter_file, write_parameter_file
+from jwpipe.stpipe.outputs import Output
 from jwpipe.stpipe.resources import measure
 
 __all__ = ["FunctionHook", "Step", "SystemCall", "is_datamodel", "preserve_step_pars"]
@@ -96,9 +97,6 @@ class Step:
     reference_file_types: ClassVar[list[str]] = []
     #: Fetch references for the whole pipeline before running (fail early).
     prefetch_references: ClassVar[bool] = True
-    #: Suffixes of the products when the step returns several (RampFitStep: rate, rateints);
-    #: without it they are saved as ``<root>_<i>_<alias>``.
-    result_suffixes: ClassVar[tuple[str, ...] | None] = None
     #: ``meta.cal_step`` attribute recording this step's status (default: the alias).
     cal_step_name: ClassVar[str | None] = None
 
@@ -106,14 +104,9 @@ class Step:
     #: ``"exposure"``: one job per exposure, each input mapped to its own output;
     #: ``"product"``: one job per association product, all members at once.
     workflow_scope: ClassVar[str] = "exposure"
-    #: Outputs per input beside the main one, by suffix addition (RampFitStep: ``("ints",)``).
-    workflow_extra_outputs: ClassVar[tuple[str, ...]] = ()
-    #: Product-scope steps only: all members combine into one output (resample).
-    workflow_combines: ClassVar[bool] = False
-    #: Suffix of the step's output when it is a named product (``crf``, ``i2d``, ``cat``).
-    product_suffix: ClassVar[str | None] = None
-    #: Extension of the step's output file.
-    workflow_output_ext: ClassVar[str] = ".fits"
+    #: What the step returns, in order, declared once (:class:`~jwpipe.stpipe.outputs.Output`):
+    #: saving, the workflow planner and run-step all read it.
+    outputs: ClassVar[tuple[Output, ...]] = (Output(),)
     #: The step needs association members of this role (BackgroundStep: "background"); the
     #: workflow plans it only for products that have them.
     workflow_member_role: ClassVar[str | None] = None
@@ -806,9 +799,9 @@ class Step:
 
     def _save_results(self, result: Any) -> None:
         items = list(result) if isinstance(result, (list, tuple)) else [result]
-        named = self.result_suffixes if (
-            self.result_suffixes and len(self.result_suffixes) == len(items) and not self.suffix
-        ) else None
+        declared = [o.suffix for o in self.outputs]
+        named = declared if (len(declared) > 1 and len(declared) == len(items)
+                             and None not in declared and not self.suffix) else None
         for i, item in enumerate(items):
             idx = i if len(items) > 1 and not named else None
             if is_datamodel(item) or isinstance(item, Sequence):

@@ -1,8 +1,10 @@
 """Support for the repository's ``workflow/`` (Snakemake workflow-catalog layout).
 
-``workflow/Snakefile`` validates ``config/config.yaml`` and calls :func:`prepare`, which runs the
-same generator as ``jwpipe make-workflow`` into the configured work directory and returns the
-generated rules file to include, so both entry points build the same DAG.
+``workflow/Snakefile`` validates ``config/config.yaml``. The controlling Snakemake process calls
+:func:`prepare`, which runs the same generator as ``jwpipe make-workflow`` into the configured
+work directory (so both entry points build the same DAG) and returns the generated rules file to
+include. A job (a cluster job re-parses the Snakefile) calls :func:`generated_rules`, which only
+names that file: jobs never plan.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["prepare"]
+__all__ = ["generated_rules", "prepare"]
 
 
 def _stages(names: list[str] | None) -> list | None:
@@ -22,8 +24,33 @@ def _stages(names: list[str] | None) -> list | None:
     return [resolve_step_class(n, what="stage in config 'stages'") for n in names]
 
 
-def prepare(config: dict[str, Any], basedir: str | os.PathLike[str] = ".") -> tuple[str, str]:
-    """Generate (or update) the work directory described by ``config``.
+def _absolute(path: str | None) -> str | None:
+    """A config path, relative to the directory Snakemake was started in."""
+    if path is None:
+        return None
+    return str((Path(os.getcwd()) / os.path.expanduser(path)).resolve())
+
+
+def generated_rules(config: dict[str, Any]) -> tuple[str, str]:
+    """The work directory and its generated Snakefile, as :func:`prepare` left them.
+
+    Raises
+    ------
+    WorkflowError
+        The work directory has not been planned (no Snakefile).
+    """
+    workdir = _absolute(config.get("workdir", "jwpipe-workflow"))
+    rules = Path(workdir) / "Snakefile"
+    if not rules.is_file():
+        from jwpipe.errors import WorkflowError
+
+        raise WorkflowError(f"{workdir} has no generated Snakefile: a job cannot run before "
+                            "the controlling snakemake process has planned the workflow")
+    return str(workdir), str(rules)
+
+
+def prepare(config: dict[str, Any]) -> tuple[str, str]:
+    """Plan and write (or update) the work directory described by ``config``.
 
     Returns
     -------
@@ -32,22 +59,17 @@ def prepare(config: dict[str, Any], basedir: str | os.PathLike[str] = ".") -> tu
     """
     from jwpipe.workflow.generate import generate_workflow
 
-    base = Path(os.getcwd())
-
-    def absolute(p: str | None) -> str | None:
-        return None if p is None else str((base / os.path.expanduser(p)).resolve())
-
-    workdir = absolute(config.get("workdir", "jwpipe-workflow"))
+    workdir = _absolute(config.get("workdir", "jwpipe-workflow"))
     keep = config.get("keep", "all")
     generate_workflow(
-        [absolute(a) for a in config["associations"]],
+        [_absolute(a) for a in config["associations"]],
         workdir,
-        param_files=[absolute(p) for p in config.get("parameter_files") or []],
+        param_files=[_absolute(p) for p in config.get("parameter_files") or []],
         overrides=config.get("overrides") or {},
-        input_dir=absolute(config.get("input_dir")),
-        refs=absolute(config.get("refs")),
+        input_dir=_absolute(config.get("input_dir")),
+        refs=_absolute(config.get("refs")),
         keep=None if keep == "all" else [] if keep == "none" else list(keep),
         group_detector1=bool(config.get("group_detector1", False)),
         stages=_stages(config.get("stages")),
     )
-    return str(workdir), str(Path(workdir) / "Snakefile")
+    return generated_rules(config)

@@ -3,9 +3,9 @@
 Layout of a workflow directory::
 
     Snakefile                    rules (one per step)
-    plan.json                    per-unit inputs, outputs, memory, runtime; targets
-    units/<step>/<key>.json      resolved parameters + CRDS context and files of one unit
-    state/<step>/<key>.json      what the existing output was made with (written by run-step)
+    plan.json                    per-unit inputs, outputs, memory, runtime; targets (for rules)
+    units/<step>/<key>.json      one job's whole contract (run-step reads only this)
+    state/<step>/<key>.json      what the outputs were made with (a declared output of the job)
     products/                    every output (intermediates and final products)
     logs/, benchmarks/           per job
     profiles/local/config.yaml   the local Snakemake profile
@@ -26,17 +26,10 @@ from jwpipe.atomic import write_text_atomic
 from jwpipe.workflow.plan import Plan, plan_workflow
 from jwpipe.workflow.snakefile import render_snakefile
 
-__all__ = ["canonical_json", "generate_workflow", "write_if_changed"]
+__all__ = ["canonical_json", "generate_workflow", "write_if_changed", "write_unit_file"]
 
-LOCAL_PROFILE = """\
-# Snakemake 9 profile for running a jwpipe workflow on this machine.
-cores: all
-scheduler: greedy
-rerun-incomplete: true
-keep-going: true
-printshellcmds: false
-latency-wait: 5
-"""
+#: The local Snakemake profile: the one copy (the repository's ``profiles/local`` links to it).
+LOCAL_PROFILE = Path(__file__).with_name("profiles") / "local" / "config.yaml"
 
 
 CONDA_ENV = """\
@@ -69,6 +62,27 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def write_unit_file(path: Path, record: dict[str, Any]) -> bool:
+    """Write a unit file unless it already holds ``record``; return True if written.
+
+    A new reference context alone does not rewrite it: the job depends on the reference files
+    the context selects (their paths, sizes and times are in the file), and the context written
+    is the one the existing products were made under, which selected the same files.
+    """
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and isinstance(old.get("references"), dict):
+        new_refs = record["references"]
+        if old["references"].get("context") is not None and new_refs.get("context") is not None:
+            same = {**record, "references": {**new_refs,
+                                             "context": old["references"]["context"]}}
+            if canonical_json(old) == canonical_json(same):
+                return False
+    return write_if_changed(path, canonical_json(record))
+
+
 def _alternatives(names: list[str]) -> str:
     if not names:
         return "(?!x)x"  # matches nothing
@@ -79,7 +93,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
     units: dict[str, dict[str, Any]] = {}
     for u in plan.units:
         units.setdefault(u.step, {})[u.key] = {
-            "inputs": u.inputs, "outputs": u.outputs, "mem_mb": u.mem_mb,
+            "inputs": u.input_paths, "outputs": u.output_paths, "mem_mb": u.mem_mb,
             "runtime": u.runtime, "members": u.members, "scope": u.scope,
         }
     return {
@@ -93,28 +107,6 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "product_regex": _alternatives(plan.products),
         "reference_context": plan.context,
     }
-
-
-def _keep_context(path: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Keep the CRDS context an existing unit file names when its files did not change.
-
-    A new context that selects the same files for a unit does not change what the unit
-    computes, so its file stays byte-identical and Snakemake does not rerun it; the context it
-    records is the one its (identical) references were first selected in.
-    """
-    refs = record.get("references") or {}
-    if not refs.get("context"):
-        return record
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return record
-    old_refs = old.get("references") or {}
-    if isinstance(old_refs, dict) and old_refs.get("context") and canonical_json(
-            {**old, "references": {**old_refs, "context": refs["context"]}}
-    ) == canonical_json(record):
-        return old
-    return record
 
 
 def generate_workflow(
@@ -160,7 +152,7 @@ def generate_workflow(
     for u in plan.units:
         path = work / "units" / u.step / f"{u.key}.json"
         wanted.add(path)
-        if write_if_changed(path, canonical_json(_keep_context(path, u.record()))):
+        if write_unit_file(path, u.record(plan.context)):
             counts["written"] += 1
         else:
             counts["unchanged"] += 1
@@ -172,7 +164,7 @@ def generate_workflow(
     write_if_changed(work / "Snakefile", render_snakefile(
         plan, version=__version__, keep=set(keep) if keep is not None else None,
         group_detector1=group_detector1))
-    write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE)
+    write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE.read_text())
     write_if_changed(work / "envs" / "jwpipe.yaml", CONDA_ENV)
     generation = {
         "associations": [os.path.abspath(a) for a in asn_paths],

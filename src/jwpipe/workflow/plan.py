@@ -27,7 +27,7 @@ from jwpipe.stpipe.config_file import load_parameter_file
 from jwpipe.stpipe.pipeline import Pipeline
 from jwpipe.stpipe.step import Step
 
-__all__ = ["Plan", "Unit", "check_name", "plan_workflow"]
+__all__ = ["Plan", "Unit", "check_name", "file_spec", "plan_workflow", "stages_for_association"]
 
 #: Parameters that only say where/whether to write files: a workflow job ignores them (it writes
 #: exactly its declared outputs), so changing them must not rerun anything.
@@ -47,6 +47,22 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+#: Version of the unit-file format (``"format"`` in every unit file).
+UNIT_FORMAT = "jwpipe-unit-1"
+
+
+def file_spec(path: str, kind: str = "file", names: Sequence[str] = ()) -> dict[str, Any]:
+    """One input or output of a unit: its path and kind.
+
+    ``kind`` is ``"file"`` (one model), ``"table"`` (an ECSV table) or ``"members"`` (a
+    directory holding one file per association member, named ``names`` in member order).
+    """
+    spec: dict[str, Any] = {"path": path, "kind": kind}
+    if kind == "members":
+        spec["names"] = list(names)
+    return spec
+
+
 @dataclass
 class Unit:
     """One job: a step applied to an exposure or a product."""
@@ -55,24 +71,56 @@ class Unit:
     key: str
     step_class: str
     scope: str
-    inputs: list[str]
-    outputs: list[str]
-    output_is_dir: bool
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
     parameters: dict[str, Any]
     references: dict[str, Any]
     mem_mb: int
     runtime: int
     members: list[str] = field(default_factory=list)
+    stage_product: bool = False
+    #: How the step is called: ``each`` input on its own, all ``members`` as one container, or
+    #: the ``single`` combined input.
+    call: str = "each"
 
-    def record(self) -> dict[str, Any]:
-        """The content of this unit's resolved-parameter file."""
+    @property
+    def input_paths(self) -> list[str]:
+        return [spec["path"] for spec in self.inputs]
+
+    @property
+    def output_paths(self) -> list[str]:
+        return [spec["path"] for spec in self.outputs]
+
+    @property
+    def record_path(self) -> str:
+        """Where run-step records what the outputs were made with (an output of the rule)."""
+        return f"state/{self.step}/{self.key}.json"
+
+    def record(self, context: str | None) -> dict[str, Any]:
+        """The unit file: everything one job needs, and nothing it has to work out again.
+
+        Paths are absolute, or relative to the workflow directory (``products/...``).
+        """
         return {
+            "format": UNIT_FORMAT,
             "step": self.step,
             "class": self.step_class,
             "key": self.key,
-            "parameters": self.parameters,
-            "references": self.references,
+            "scope": self.scope,
+            "call": self.call,
             "members": self.members,
+            "parameters": self.parameters,
+            "references": {
+                "context": context if any(r["selected_by"] == "crds"
+                                          for r in self.references.values()) else None,
+                "files": {t: r["path"] for t, r in self.references.items()},
+                "selected_by": {t: r["selected_by"] for t, r in self.references.items()},
+                "checks": {t: {"size": r["size"], "mtime_ns": r["mtime_ns"]}
+                           for t, r in self.references.items() if "size" in r},
+            },
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "record": self.record_path,
         }
 
 
@@ -106,8 +154,9 @@ def _default_stages() -> list[type[Pipeline]]:
     return [Detector1Pipeline, Image2Pipeline, Image3Pipeline]
 
 
-def _stage_index_for_asn(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
-    """The stage an association asks for: image3 -> the product stage, else the last exposure
+def stages_for_association(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
+    """The last stage an association gets (each member runs from the first stage whose input
+    exists up to it): image3 associations get the product stage, others the last exposure
     stage."""
     scopes = [s.workflow_stage_scope for s in stages]
     if asn_type and "image3" in asn_type.lower() and "product" in scopes:
@@ -153,11 +202,19 @@ def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: i
     raise WorkflowError(f"member {root}: none of {', '.join(tried)} found in {input_dir}")
 
 
-def _override_identity(path: str) -> dict[str, Any]:
-    """What a unit depends on for a user's override file: its size and modification time
-    (CRDS files are immutable by name, so their name is their identity)."""
+def _reference_identity(path: str, selected_by: str) -> dict[str, Any]:
+    """What a unit's result depends on for one reference.
+
+    A CRDS file is immutable under its name, so its path is its identity; a user's override
+    file also carries its size and modification time, so an edited file reruns its units.
+    """
+    if path in ("N/A", ""):
+        return {"path": "N/A", "selected_by": selected_by}
+    if selected_by == "crds":
+        return {"path": path, "selected_by": selected_by}
     st = os.stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": os.path.abspath(path), "selected_by": selected_by, "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 def _canonical_number(value: Any) -> Any:
@@ -287,7 +344,7 @@ def plan_workflow(
             asn = load_asn(asn_path)
         except JwpipeError as exc:
             raise WorkflowError(str(exc)) from None
-        top = _stage_index_for_asn(asn.asn_type, stages)
+        top = stages_for_association(asn.asn_type, stages)
         base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
         for product in asn.products:
             for member in product.members:
@@ -343,48 +400,43 @@ def plan_workflow(
 
 def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
                      store: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Parameters for one unit (output-only ones dropped) and its references.
-
-    References are selected through CRDS now, at generation time: every ``override_<reftype>``
-    the user did not set becomes the selected file's path, so the job uses exactly it (and never
-    imports ``crds``). The references section is ``{"context": pmap, "files": {reftype: path or
-    "N/A"}}`` plus ``"overrides": {reftype: {size, mtime_ns}}`` for the user's own files.
-    """
-    pars = {k: v for k, v in pars.items() if k not in OUTPUT_ONLY_PARAMETERS}
-    files: dict[str, str] = {}
-    overridden: dict[str, Any] = {}
+    """Parameters for one unit (output-only ones and ``override_*`` dropped) and its
+    references: a user's ``override_<reftype>``, else the file CRDS selects now, at generation
+    time, so the job uses exactly it and never imports ``crds``."""
     from_crds = [t for t in step_class.reference_file_types
                  if pars.get(f"override_{t}") is None]
+    selected: dict[str, str] = {}
     if from_crds:
         if store is None:
             raise WorkflowError(f"{where}: no CRDS cache for the '{from_crds[0]}' reference "
                                 f"(set CRDS_PATH, give --refs DIR, or set "
                                 f"override_{from_crds[0]})")
         try:
-            files.update(store.best_references(dataset, from_crds))
+            selected = store.best_references(dataset, from_crds)
         except Exception as exc:
             raise WorkflowError(f"{where}: {exc}") from None
+    refs: dict[str, Any] = {}
     for reftype in step_class.reference_file_types:
         key = f"override_{reftype}"
         value = pars.get(key)
-        if reftype in files:
-            value = files[reftype]
-        elif not isinstance(value, str):
+        if reftype in selected:
+            refs[reftype] = _reference_identity(selected[reftype], "crds")
+            continue
+        if not isinstance(value, str):
             raise WorkflowError(f"{where}: {key} must be a path in a workflow")
-        elif value not in ("N/A", ""):
+        if value not in ("N/A", ""):
             value = os.path.abspath(os.path.expanduser(value))
             if not os.path.isfile(value):
                 raise WorkflowError(f"{where}: {key} file {value} does not exist")
-            overridden[reftype] = _override_identity(value)
-        pars[key] = value
-        files[reftype] = "N/A" if value == "" else value
-    refs: dict[str, Any] = {}
-    if files:
-        refs = {"context": getattr(store, "context", None) if from_crds else None,
-                "files": dict(sorted(files.items()))}
-        if overridden:
-            refs["overrides"] = overridden
+        refs[reftype] = _reference_identity(value, "override")
+    overrides = {f"override_{t}" for t in step_class.reference_file_types}
+    pars = {k: v for k, v in pars.items()
+            if k not in OUTPUT_ONLY_PARAMETERS and k not in overrides}
     return _canonical_number(pars), refs
+
+
+def _class_path(step_class: type[Step]) -> str:
+    return f"{step_class.__module__}.{step_class.__name__}"
 
 
 def _memory(step_class: type[Step], nbytes: int) -> tuple[int, int]:
@@ -394,17 +446,24 @@ def _memory(step_class: type[Step], nbytes: int) -> tuple[int, int]:
     return mem_mb, runtime
 
 
+def _channel_labels(step_class: type[Step], labels: list[str]) -> list[str]:
+    """Labels of a step's output channels: each input channel gives one output per declared
+    output; the first keeps the input's label, the others take their declared suffix
+    (``ramp_fit``: ``""`` and ``"rateints"``)."""
+    return [label if j == 0 else (out.suffix or str(j))
+            for label in labels for j, out in enumerate(step_class.outputs)]
+
+
 def _output_name(step_class: type[Step], stage: type[Pipeline], name: str, is_last: bool,
-                 channel: int) -> str:
+                 channel: int, label: str) -> str:
+    """Suffix of an exposure-stage output: the stage's product suffix for the last step
+    (``rate``, ``rateints``), else the step alias and the channel's label
+    (``ramp_fit_rateints``)."""
     if is_last and stage.workflow_product_suffixes:
         suffixes = stage.workflow_product_suffixes
-        suffix = suffixes[channel] if channel < len(suffixes) else f"{suffixes[0]}{channel}"
-    else:
-        suffix = step_class.product_suffix or step_class.class_alias or name
-        if channel:
-            extras = ("", *step_class.workflow_extra_outputs)
-            suffix += extras[channel] if channel < len(extras) else str(channel)
-    return suffix
+        return suffixes[channel] if channel < len(suffixes) else f"{suffixes[0]}_{label}"
+    base = step_class.class_alias or name
+    return f"{base}_{label}" if label else base
 
 
 def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str | None
@@ -433,31 +492,33 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
                             "make one workflow per instrument/configuration")
     active = next(iter(layouts))
     steps = []
+    labels = [""]  # every exposure enters the stage with its one main product
     for position, name in enumerate(active):
         step_class = stage.step_defs[name]
         is_last = position == len(active) - 1
-        n_out = None
+        stage_product = (is_last and bool(stage.workflow_product_suffixes)) or any(
+            out.stage_product for out in step_class.outputs)
+        labels = _channel_labels(step_class, labels)
+        ext = step_class.outputs[0].ext
+        suffixes = [_output_name(step_class, stage, name, is_last, c, label)
+                    for c, label in enumerate(labels)]
         for exp in members:
             pars = resolved[exp.root]["steps"][name]
             unit_pars, refs = _unit_parameters(step_class, pars, exp.params, store,
                                                f"{stage.__name__}.{name} for {exp.root}")
             inputs = streams[exp.root]
-            n_out = len(inputs) + len(step_class.workflow_extra_outputs)
-            outputs = [
-                f"products/{exp.root}_{_output_name(step_class, stage, name, is_last, c)}"
-                f"{step_class.workflow_output_ext}"
-                for c in range(n_out)
-            ]
+            outputs = [f"products/{exp.root}_{suffix}{ext}" for suffix in suffixes]
             mem_mb, runtime = _memory(step_class, exp.nbytes)
-            units.append(Unit(name, exp.root, f"{step_class.__module__}.{step_class.__name__}",
-                              "exposure", list(inputs), outputs, False, unit_pars, refs, mem_mb,
-                              runtime))
+            units.append(Unit(name, exp.root, _class_path(step_class), "exposure",
+                              [file_spec(p) for p in inputs],
+                              [file_spec(p, step_class.outputs[0].kind) for p in outputs],
+                              unit_pars, refs,
+                              mem_mb, runtime, stage_product=stage_product))
             streams[exp.root] = outputs
         steps.append({
             "name": name, "stage": stage.__name__, "scope": "exposure", "wildcard": "exp",
-            "outputs": [
-                f"products/{{exp}}_{_output_name(step_class, stage, name, is_last, c)}"
-                f"{step_class.workflow_output_ext}" for c in range(n_out or 1)],
+            "outputs": [f"products/{{exp}}_{suffix}{ext}" for suffix in suffixes],
+            "output_is_dir": False, "stage_product": stage_product,
             "alias": step_class.class_alias or name,
         })
     return steps
@@ -479,36 +540,44 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                 streams[root] = [exposures[root].start_file]
         pars = resolver.resolve(first.params)
         active = _active_steps(stage, pars, first.params.get("INSTRUME"))
-        current = [streams[r][0] for r in roots]
+        current = [file_spec(streams[r][0]) for r in roots]
         combined = False
         nbytes = sum(exposures[r].nbytes for r in roots)
         for name in active:
             step_class = stage.step_defs[name]
             unit_pars, refs = _unit_parameters(step_class, pars["steps"][name], first.params,
                                                store, f"{stage.__name__}.{name} for {product}")
-            suffix = step_class.product_suffix or step_class.class_alias or name
-            ext = step_class.workflow_output_ext
-            if combined or step_class.workflow_combines:
-                outputs = [f"products/{product}_{suffix}{ext}"]
+            if len(step_class.outputs) != 1:
+                raise WorkflowError(f"{stage.__name__}.{name}: a product-scope step must declare "
+                                    "one output")
+            out = step_class.outputs[0]
+            combines = out.per == "product"
+            suffix = out.suffix or step_class.class_alias or name
+            ext = out.ext
+            if combined or combines:
+                outputs = [file_spec(f"products/{product}_{suffix}{ext}", out.kind)]
                 pattern = f"products/{{product}}_{suffix}{ext}"
                 is_dir = False
             else:
-                outputs = [f"products/{product}.{suffix}"]
+                outputs = [file_spec(f"products/{product}.{suffix}", "members",
+                                     [f"{root}_{suffix}.fits" for root in roots])]
                 pattern = f"products/{{product}}.{suffix}"
                 is_dir = True
             mem_mb, runtime = _memory(step_class, nbytes if not combined else nbytes // len(roots))
-            units.append(Unit(name, product, f"{step_class.__module__}.{step_class.__name__}",
-                              "product", list(current), outputs, is_dir, unit_pars, refs, mem_mb,
-                              runtime, members=list(roots)))
+            declared = out.stage_product
+            units.append(Unit(name, product, _class_path(step_class), "product", list(current),
+                              outputs, unit_pars, refs, mem_mb, runtime, members=list(roots),
+                              stage_product=declared, call="single" if combined else "members"))
             if name not in steps:
                 order.append(name)
                 steps[name] = {"name": name, "stage": stage.__name__, "scope": "product",
                                "wildcard": "product", "outputs": [pattern],
-                               "output_is_dir": is_dir, "alias": step_class.class_alias or name}
+                               "output_is_dir": is_dir, "stage_product": declared,
+                               "alias": step_class.class_alias or name}
             current = outputs
-            if step_class.workflow_combines or combined:
-                targets += outputs  # every combined product (i2d, cat) is a target
-            combined = combined or step_class.workflow_combines
+            if combines or combined:
+                targets += [o["path"] for o in outputs]  # every combined product is a target
+            combined = combined or combines
         if not combined:
-            targets += current
+            targets += [o["path"] for o in current]
     return [steps[n] for n in order]

@@ -1,13 +1,20 @@
-"""``jwpipe run-step``: run one step as one workflow job.
+"""``jwpipe run-step``: run one workflow job from its unit file.
 
-``jwpipe run-step <alias> --params FILE INPUT... -o OUTPUT...``
+``jwpipe run-step units/<step>/<key>.json``
 
-The step runs exactly as ``Step.call`` would with the resolved parameters in ``FILE`` (a unit
-file written by ``make-workflow``, or any parameter file), including the reference files the plan
-chose. Outputs are written under a temporary name in their directory and renamed into place, so
-an interrupted job never leaves a partial product under a final name. Provenance (jwpipe version,
-parameters and their hash, reference files, inputs, wall time, peak memory) goes into each
-product. Imports are deferred until the arguments are parsed: every job pays start-up.
+The unit file (written by ``make-workflow``; format in ``docs/workflow.md``) is the job's whole
+contract: the step class, its resolved parameters, the reference files with the context that
+selected them, the inputs, and every output with its kind (``file``, ``table``, or ``members``:
+a directory of one file per association member, with their names). Nothing is worked out again
+here: relative paths are relative to the working directory (the workflow directory when
+Snakemake runs the job), and no other file of the workflow is read.
+
+The step runs exactly as ``Step.run`` would with those parameters and references. Outputs are
+written under a temporary name in their directory and renamed into place, so an interrupted job
+never leaves a partial product under a final name; the record (the unit file's content, at
+``record``) is written last. Provenance (jwpipe version, parameters hash, references, inputs,
+wall time, peak memory) goes into each product. Imports are deferred until the arguments are
+parsed: every job pays start-up.
 """
 
 from __future__ import annotations
@@ -18,100 +25,148 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "run_unit"]
+__all__ = ["load_unit", "main", "run_unit"]
+
+_KINDS = {"file", "table", "members"}
+_CALLS = {"each", "members", "single"}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jwpipe run-step", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", help="step alias (dq_init, jump, ...) or class name")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="input files (or one directory of member files)")
-    parser.add_argument("--params", required=True, metavar="FILE",
-                        help="unit file from make-workflow, or a parameter file")
-    parser.add_argument("-o", "--output", nargs="+", required=True, dest="outputs",
-                        metavar="OUTPUT", help="output path(s), in the step's output order")
+    parser.add_argument("unit", metavar="UNIT_FILE", help="unit file written by make-workflow")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
-def _load_params(path: str) -> dict[str, Any]:
+def load_unit(path: str) -> dict[str, Any]:
+    """Read and check a unit file; one clear error for anything missing or malformed."""
     from jwpipe.errors import ValidationError
+    from jwpipe.workflow.plan import UNIT_FORMAT
 
-    if path.endswith(".json"):
-        try:
-            with open(path) as fh:
-                unit = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationError(f"unit file {path}: {exc}") from None
-        if not isinstance(unit, dict) or not isinstance(unit.get("parameters"), dict):
-            raise ValidationError(f"unit file {path}: no 'parameters' mapping")
-        return unit
-    from jwpipe.stpipe.config_file import load_parameter_file
+    try:
+        with open(path) as fh:
+            unit = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"unit file {path}: {exc}") from None
+    if not isinstance(unit, dict) or unit.get("format") != UNIT_FORMAT:
+        raise ValidationError(f"unit file {path}: not a {UNIT_FORMAT} unit file (regenerate the "
+                              "workflow with this jwpipe: jwpipe make-workflow --again DIR)")
+    problems = [k for k, t in (("class", str), ("parameters", dict), ("references", dict),
+                               ("inputs", list), ("outputs", list), ("record", str))
+                if not isinstance(unit.get(k), t)]
+    problems += [f"call {unit.get('call')!r}"] if unit.get("call") not in _CALLS else []
+    problems += [f"kind of {s.get('path')!r}" for s in [*unit.get("inputs", []),
+                                                        *unit.get("outputs", [])]
+                 if not isinstance(s, dict) or s.get("kind") not in _KINDS]
+    if problems:
+        raise ValidationError(f"unit file {path}: missing or invalid {', '.join(problems)}")
+    return unit
 
-    cfg = load_parameter_file(path)
-    return {"step": None, "class": cfg.class_name, "parameters": cfg.parameters,
-            "members": [], "references": {}}
+
+def _input_files(unit: dict[str, Any]) -> list[str]:
+    """The input files, a members directory expanded into its files in member order."""
+    files: list[str] = []
+    for spec in unit["inputs"]:
+        if spec["kind"] == "members":
+            files += [os.path.join(spec["path"], name) for name in spec["names"]]
+        else:
+            files.append(spec["path"])
+    return files
 
 
-def _member_files(inputs: list[str], members: list[str]) -> list[str]:
-    """Expand a directory input into its member files, in association order."""
-    if len(inputs) == 1 and os.path.isdir(inputs[0]):
-        directory = inputs[0]
-        files = sorted(os.listdir(directory))
-        ordered = []
-        for root in members:
-            hits = [f for f in files if f.startswith(f"{root}_")]
-            if len(hits) != 1:
-                from jwpipe.errors import WorkflowError
+class _UnitReferences:
+    """The reference store a job sees: the unit file's context; its files are pre-selected."""
 
-                raise WorkflowError(f"{directory}: expected one file for member {root}, "
-                                    f"found {hits}")
-            ordered.append(os.path.join(directory, hits[0]))
-        return ordered or [os.path.join(directory, f) for f in files]
-    return list(inputs)
+    def __init__(self, context: str | None) -> None:
+        self.context = context
+
+    def get_reference_file(self, parameters: dict[str, Any], reftype: str) -> str:
+        from jwpipe.errors import WorkflowError
+
+        if reftype.startswith("pars-"):
+            return "N/A"  # parameter references were applied when the unit was planned
+        raise WorkflowError(f"the unit file names no '{reftype}' reference")
+
+
+def _make_step(cls: type, unit: dict[str, Any]) -> Any:
+    """The step with the unit's parameters; user overrides as overrides, the store's choices
+    pre-selected (recorded by file name and context, as in an in-process run)."""
+    parameters = dict(unit["parameters"])
+    refs = unit["references"]
+    selected_by = refs.get("selected_by", {})
+    for reftype, path in refs.get("files", {}).items():
+        if selected_by.get(reftype) == "override":
+            parameters[f"override_{reftype}"] = path
+    step = cls.from_config_section(parameters, name=cls.class_alias or unit.get("step"))
+    for reftype, path in refs.get("files", {}).items():
+        if selected_by.get(reftype) != "override":
+            step._ref_cache[reftype] = path
+    return step
+
+
+def _run(step: Any, unit: dict[str, Any], files: list[str]) -> list[Any]:
+    """Call the step as the unit says; the flat list of results in output order."""
+    if unit["call"] == "members":
+        from jwpipe.datamodels import ModelContainer
+
+        results = [step.run(ModelContainer(files))]
+    elif unit["call"] == "single":
+        results = [step.run(files[0])]
+    else:
+        results = [step.run(path) for path in files]
+    flat: list[Any] = []
+    for result in results:
+        flat += list(result) if isinstance(result, tuple) else [result]
+    return flat
 
 
 def _tmp_name(path: str) -> str:
-    p = Path(path)
-    return str(p.with_name(f".{p.name}.{os.getpid()}.part"))
+    head, tail = os.path.split(path.rstrip("/"))
+    return os.path.join(head, f".{tail}.{os.getpid()}.part")
 
 
-def _save(obj: Any, path: str) -> None:
-    """Save a model (datamodels save atomically) or a table to ``path`` atomically."""
+def _save(obj: Any, spec: dict[str, Any]) -> None:
+    """Save a model (datamodels save atomically) or a table to the output, atomically."""
     from jwpipe.atomic import atomic_path
+    from jwpipe.errors import WorkflowError
 
+    path = spec["path"]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if hasattr(obj, "meta") and hasattr(obj, "save"):
-        obj.save(path)
-    elif hasattr(obj, "write"):  # astropy Table (source catalogue)
+    if spec["kind"] == "table":
+        if not hasattr(obj, "write"):
+            raise WorkflowError(f"{path}: the step returned a {type(obj).__name__}, not a table")
         with atomic_path(path) as tmp:
-            obj.write(tmp, format="ascii.ecsv" if path.endswith(".ecsv") else None,
-                      overwrite=True)
+            obj.write(tmp, format="ascii.ecsv", overwrite=True)
+    elif hasattr(obj, "meta") and hasattr(obj, "save"):
+        obj.save(path)
     else:
-        raise TypeError(f"cannot save a {type(obj).__name__} result")
+        raise WorkflowError(f"{path}: cannot save a {type(obj).__name__} result as a file")
 
 
-def _save_directory(models: Any, directory: str, names: list[str],
-                    prepare: Any) -> None:
+def _save_members(models: Any, spec: dict[str, Any], prepare: Any) -> None:
     """Save the members of a container one at a time into a directory, renamed into place.
 
-    Members are opened, prepared (references, provenance) and saved one by one, so a product
-    of hundreds of exposures never holds more than one in memory.
+    Members are opened, prepared (provenance) and saved one by one, so a product of hundreds of
+    exposures never holds more than one in memory.
     """
-    tmpdir = _tmp_name(directory.rstrip("/"))
+    from jwpipe.errors import WorkflowError
+
+    directory, names = spec["path"], spec["names"]
+    if len(models) != len(names):
+        raise WorkflowError(f"{directory}: the step returned {len(models)} member(s) for "
+                            f"{len(names)} declared name(s)")
+    tmpdir = _tmp_name(directory)
     if os.path.exists(tmpdir):
         shutil.rmtree(tmpdir)
     os.makedirs(tmpdir)
     try:
-        for index in range(len(models)):
+        for index, name in enumerate(names):
             model = models[index]
-            prepare([model])
-            name = names[index] if len(names) == len(models) else f"member{index:04d}.fits"
+            prepare(model)
             model.save(os.path.join(tmpdir, name))
         if os.path.exists(directory):
             shutil.rmtree(directory)
@@ -121,106 +176,60 @@ def _save_directory(models: Any, directory: str, names: list[str],
             shutil.rmtree(tmpdir)
 
 
-def _record_references(results: list[Any], unit: dict[str, Any]) -> None:
-    """CRDS-selected references are recorded as in an in-process run: ``crds://<name>``, with
-    the context they were selected in (from the unit file) and the crds client version."""
-    refs = unit.get("references") or {}
-    files = refs.get("files") or {}
-    from_crds = {t: p for t, p in files.items()
-                 if t not in (refs.get("overrides") or {}) and p != "N/A"}
-    if not from_crds:
-        return
-    from jwpipe.references.crds_cache import CRDS_URI, crds_version
-
-    for item in results:
-        ref_file = getattr(getattr(item, "meta", None), "ref_file", None)
-        if ref_file is None or not hasattr(item, "save"):
-            continue
-        for reftype, path in from_crds.items():
-            getattr(ref_file, reftype).name = CRDS_URI + os.path.basename(path)
-        if refs.get("context"):
-            ref_file.crds.context_used = refs["context"]
-            ref_file.crds.sw_version = crds_version()
+def _provenance(item: Any, info: dict[str, Any]) -> None:
+    extra = getattr(item, "extra", None)
+    if isinstance(extra, dict):
+        extra.setdefault("jwpipe", {})["run_step"] = info
+    elif not hasattr(item, "save") and isinstance(getattr(item, "meta", None), dict):
+        item.meta["jwpipe_run_step"] = info  # an astropy Table (source catalogue)
 
 
-def _provenance(results: list[Any], info: dict[str, Any]) -> None:
-    for item in results:
-        extra = getattr(item, "extra", None)
-        if isinstance(extra, dict):
-            extra.setdefault("jwpipe", {})["run_step"] = info
-        elif not hasattr(item, "save") and isinstance(getattr(item, "meta", None), dict):
-            item.meta["jwpipe_run_step"] = info  # an astropy Table (source catalogue)
-
-
-def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[str]) -> None:
-    """Run one unit; see the module docstring."""
+def run_unit(unit_path: str) -> None:
+    """Run the job described by the unit file ``unit_path``; see the module docstring."""
     from jwpipe import __version__
+    from jwpipe.atomic import write_text_atomic
     from jwpipe.errors import WorkflowError
+    from jwpipe.stpipe import refstore
     from jwpipe.stpipe.registry import resolve_step_class
     from jwpipe.stpipe.resources import measure
     from jwpipe.stpipe.step import parameters_hash
 
-    unit = _load_params(params_file)
-    if unit.get("step") and unit["step"] != step_name:
-        raise WorkflowError(f"unit file {params_file} is for step {unit['step']!r}, "
-                            f"not {step_name!r}")
-    cls = resolve_step_class(unit.get("class") or step_name, what="step")
-    for path in inputs:
-        if not os.path.exists(path):
-            raise WorkflowError(f"input {path} does not exist")
-    parameters = dict(unit["parameters"])
-    step = cls.from_config_section(parameters, name=cls.class_alias or step_name)
+    unit = load_unit(unit_path)
+    cls = resolve_step_class(unit["class"], what="step")
+    files = _input_files(unit)
+    missing = [p for p in files if not os.path.exists(p)]
+    if missing:
+        raise WorkflowError(f"input(s) do not exist: {', '.join(missing)}")
+    step = _make_step(cls, unit)
+    previous = refstore._ACTIVE[:]
+    refstore.set_store(_UnitReferences(unit["references"].get("context")))
     t0 = time.time()
-    with measure() as stats:
-        if cls.workflow_scope == "product":
-            from jwpipe.datamodels import ModelContainer
-
-            files = _member_files(inputs, unit.get("members") or [])
-            results = [step.run(files[0] if len(files) == 1 and not unit.get("members")
-                                else ModelContainer(files))]
-        else:
-            results = [step.run(path) for path in inputs]
+    try:
+        with measure() as stats:
+            results = _run(step, unit, files)
+    finally:
+        refstore._ACTIVE[:] = previous
     info = {
-        "jwpipe_version": __version__, "step": step_name, "class": unit.get("class"),
-        "parameters_hash": parameters_hash(parameters), "unit_file": os.path.abspath(params_file),
-        "references": unit.get("references", {}), "inputs": [os.path.basename(p) for p in inputs],
+        "jwpipe_version": __version__, "step": unit.get("step"), "class": unit["class"],
+        "parameters_hash": parameters_hash(unit["parameters"]),
+        "unit_file": os.path.abspath(unit_path), "references": unit["references"],
+        "inputs": [os.path.basename(p) for p in files],
         "wall_time_s": round(stats["wall_time_s"], 3), "peak_rss_mb": stats["peak_rss_mb"],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0)),
     }
-    flat: list[Any] = []
-    for result in results:
-        flat += list(result) if isinstance(result, tuple) else [result]
-    if cls.workflow_scope == "product" and len(outputs) == 1 and not outputs[0].endswith(
-            (".fits", ".ecsv")):
-        suffix = cls.product_suffix or cls.class_alias or step_name
-        names = [f"{root}_{suffix}.fits" for root in unit.get("members") or []]
-
-        def prepare(models: list[Any]) -> None:
-            _record_references(models, unit)
-            _provenance(models, info)
-
-        _save_directory(flat[0], outputs[0], names, prepare)
-    else:
-        if len(flat) != len(outputs):
-            raise WorkflowError(f"step {step_name} produced {len(flat)} result(s) for "
-                                f"{len(outputs)} output path(s)")
-        _record_references(flat, unit)
-        _provenance(flat, info)
-        for obj, path in zip(flat, outputs, strict=True):
-            _save(obj, path)
-    _write_state(params_file, unit)
-
-
-def _write_state(params_file: str, unit: dict[str, Any]) -> None:
-    """Record what the outputs were made with: units/<step>/<key>.json -> state/..."""
-    path = Path(params_file).resolve()
-    if path.parent.parent.name != "units":
-        return
-    state = path.parent.parent.parent / "state" / path.parent.name / path.name
-    state.parent.mkdir(parents=True, exist_ok=True)
-    from jwpipe.atomic import write_text_atomic
-
-    write_text_atomic(state, json.dumps(unit, sort_keys=True, indent=1) + "\n")
+    outputs = unit["outputs"]
+    if len(results) != len(outputs):
+        raise WorkflowError(f"step {unit.get('step')} produced {len(results)} result(s) for "
+                            f"{len(outputs)} declared output(s)")
+    for obj, spec in zip(results, outputs, strict=True):
+        if spec["kind"] == "members":
+            _save_members(obj, spec, lambda model: _provenance(model, info))
+        else:
+            _provenance(obj, info)
+            _save(obj, spec)
+    record = unit["record"]
+    os.makedirs(os.path.dirname(os.path.abspath(record)), exist_ok=True)
+    write_text_atomic(record, json.dumps(unit, sort_keys=True, indent=1) + "\n")
 
 
 def main(argv: list[str]) -> int:
@@ -230,7 +239,7 @@ def main(argv: list[str]) -> int:
 
     configure_logging(False, "INFO")
     try:
-        run_unit(ns.step, ns.params, ns.inputs, ns.outputs)
+        run_unit(ns.unit)
     except Exception as exc:
         from jwpipe.errors import JwpipeError
 
@@ -238,6 +247,6 @@ def main(argv: list[str]) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"jwpipe run-step {ns.step}: error: {exc}", file=sys.stderr)
+        print(f"jwpipe run-step {ns.unit}: error: {exc}", file=sys.stderr)
         return 1
     return 0

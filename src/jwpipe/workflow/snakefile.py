@@ -3,9 +3,11 @@
 One rule per step with an ``{exp}`` (exposure) or ``{product}`` wildcard, never one rule per
 exposure (Snakemake's parse and dry-run costs grow with the number of rules). Everything that
 varies per unit (inputs, memory, runtime) is looked up in ``plan.json``; everything that decides
-whether a unit is out of date is in its resolved-parameter file ``units/<step>/<key>.json``, an
-input of the rule, rewritten only when its content changes. Rule bodies never change between
-regenerations, so Snakemake's code trigger does not rerun anything by itself.
+whether a unit is out of date is in its unit file ``units/<step>/<key>.json``, an input of the
+rule, rewritten only when its content changes. The job reads everything else from the unit file
+(``jwpipe run-step units/<step>/<key>.json``); its record ``state/<step>/<key>.json`` is a
+declared output, so Snakemake and ``jwpipe status`` agree on what exists. Rule bodies never
+change between regenerations, so Snakemake's code trigger does not rerun anything by itself.
 
 Nothing from an association or parameter file is pasted into code: names are validated by the
 planner, paths reach the shell through Snakemake's ``:q`` quoting, and the plan is data (JSON).
@@ -49,6 +51,7 @@ localrules:
 rule all:
     input:
         PLAN["targets"],
+    default_target: True
 '''
 
 _RULE = '''
@@ -59,6 +62,7 @@ rule {name}:
         unit="units/{name}/{{{wc}}}.json",
     output:
 {outputs}
+        record="state/{name}/{{{wc}}}.json",
     log:
         "logs/{name}/{{{wc}}}.log",
     benchmark:
@@ -76,8 +80,7 @@ rule {name}:
     conda:
         "envs/jwpipe.yaml"
     shell:
-        "{{params.jwpipe}} run-step {name} --params {{input.unit:q}} {{input.data:q}} "
-        "-o {{output:q}} > {{log:q}} 2>&1"
+        "{{params.jwpipe}} run-step {{input.unit:q}} > {{log:q}} 2>&1"
 '''
 
 
@@ -101,8 +104,8 @@ def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
     ----------
     keep : set of str or None
         Steps whose outputs are kept; others are marked ``temp()`` and deleted once consumed.
-        None keeps every intermediate. Stage products (``_rate``, ``_cal``, ``_i2d``...) are
-        always kept.
+        None keeps every intermediate. Stage products (as the steps and stages declare them:
+        ``_rate``, ``_cal``, ``_crf``, ``_i2d``, ``_cat``) and targets are always kept.
     group_detector1 : bool
         Put an exposure's Detector1 jobs into one group (one cluster job per chain).
     """
@@ -111,19 +114,11 @@ def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
     for step in plan.steps:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", step["name"]):
             raise ValueError(f"unsafe step name {step['name']!r}")
-        product_like = any(_is_product(p) for p in step["outputs"]) or \
-            any(u.outputs[0] in targets for u in plan.units_of(step["name"]))
-        temporary = keep is not None and step["name"] not in keep and not product_like
+        kept = step["stage_product"] or any(
+            set(u.output_paths) & targets for u in plan.units_of(step["name"]))
+        temporary = keep is not None and step["name"] not in keep and not kept
         group = '    group:\n        "detector1"\n' if (
             group_detector1 and step["stage"] == "Detector1Pipeline") else ""
         text += _RULE.format(name=step["name"], wc=step["wildcard"],
                              outputs=_output_lines(step, temporary), group=group)
     return text
-
-
-_PRODUCT_SUFFIXES = ("_rate.fits", "_rateints.fits", "_cal.fits", "_crf", "_i2d.fits",
-                     "_cat.ecsv")
-
-
-def _is_product(pattern: str) -> bool:
-    return pattern.endswith(_PRODUCT_SUFFIXES) or pattern.endswith(".crf")

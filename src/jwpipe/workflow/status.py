@@ -9,7 +9,8 @@ Each unit is one of:
 * ``pending``: no output yet.
 
 The comparison uses ``state/<step>/<key>.json``, which ``run-step`` writes after a successful
-job, against the current ``units/<step>/<key>.json``.
+job (a declared output of the job's rule, so Snakemake reruns a unit whose record is missing),
+against the current ``units/<step>/<key>.json``.
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ def _reference_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str
         if before != after:
             reasons.append(f"{reftype}: {os.path.basename(before)} -> "
                            f"{os.path.basename(after)}{contexts}")
-        elif (old.get("overrides") or {}).get(reftype) != (new.get("overrides") or {}).get(
-                reftype):
+        elif (old.get("checks") or {}).get(reftype) != (new.get("checks") or {}).get(reftype):
             reasons.append(f"reference {reftype} changed on disk ({after})")
     return reasons
 
@@ -64,7 +64,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     reasons = _reference_differences(old.get("references", {}), new.get("references", {}))
     a, b = _flatten(old.get("parameters", {})), _flatten(new.get("parameters", {}))
     for key in sorted(set(a) | set(b)):
-        if a.get(key) != b.get(key) and not key.startswith("override_"):
+        if a.get(key) != b.get(key):
             reasons.append(f"parameter {key}: {a.get(key, '<unset>')!r} -> "
                            f"{b.get(key, '<unset>')!r}")
     return sorted(set(reasons), key=reasons.index)
