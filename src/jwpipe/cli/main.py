@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("jwpipe.cli.workflow", "show what a workflow would rerun and why"),
     "status": ("jwpipe.cli.workflow", "show the state of a workflow's units"),
     "resume": ("jwpipe.cli.workflow", "resume an interrupted workflow"),
+    "verify": ("jwpipe.cli.workflow", "check a workflow's products against their fingerprints"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``jwpipe make-workflow``, ``jwpipe plan``, ``jwpipe status``, ``jwpipe resume``."""
+"""``jwpipe make-workflow``, ``plan``, ``status``, ``resume`` and ``verify``."""
 
 from __future__ import annotations
 
@@ -144,9 +144,29 @@ def resume(argv: list[str]) -> int:
     return _resume(ns.workdir, extra, dry_run=ns.dry_run)
 
 
+def verify(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jwpipe verify",
+        description="Hash every product and compare with the fingerprint run-step recorded; "
+                    "list damaged products with the command that rebuilds each. Exit status 1 "
+                    "when any product is damaged.")
+    parser.add_argument("workdir", nargs="?", default=".")
+    ns = parser.parse_args(argv)
+    from jwpipe.workflow.integrity import damaged_products
+
+    damage = damaged_products(ns.workdir, full=True)
+    for d in damage:
+        print(f"{d.path}: {d.reason} (made by {d.step} {d.key}); rebuild: {d.command}")
+    if damage:
+        print(f"\n{len(damage)} damaged product(s)")
+        return 1
+    print("every recorded product matches its fingerprint")
+    return 0
+
+
 def dispatch(command: str, argv: list[str]) -> int:
     handlers = {"make-workflow": make_workflow, "status": status, "plan": plan,
-                "resume": resume}
+                "resume": resume, "verify": verify}
     try:
         return handlers[command](argv)
     except OSError as exc:

@@ -169,6 +169,9 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
     for path in inputs:
         if not os.path.exists(path):
             raise WorkflowError(f"input {path} does not exist")
+    from jwpipe.workflow import integrity
+
+    integrity.check_inputs(params_file, inputs)
     parameters = dict(unit["parameters"])
     step = cls.from_config_section(parameters, name=cls.class_alias or step_name)
     t0 = time.time()
@@ -210,7 +213,8 @@ def run_unit(step_name: str, params_file: str, inputs: list[str], outputs: list[
         _provenance(flat, info)
         for obj, path in zip(flat, outputs, strict=True):
             _save(obj, path)
-    _write_state(params_file, unit)
+    _write_state(params_file, {**unit, "outputs": integrity.fingerprints(
+        outputs, integrity.workdir_of(params_file))})
 
 
 def _write_state(params_file: str, unit: dict[str, Any]) -> None:
