@@ -64,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"jwpipe {command}: error: {exc}", file=sys.stderr)
         return 1
+    except (OSError, RecursionError, MemoryError) as exc:
+        if debug:
+            raise
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else (
+            "input nested too deeply" if isinstance(exc, RecursionError) else
+            "out of memory" if isinstance(exc, MemoryError) else str(exc))
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"jwpipe {command}: error: {what}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"jwpipe {command}: interrupted", file=sys.stderr)
         return 130

@@ -229,6 +229,16 @@ def _write_state(params_file: str, unit: dict[str, Any]) -> None:
     write_text_atomic(state, json.dumps(unit, sort_keys=True, indent=1) + "\n")
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error as one line; system errors (disk full, permissions) say what failed."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where} [errno {exc.errno}]"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str]) -> int:
     """Entry point of ``jwpipe run-step``."""
     ns = _parser().parse_args(argv)
@@ -240,10 +250,10 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         from jwpipe.errors import JwpipeError
 
-        if ns.debug or not isinstance(exc, JwpipeError):
+        if ns.debug or not isinstance(exc, JwpipeError | OSError | MemoryError):
             import traceback
 
             traceback.print_exc()
-        print(f"jwpipe run-step {ns.step}: error: {exc}", file=sys.stderr)
+        print(f"jwpipe run-step {ns.step}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
