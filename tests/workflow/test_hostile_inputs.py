@@ -55,7 +55,8 @@ def _asn(tmp: Path, *, name: str = "jw01234-o001_t001_nircam", expname: object =
 def _refused(tmp: Path, *args: str, cwd: Path) -> str:
     """Run make-workflow into tmp/wf; check the one-line refusal; return the line."""
     proc = subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow", *args, "-o",
-                           str(tmp / "wf")], cwd=cwd, capture_output=True, text=True, timeout=120, env=_env())
+                           str(tmp / "wf")], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=_env())
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1, proc.stderr
     assert len(lines) == 1, proc.stderr
