@@ -108,6 +108,14 @@ def status(argv: list[str]) -> int:
                                                                          strict=True)))
     totals = Counter(s.status for s in states)
     print("\n" + ", ".join(f"{n} {k}" for k, n in sorted(totals.items())))
+    for s in states:
+        if s.status in ("failed", "damaged"):
+            detail = s.reasons[0] if s.reasons else ""
+            if s.status == "failed" and detail.startswith("killed by signal"):
+                head, _, detail = detail.partition(": ")
+                print(f"{s.step} {s.key}: failed ({head}): {detail}")
+            else:
+                print(f"{s.step} {s.key}: {s.status}: {detail}")
     return 0
 
 

@@ -245,8 +245,17 @@ def main(argv: list[str]) -> int:
     from jwpipe.stpipe.cmdline import configure_logging
 
     configure_logging(False, "INFO")
+    import signal
+
+    from jwpipe.workflow.integrity import workdir_of
+    from jwpipe.workflow.processes import job_record
+
+    # SIGTERM (from `jwpipe resume` ending an orphan, or a scheduler) unwinds normally, so
+    # temporary outputs are removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        run_unit(ns.step, ns.params, ns.inputs, ns.outputs)
+        with job_record(workdir_of(ns.params), ns.step, Path(ns.params).stem):
+            run_unit(ns.step, ns.params, ns.inputs, ns.outputs)
     except Exception as exc:
         from jwpipe.errors import JwpipeError
 

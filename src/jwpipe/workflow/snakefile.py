@@ -7,6 +7,9 @@ whether a unit is out of date is in its resolved-parameter file ``units/<step>/<
 input of the rule, rewritten only when its content changes. Rule bodies never change between
 regenerations, so Snakemake's code trigger does not rerun anything by itself.
 
+A job that dies from a signal (``kill -9``, the kernel's OOM killer) cannot say so itself; the
+shell that ran it appends ``killed by signal N`` to its log, which ``jwpipe status`` reports.
+
 Nothing from an association or parameter file is pasted into code: names are validated by the
 planner, paths reach the shell through Snakemake's ``:q`` quoting, and the plan is data (JSON).
 """
@@ -77,7 +80,9 @@ rule {name}:
         "envs/jwpipe.yaml"
     shell:
         "{{params.jwpipe}} run-step {name} --params {{input.unit:q}} {{input.data:q}} "
-        "-o {{output:q}} > {{log:q}} 2>&1"
+        "-o {{output:q}} > {{log:q}} 2>&1 || {{{{ rc=$?; if [ $rc -gt 128 ]; then echo "
+        "'jwpipe run-step {name}: error: killed by signal' $((rc - 128)) >> {{log:q}}; fi; "
+        "exit $rc; }}}}"
 '''
 
 

@@ -76,6 +76,11 @@ def _failure(work: Path, step: str, key: str) -> str | None:
     """Where the unit's last failure is described: its own log, or its SLURM job log."""
     log = work / "logs" / step / f"{key}.log"
     tail = _tail(log)
+    import re
+
+    killed = re.findall(r"error: killed by signal (\d+)", tail)
+    if killed:
+        return f"killed by signal {killed[-1]}: see logs/{step}/{key}.log"
     if "error:" in tail or "Traceback" in tail:
         return f"see logs/{step}/{key}.log"
     from jwpipe.workflow.retry import RETRY_SIGNS, slurm_logs
