@@ -225,3 +225,52 @@ def unit_damage(work: Path, step: str, key: str, outputs: list[str], *,
         if why:
             found.append(Damage(step, key, out, why))
     return found
+
+
+def restore_times(workdir: str | os.PathLike[str]) -> tuple[int, list[str]]:
+    """Give products whose content matches their record their recorded modification times.
+
+    A copied or restored workflow directory (``cp -r``, a backup) has new modification times in
+    arbitrary order, so Snakemake would redo unchanged work. For every unit whose parameters are
+    unchanged and whose outputs hash to what ``run-step`` recorded, the outputs get back their
+    recorded times and the unit file a time just before them; nothing is rewritten. Returns the
+    number of units restored and, for the others, why not.
+    """
+    work = Path(workdir)
+    plan = _load(work / "plan.json")
+    if plan is None:
+        raise WorkflowError(f"{work} is not a jwpipe workflow directory (no plan.json)")
+    restored, skipped = 0, []
+    for step, units in (plan.get("units") or {}).items():
+        for key, unit in units.items():
+            state = _load(work / "state" / step / f"{key}.json")
+            current = _load(work / "units" / step / f"{key}.json")
+            if state is None or current is None:
+                continue
+            records = state.get("outputs") or {}
+            made_with = {k: v for k, v in state.items() if k != "outputs"}
+            if made_with != current:
+                skipped.append(f"{step} {key}: parameters or references changed")
+                continue
+            outputs = unit.get("outputs", [])
+            if not outputs or any(o not in records for o in outputs):
+                skipped.append(f"{step} {key}: no content record")
+                continue
+            bad = [o for o in outputs if mismatch(work / o, records[o], full=True)]
+            if bad:
+                skipped.append(f"{step} {key}: {bad[0]} differs from its record")
+                continue
+            for o in outputs:
+                _set_time(work / o, int(records[o]["mtime_ns"]))
+            first = min(int(records[o]["mtime_ns"]) for o in outputs)
+            _set_time(work / "units" / step / f"{key}.json", first - 1_000_000)
+            restored += 1
+    return restored, skipped
+
+
+def _set_time(path: Path, mtime_ns: int) -> None:
+    if path.is_dir():
+        stamp = path / ".snakemake_timestamp"  # what Snakemake dates a directory output by
+        if stamp.exists():
+            os.utime(stamp, ns=(mtime_ns, mtime_ns))
+    os.utime(path, ns=(mtime_ns, mtime_ns))
