@@ -40,8 +40,9 @@ def _jw(*args, cwd):
 
 
 def _finished(tmp: Path) -> Path:
+    tmp = tmp / "big"
     data = tmp / "data"
-    data.mkdir()
+    data.mkdir(parents=True)
     for i, root in enumerate(ROOTS):
         model = datamodels.ImageModel(data=np.full((600, 600), float(i), np.float32))
         model.meta.instrument.name = "NIRCAM"
@@ -70,7 +71,7 @@ def test_touched_input_shows_in_plan_as_snakemake_will_rerun(field, tmp_path):
     work = _finished(tmp_path)
     assert "nothing to do" in _jw("plan", ".", cwd=work).stdout
     time.sleep(0.05)
-    (tmp_path / "data" / f"{ROOTS[0]}_uncal.fits").touch()
+    (tmp_path / "big" / "data" / f"{ROOTS[0]}_uncal.fits").touch()
     expected = _snakemake_jobs(work)
     assert expected >= 4  # inc, dbl, scl of that exposure, align, stack
     plan = _jw("plan", ".", cwd=work).stdout
@@ -85,7 +86,7 @@ def test_touched_input_shows_in_plan_as_snakemake_will_rerun(field, tmp_path):
 def test_copied_workflow_is_not_reprocessed_with_trust_content(field, tmp_path):
     work = _finished(tmp_path)
     before = {p.name: p.read_bytes() for p in (work / "products").glob("*.fits")}
-    copy = tmp_path / "copy"
+    copy = work.parent / "copy"
     time.sleep(0.05)
     subprocess.run(["cp", "-r", str(work), str(copy)], check=True)
     # plain copy: Snakemake would redo work, and jwpipe plan says so
@@ -103,7 +104,7 @@ def test_copied_workflow_is_not_reprocessed_with_trust_content(field, tmp_path):
 
 def test_trust_content_refuses_changed_content(field, tmp_path):
     work = _finished(tmp_path)
-    copy = tmp_path / "copy"
+    copy = work.parent / "copy"
     shutil.copytree(work, copy)  # new times, like cp -r
     victim = next((copy / "products").glob(f"{ROOTS[0]}_dbl*.fits"), None) or \
         sorted((copy / "products").glob(f"{ROOTS[0]}_*.fits"))[0]
