@@ -8,6 +8,9 @@ stack (mean of the members -> ``_i2d``).
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 
 from jwpipe import datamodels
@@ -23,6 +26,7 @@ class IncStep(Step):
     reference_file_types = ["gain"]
 
     def process(self, x):
+        time.sleep(float(os.environ.get("WFSTEPS_DELAY", "0")))  # widens kill windows in tests
         model = self.prepare_input(x)
         ref = self.get_reference_file(model, "gain")
         offset = 0.0

@@ -32,10 +32,14 @@ def load_asn(path: str | os.PathLike[str]) -> Association:
     AssociationError
         If the file cannot be read, is not valid JSON, or violates the schema or name rules.
     """
+    from jwpipe.parsing_limits import LimitError, loads_json, read_limited
+
     file = Path(path)
     source = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_limited(file).decode("utf-8")
+    except LimitError as exc:
+        raise AssociationError(f"{source}: refused: {exc}") from None
     except FileNotFoundError:
         raise AssociationError(f"{source}: association file not found") from None
     except IsADirectoryError:
@@ -43,7 +47,9 @@ def load_asn(path: str | os.PathLike[str]) -> Association:
     except (OSError, UnicodeDecodeError) as exc:
         raise AssociationError(f"{source}: cannot read association file ({exc})") from None
     try:
-        data = json.loads(text)
+        data = loads_json(text)
+    except LimitError as exc:
+        raise AssociationError(f"{source}: refused: {exc}") from None
     except json.JSONDecodeError as exc:
         raise AssociationError(
             f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("jwpipe.cli.workflow", "show the state of a workflow's units"),
     "resume": ("jwpipe.cli.workflow", "resume an interrupted workflow"),
     "figure": ("jwpipe.cli.figure", "draw one picture of a workflow's report"),
+    "verify": ("jwpipe.cli.workflow", "check a workflow's products against their fingerprints"),
 }
 
 
@@ -63,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"jwpipe {command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, RecursionError, MemoryError) as exc:
+        if debug:
+            raise
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else (
+            "input nested too deeply" if isinstance(exc, RecursionError) else
+            "out of memory" if isinstance(exc, MemoryError) else str(exc))
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"jwpipe {command}: error: {what}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"jwpipe {command}: interrupted", file=sys.stderr)

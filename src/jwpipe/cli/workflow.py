@@ -1,4 +1,4 @@
-"""``jwpipe make-workflow``, ``jwpipe plan``, ``jwpipe status``, ``jwpipe resume``."""
+"""``jwpipe make-workflow``, ``plan``, ``status``, ``resume`` and ``verify``."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def make_workflow(argv: list[str]) -> int:
     print(f"unit files: {counts['written']} written, {counts['unchanged']} unchanged, "
           f"{counts['removed']} removed")
     print(f"run it with:  cd {ns.output} && snakemake --profile profiles/local")
+    print(f"after an interruption (a killed Snakemake too):  jwpipe resume {ns.output}")
     return 0
 
 
@@ -91,10 +92,10 @@ def status(argv: list[str]) -> int:
                                                  "failed, stale.")
     parser.add_argument("workdir", nargs="?", default=".")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--no-snakemake", action="store_true",
+                        help="do not ask Snakemake what it would rerun (faster)")
     ns = parser.parse_args(argv)
-    from jwpipe.workflow.status import read_states
-
-    states = read_states(ns.workdir)
+    states = _states(ns.workdir, not ns.no_snakemake)
     if ns.json:
         print(json.dumps([s.__dict__ for s in states], indent=1))
         return 0
@@ -111,6 +112,14 @@ def status(argv: list[str]) -> int:
                                                                          strict=True)))
     totals = Counter(s.status for s in states)
     print("\n" + ", ".join(f"{n} {k}" for k, n in sorted(totals.items())))
+    for s in states:
+        if s.status in ("failed", "damaged"):
+            detail = s.reasons[0] if s.reasons else ""
+            if s.status == "failed" and detail.startswith("killed by signal"):
+                head, _, detail = detail.partition(": ")
+                print(f"{s.step} {s.key}: failed ({head}): {detail}")
+            else:
+                print(f"{s.step} {s.key}: {s.status}: {detail}")
     return 0
 
 
@@ -118,10 +127,11 @@ def plan(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jwpipe plan",
                                      description="Show what a run would (re)do and why.")
     parser.add_argument("workdir", nargs="?", default=".")
+    parser.add_argument("--no-snakemake", action="store_true",
+                        help="do not ask Snakemake what it would rerun (faster)")
     ns = parser.parse_args(argv)
-    from jwpipe.workflow.status import read_states
-
-    todo = [s for s in read_states(ns.workdir) if s.status != "done"]
+    states = _states(ns.workdir, not ns.no_snakemake)
+    todo = [s for s in states if s.status != "done"]
     if not todo:
         print("nothing to do: every unit is up to date")
         return 0
@@ -129,8 +139,30 @@ def plan(argv: list[str]) -> int:
         print(f"{s.step} {s.key}: {s.status}")
         for reason in s.reasons:
             print(f"    {reason}")
-    print(f"\n{len(todo)} job(s) would run")
+    runs = [s for s in todo if any(r.startswith("snakemake: ") for r in s.reasons)]
+    if ns.no_snakemake:
+        print(f"\n{len(todo)} unit(s) not up to date")
+    else:
+        other = len(todo) - len(runs)
+        print(f"\nsnakemake would run {len(runs)} job(s)" +
+              (f"; {other} other unit(s) need attention (see above)" if other else ""))
     return 0
+
+
+def _states(workdir: str, ask: bool) -> list:
+    """jwpipe's unit states, with Snakemake's verdict merged in unless ``ask`` is False."""
+    from jwpipe.workflow.status import read_states
+
+    states = read_states(workdir)
+    if ask:
+        from jwpipe.workflow.snakemake_query import ask_snakemake, merge_into_states
+
+        plan_data = json.loads((Path(workdir) / "plan.json").read_text())
+        view = ask_snakemake(workdir, plan_data)
+        if view.error:
+            print(f"(could not ask snakemake: {view.error})", file=sys.stderr)
+        merge_into_states(states, view)
+    return states
 
 
 def resume(argv: list[str]) -> int:
@@ -141,15 +173,47 @@ def resume(argv: list[str]) -> int:
                     "(default: --profile profiles/local).")
     parser.add_argument("workdir", nargs="?", default=".")
     parser.add_argument("-n", "--dry-run", action="store_true")
+    parser.add_argument("--trust-content", action="store_true",
+                        help="for a copied or restored directory: give products whose content "
+                             "matches what run-step recorded their recorded times, so Snakemake "
+                             "does not redo them")
     ns, extra = parser.parse_known_args(argv)
     from jwpipe.workflow.resume import resume as _resume
+
+    if ns.trust_content:
+        from jwpipe.workflow.integrity import restore_times
+
+        restored, skipped = restore_times(ns.workdir)
+        print(f"trusted the content of {restored} unit(s)", file=sys.stderr)
+        for why in skipped:
+            print(f"  not trusted: {why}", file=sys.stderr)
 
     return _resume(ns.workdir, extra, dry_run=ns.dry_run)
 
 
+def verify(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jwpipe verify",
+        description="Hash every product and compare with the fingerprint run-step recorded; "
+                    "list damaged products with the command that rebuilds each. Exit status 1 "
+                    "when any product is damaged.")
+    parser.add_argument("workdir", nargs="?", default=".")
+    ns = parser.parse_args(argv)
+    from jwpipe.workflow.integrity import damaged_products
+
+    damage = damaged_products(ns.workdir, full=True)
+    for d in damage:
+        print(f"{d.path}: {d.reason} (made by {d.step} {d.key}); rebuild: {d.command}")
+    if damage:
+        print(f"\n{len(damage)} damaged product(s)")
+        return 1
+    print("every recorded product matches its fingerprint")
+    return 0
+
+
 def dispatch(command: str, argv: list[str]) -> int:
     handlers = {"make-workflow": make_workflow, "status": status, "plan": plan,
-                "resume": resume}
+                "resume": resume, "verify": verify}
     try:
         return handlers[command](argv)
     except OSError as exc:

@@ -253,7 +253,7 @@ def write_atomic(hdul: fits.HDUList, path: str, *, fsync: bool = False) -> None:
     if not os.path.isdir(directory):
         raise DataModelError(f"cannot save {path}: directory {directory} does not exist")
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
-        hdul.writeto(stream)
+        hdul.writeto(stream, checksum=True)  # DATASUM/CHECKSUM: later damage is detectable
         stream.flush()
         if fsync:
             os.fsync(stream.fileno())

@@ -15,6 +15,7 @@ import numpy as np
 from jwpipe.errors import ReferenceFileError, StepInputError
 
 __all__ = [
+    "check_produced_arrays",
     "check_ramp",
     "check_rate_product",
     "cut",
@@ -55,6 +56,7 @@ def check_ramp(model: Any, step: str) -> None:
         raise StepInputError(
             f"{step}: {_label(model)} SCI must be 4-D (nints, ngroups, ny, nx), got {shape}"
         )
+    check_produced_arrays(model, step)
     nints, ngroups = shape[:2]
     exp = model.meta.exposure
     if exp.ngroups is not None and int(exp.ngroups) != ngroups:
@@ -83,6 +85,41 @@ def check_rate_product(model: Any, step: str) -> None:
             f"{step}: {_label(model)} is a {type(model).__name__}; this step needs a rate "
             "(ImageModel) or rateints (CubeModel) product"
         )
+    check_produced_arrays(model, step)
+
+
+#: Arrays a completed step always leaves in its product (``meta.cal_step`` alias -> arrays by
+#: model class name). A file whose status keywords say the step ran but which lacks one of
+#: them was truncated or damaged; reading the missing array would silently give zeros.
+PRODUCED_ARRAYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "dq_init": {"RampModel": ("pixeldq", "groupdq")},
+    "ramp_fit": {"ImageModel": ("dq", "err", "var_poisson", "var_rnoise"),
+                 "CubeModel": ("dq", "err", "var_poisson", "var_rnoise")},
+}
+
+
+def check_produced_arrays(model: Any, step: str) -> None:
+    """Raise if a step recorded as complete in ``model`` left out an array it always writes.
+
+    Raises
+    ------
+    StepInputError
+        Naming the file, the missing extension and the step whose status says it ran.
+    """
+    from jwpipe.datamodels.keywords import CAL_STEP_KEYWORDS
+
+    kind = type(model).__name__
+    for producer, by_class in PRODUCED_ARRAYS.items():
+        if getattr(model.meta.cal_step, producer, None) != "COMPLETE":
+            continue
+        for name in by_class.get(kind, ()):
+            if not model.has_array(name):
+                extname = model._arrays[name].extname
+                where = getattr(model, "_source_path", None) or _label(model)
+                raise StepInputError(
+                    f"{step}: {where} has no {extname} extension although "
+                    f"{CAL_STEP_KEYWORDS[producer]}=COMPLETE says {producer} wrote it: the file "
+                    "is truncated or damaged; rebuild it rather than reading zeros")
 
 
 def reference_name(ref: Any) -> str:

@@ -75,6 +75,9 @@ def prepare_image(step: Any, input: Any) -> Any:
         raise StepInputError(
             f"{step.qualified_name}: {label(model)} is a {type(model).__name__}; "
             f"{step.class_alias} needs a rate/rateints image")
+    from jwpipe.steps._common import check_produced_arrays
+
+    check_produced_arrays(model, step.qualified_name)
     return model
 
 
@@ -347,6 +350,7 @@ def check_members(container: ModelContainer, step: str, wcs: bool = False) -> An
         The shape of each member; with ``wcs=True`` a tuple ``(shapes, wcs_list)``.
     """
     from jwpipe.datamodels import ImageModel
+    from jwpipe.steps._common import check_produced_arrays
 
     keys: tuple[Any, ...] | None = None
     first = ""
@@ -371,6 +375,7 @@ def check_members(container: ModelContainer, step: str, wcs: bool = False) -> An
         shape = model.shape
         if shape is None or len(shape) != 2:
             raise StepInputError(f"{step}: member {label(model)} has no 2-D SCI array")
+        check_produced_arrays(model, step)
         shapes.append((int(shape[0]), int(shape[1])))
         if wcs:
             wcss.append(model_wcs(model, step))

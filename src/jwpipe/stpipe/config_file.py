@@ -82,35 +82,56 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _bounded(tree: Any, path: Path) -> Any:
+    """Refuse trees that nest too deep or expand (YAML aliases) beyond the parsing limits."""
+    from jwpipe.parsing_limits import LimitError, check_tree
+
+    try:
+        check_tree(tree)
+    except LimitError as exc:
+        raise ValidationError(f"Parameter file '{path}' refused: {exc}") from None
+    return tree
+
+
 def _read_tree(path: Path) -> tuple[dict[str, Any], str]:
     """Read the file into a plain tree; return (tree, format)."""
-    with open(path, "rb") as fh:
-        head = fh.read(5)
-    if head == b"#ASDF":
+    from jwpipe.parsing_limits import LimitError, read_limited
+
+    try:
+        raw = read_limited(path)
+    except LimitError as exc:
+        raise ValidationError(f"Parameter file '{path}' refused: {exc}") from None
+    if raw[:5] == b"#ASDF":
         import asdf
 
         try:
             with asdf.open(path, lazy_load=False, memmap=False) as af:
-                tree = _plain(af.tree)
+                tree = _plain(_bounded(af.tree, path))
+        except ValidationError:
+            raise
+        except RecursionError:
+            raise ValidationError(f"Parameter file '{path}' refused: nesting too deep") from None
         except Exception as exc:
             raise ValidationError(
                 f"Parameter file '{path}' is not a readable ASDF file: {exc}") from None
         tree.pop("asdf_library", None)
         tree.pop("history", None)
         return tree, "asdf"
-    text = path.read_text(errors="replace")
+    text = raw.decode("utf-8", errors="replace")
     if path.suffix.lower() in (".cfg", ".ini"):
         return _read_cfg(path), "cfg"
     import yaml
 
     try:
         tree = yaml.safe_load(text)
+    except RecursionError:
+        raise ValidationError(f"Parameter file '{path}' refused: nesting too deep") from None
     except yaml.YAMLError as exc:
         if path.suffix.lower() in (".yaml", ".yml", ".asdf"):
             raise ValidationError(f"Parameter file '{path}' is not valid YAML: {exc}") from None
         tree = None
     if isinstance(tree, dict):
-        return _plain(tree), "yaml"
+        return _plain(_bounded(tree, path)), "yaml"
     try:
         return _read_cfg(path), "cfg"
     except ValidationError:

@@ -18,11 +18,13 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from jwpipe.atomic import write_text_atomic
+from jwpipe.atomic import umask, write_text_atomic
 from jwpipe.workflow.plan import Plan, plan_workflow
 from jwpipe.workflow.snakefile import render_snakefile
 
@@ -128,7 +130,6 @@ def generate_workflow(
     plan, counts
         The plan, and how many unit files were written, unchanged and removed.
     """
-    from jwpipe import __version__
     from jwpipe.stpipe import refstore
 
     store = None
@@ -145,8 +146,35 @@ def generate_workflow(
                              input_dir=input_dir, store=store, stages=stages)
     finally:
         refstore._ACTIVE[:] = previous
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
+    target = Path(workdir)
+    fresh = not target.exists()
+    work = _staging_dir(target) if fresh else target
+    try:
+        counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
+                                 keep, group_detector1)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    if fresh:
+        os.rename(work, target)
+    return plan, counts
+
+
+def _staging_dir(target: Path) -> Path:
+    """A new workflow is written next to its final name and renamed into place when complete,
+    so a failure leaves nothing behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    work.chmod(0o777 & ~umask())
+    return work
+
+
+def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
+                    overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
+                    keep: list[str] | None, group_detector1: bool) -> dict[str, int]:
+    from jwpipe import __version__
+
     counts = {"written": 0, "unchanged": 0, "removed": 0}
     wanted = set()
     for u in plan.units:
@@ -178,4 +206,4 @@ def generate_workflow(
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):
         (work / sub).mkdir(exist_ok=True)
-    return plan, counts
+    return counts

@@ -36,10 +36,18 @@ OUTPUT_ONLY_PARAMETERS = frozenset({
     "save_results", "search_output_file", "input_dir", "suffix", "skip",
 })
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Longest member or product name: derived files add a step suffix (``_outlier_detection``),
+#: an extension and temporary-file decorations, and must stay under NAME_MAX (255 bytes).
+MAX_NAME_LENGTH = 160
 
 
 def check_name(name: str, what: str) -> str:
-    """Refuse names that could escape a directory or inject code into a Snakefile or shell."""
+    """Refuse names that could escape a directory or inject code into a Snakefile or shell,
+    and names too long for the files derived from them."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise WorkflowError(f"{what} {name[:40]}... is {len(name)} characters long; the limit "
+                            f"is {MAX_NAME_LENGTH} (file names derived from it must fit in 255 "
+                            "bytes)")
     if not _SAFE_NAME.match(name) or ".." in name:
         raise WorkflowError(
             f"{what} {name!r} is not a safe file name (allowed: letters, digits, '.', '_', '-'; "
@@ -344,6 +352,10 @@ def plan_workflow(
             asn = load_asn(asn_path)
         except JwpipeError as exc:
             raise WorkflowError(str(exc)) from None
+        if not asn.asn_type:
+            raise WorkflowError(
+                f"{asn_path}: the association has no asn_type, so the stage to run is unknown; "
+                'add "asn_type": "image2" (to _cal) or "image3" (to the mosaic)')
         top = stages_for_association(asn.asn_type, stages)
         base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
         for product in asn.products:

@@ -1,9 +1,10 @@
 """Resume an interrupted workflow safely.
 
 1. Refuse while a live Snakemake process works in the directory (its lock is real).
-2. On a cluster, cancel this workflow's orphaned SLURM jobs: a killed controller leaves jobs
-   running, and a rerun next to an orphan writing the same output corrupted a product in our
-   measurements.
+2. End this workflow's orphaned local ``run-step`` jobs (recorded by PID and start time, see
+   :mod:`jwpipe.workflow.processes`) and, on a cluster, cancel its orphaned SLURM jobs: a
+   killed controller leaves jobs running, and a rerun next to an orphan writing the same
+   output corrupted a product in our measurements.
 3. Remove leftover temporary outputs (``.*.tmp`` files, ``.*.part`` directories) and
    Snakemake's stale lock.
 4. Rerun with ``--rerun-incomplete`` (in every jwpipe profile), which redoes exactly the
@@ -63,6 +64,12 @@ def resume(workdir: str | Path, snakemake_args: list[str], *, dry_run: bool = Fa
     if live:
         raise WorkflowError(f"snakemake is still running in {work} (pid "
                             f"{', '.join(map(str, live))}); stop it first, or wait")
+    from jwpipe.workflow.processes import end_orphans
+
+    ended = end_orphans(work)
+    if ended:
+        print("ended orphaned local jobs of this workflow: " + ", ".join(
+            f"{j['step']} {j['key']} (pid {j['pid']})" for j in ended), file=sys.stderr)
     jobs = orphan_slurm_jobs(work)
     if jobs:
         print(f"cancelling orphaned SLURM jobs of this workflow: {' '.join(jobs)}",

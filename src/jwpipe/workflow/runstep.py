@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 __all__ = ["load_unit", "main", "run_unit"]
@@ -200,6 +201,9 @@ def run_unit(unit_path: str) -> None:
     missing = [p for p in files if not os.path.exists(p)]
     if missing:
         raise WorkflowError(f"input(s) do not exist: {', '.join(missing)}")
+    from jwpipe.workflow import integrity
+
+    integrity.check_inputs(unit_path, [spec["path"] for spec in unit["inputs"]])
     step = _make_step(cls, unit)
     previous = refstore._ACTIVE[:]
     refstore.set_store(_UnitReferences(unit["references"].get("context")))
@@ -227,9 +231,24 @@ def run_unit(unit_path: str) -> None:
         else:
             _provenance(obj, info)
             _save(obj, spec)
+    # the record: what the outputs were made with, and their fingerprints (checked by the next
+    # job, jwpipe verify and status)
+    fingerprints = integrity.fingerprints([spec["path"] for spec in outputs],
+                                          integrity.workdir_of(unit_path))
     record = unit["record"]
     os.makedirs(os.path.dirname(os.path.abspath(record)), exist_ok=True)
-    write_text_atomic(record, json.dumps(unit, sort_keys=True, indent=1) + "\n")
+    write_text_atomic(record, json.dumps({**unit, "fingerprints": fingerprints}, sort_keys=True,
+                                         indent=1) + "\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line; system errors (disk full, permissions) say what failed."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where} [errno {exc.errno}]"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main(argv: list[str]) -> int:
@@ -238,15 +257,26 @@ def main(argv: list[str]) -> int:
     from jwpipe.stpipe.cmdline import configure_logging
 
     configure_logging(False, "INFO")
+    import signal
+
+    from jwpipe.workflow.integrity import workdir_of
+    from jwpipe.workflow.processes import job_record
+
+    # SIGTERM (from `jwpipe resume` ending an orphan, or a scheduler) unwinds normally, so
+    # temporary outputs are removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        run_unit(ns.unit)
+        unit = ns.unit
+        step, key = Path(unit).parent.name, Path(unit).stem
+        with job_record(workdir_of(unit), step, key):
+            run_unit(unit)
     except Exception as exc:
         from jwpipe.errors import JwpipeError
 
-        if ns.debug or not isinstance(exc, JwpipeError):
+        if ns.debug or not isinstance(exc, JwpipeError | OSError | MemoryError):
             import traceback
 
             traceback.print_exc()
-        print(f"jwpipe run-step {ns.unit}: error: {exc}", file=sys.stderr)
+        print(f"jwpipe run-step {ns.unit}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,9 @@ rule, rewritten only when its content changes. The job reads everything else fro
 declared output, so Snakemake and ``jwpipe status`` agree on what exists. Rule bodies never
 change between regenerations, so Snakemake's code trigger does not rerun anything by itself.
 
+A job that dies from a signal (``kill -9``, the kernel's OOM killer) cannot say so itself; the
+shell that ran it appends ``killed by signal N`` to its log, which ``jwpipe status`` reports.
+
 Nothing from an association or parameter file is pasted into code: names are validated by the
 planner, paths reach the shell through Snakemake's ``:q`` quoting, and the plan is data (JSON).
 """
@@ -80,7 +83,9 @@ rule {name}:
     conda:
         "envs/jwpipe.yaml"
     shell:
-        "{{params.jwpipe}} run-step {{input.unit:q}} > {{log:q}} 2>&1"
+        "{{params.jwpipe}} run-step {{input.unit:q}} > {{log:q}} 2>&1 || {{{{ rc=$?; "
+        "if [ $rc -gt 128 ]; then echo 'jwpipe run-step {name}: error: killed by signal' "
+        "$((rc - 128)) >> {{log:q}}; fi; exit $rc; }}}}"
 '''
 
 

@@ -5,6 +5,8 @@ Each unit is one of:
 * ``done``: its outputs exist and were made with the unit's current parameters and references;
 * ``stale``: its outputs exist but its parameters or references changed since (or an upstream
   unit will rerun);
+* ``damaged``: an output's content no longer matches the fingerprint ``run-step`` recorded
+  (truncated, edited or overwritten); the reason gives the command that rebuilds it;
 * ``failed``: the last job failed (its log ends with an error) and there is no output;
 * ``pending``: no output yet.
 
@@ -88,6 +90,11 @@ def _failure(work: Path, step: str, key: str) -> str | None:
     """Where the unit's last failure is described: its own log, or its SLURM job log."""
     log = work / "logs" / step / f"{key}.log"
     tail = _tail(log)
+    import re
+
+    killed = re.findall(r"error: killed by signal (\d+)", tail)
+    if killed:
+        return f"killed by signal {killed[-1]}: see logs/{step}/{key}.log"
     if "error:" in tail or "Traceback" in tail:
         return f"see logs/{step}/{key}.log"
     from jwpipe.workflow.retry import RETRY_SIGNS, slurm_logs
@@ -137,10 +144,18 @@ def read_states(workdir: str | Path) -> list[UnitState]:
                 diffs = _differences(made, current)
                 if diffs:
                     st.status, st.reasons = "stale", diffs
+                from jwpipe.workflow.integrity import unit_damage
+
+                damage = unit_damage(work, name, key, unit["outputs"], full=False)
+                if damage:
+                    st.status = "damaged"
+                    st.reasons = [f"{d.path}: {d.reason}; rebuild: {d.command}"
+                                  for d in damage] + st.reasons
             for inp in unit["inputs"]:
                 up = producer.get(inp)
-                if up and states[up].status != "done" and st.status in ("done", "stale"):
-                    st.status = "stale"
+                if up and states[up].status != "done" and st.status in ("done", "stale",
+                                                                        "damaged"):
+                    st.status = "stale" if st.status == "done" else st.status
                     st.reasons.append(f"upstream {up[0]} ({up[1]}) will rerun")
             states[(name, key)] = st
     return list(states.values())
