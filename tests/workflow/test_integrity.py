@@ -8,9 +8,9 @@ Detector1 steps and the real Snakemake CLI.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import json
 import subprocess
 import sys
 from pathlib import Path
