@@ -440,7 +440,7 @@ class DataModel:
             table = self._table_data.get(ext)
             if table is not None:
                 header = self._table_headers.get(ext, fits.Header()).copy()
-                hdus.append(fits.BinTableHDU(data=table, header=header, name=ext))
+                hdus.append(_fitsio.table_hdu(table, ext, header))
         hdus.extend(self._extra_hdus())
         hdus.extend(self._other_hdus)
         hdus.append(self._tree_hdu())
@@ -460,7 +460,8 @@ class DataModel:
         column = fits.Column(
             name=_asdf_tree.COLUMN, format=f"{raw.size}B", array=raw.reshape(1, raw.size)
         )
-        return fits.BinTableHDU.from_columns([column], name=_asdf_tree.EXTNAME)
+        return _fitsio.table_hdu(fits.FITS_rec.from_columns(fits.ColDefs([column])),
+                                 _asdf_tree.EXTNAME)
 
     def save(self, path: str | os.PathLike, overwrite: bool = True, *, fsync: bool = False) -> str:
         """Write the model to ``path`` atomically and return the path written.
@@ -608,4 +609,6 @@ def _table_header(header: fits.Header) -> fits.Header:
 
 def _detach(hdu: fits.hdu.base._BaseHDU) -> fits.hdu.base._BaseHDU:
     """A copy of an HDU that no longer refers to the file it was read from."""
+    if type(hdu) is fits.BinTableHDU:
+        return _fitsio.table_hdu(hdu.data.copy(), hdu.name, hdu.header.copy())
     return hdu.copy()

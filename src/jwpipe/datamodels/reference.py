@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from astropy.io import fits
 
-from jwpipe.datamodels import dqflags
+from jwpipe.datamodels import _fitsio, dqflags
 from jwpipe.datamodels.model_base import ArraySpec, DataModel, _table_array
 
 __all__ = [
@@ -117,7 +117,7 @@ class ReferenceFileModel(DataModel):
     def _extra_hdus(self) -> list[fits.hdu.base._BaseHDU]:
         if "dq" not in self._arrays or not self.has_array("dq"):
             return []
-        return [fits.BinTableHDU(data=standard_dq_def(), name=DQ_DEF)]
+        return [_fitsio.table_hdu(standard_dq_def(), DQ_DEF)]
 
 
 def _dq(like: str = "image") -> ArraySpec:
