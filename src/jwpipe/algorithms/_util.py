@@ -1,10 +1,14 @@
-"""Small helpers shared by the Detector1 algorithms (row chunking, fast NaN-aware medians)."""
+"""Small helpers shared by the Detector1 algorithms (row chunking, threads, NaN-aware medians)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import numpy as np
+
+from jwpipe._threads import THREADS_ENV, map_chunks, thread_count
+
+__all__ = ["THREADS_ENV", "map_chunks", "nanmedian_axis0", "row_chunks", "thread_count"]
 
 #: Default size, in bytes, of one chunk-sized float32 temporary. Peak memory of a chunked
 #: algorithm is a small multiple of this on top of its inputs.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import row_chunks
+from jwpipe.algorithms._util import map_chunks, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["correct_linearity", "sanitize_coefficients"]
@@ -48,6 +48,7 @@ def correct_linearity(
     lin_dq: np.ndarray | None = None,
     *,
     chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Apply ``DN_corr = sum_k c_k DN**k`` to every unsaturated group, **in place**.
 
@@ -65,6 +66,8 @@ def correct_linearity(
         Linearity reference DQ.
     chunk_bytes : int, optional
         Size of per-chunk temporaries.
+    threads : int, optional
+        Worker threads over row chunks (default: ``$JWPIPE_THREADS`` or the usable CPUs).
 
     Raises
     ------
@@ -81,7 +84,8 @@ def correct_linearity(
     pixeldq[no_corr] |= np.uint32(_dq.NO_LIN_CORR)
     nints, ngroups, ny, nx = data.shape
     ncoef = c.shape[0]
-    for rows in row_chunks(ny, nx * 4 * 8, chunk_bytes):
+
+    def apply(rows: slice) -> None:
         cr = c[:, rows]
         for i in range(nints):
             for g in range(ngroups):
@@ -92,3 +96,5 @@ def correct_linearity(
                     acc += cr[k]
                 keep = (groupdq[i, g, rows] & _dq.SATURATED) == 0
                 np.copyto(plane, acc, where=keep)
+
+    map_chunks(apply, row_chunks(ny, nx * 4 * 8, chunk_bytes), threads)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import nanmedian_axis0, row_chunks
+from jwpipe.algorithms._util import map_chunks, nanmedian_axis0, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["RampFitProducts", "fit_ramps", "snr_power"]
@@ -136,6 +136,7 @@ def fit_ramps(
     average_dark_current: np.ndarray | float | None = None,
     suppress_one_group: bool = True,
     chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> tuple[RampFitProducts, RampFitProducts]:
     """Fit slopes to every ramp (OLS_C with optimal weighting).
 
@@ -162,6 +163,9 @@ def fit_ramps(
         Treat integrations with a single good group as having none (jwst default True).
     chunk_bytes : int, optional
         Size of per-chunk temporaries.
+    threads : int, optional
+        Worker threads over row chunks (default: ``$JWPIPE_THREADS`` or the usable CPUs); the
+        result is the same for any count.
 
     Returns
     -------
@@ -196,11 +200,13 @@ def fit_ramps(
     )
     gain = np.asarray(gain, dtype=np.float64)
     readnoise = np.asarray(readnoise, dtype=np.float64)
-    for rows in row_chunks(ny, nints * ngroups * nx * 8, chunk_bytes):
+    def fit(rows: slice) -> None:
         fitter.fit_chunk(
             data[:, :, rows], groupdq[:, :, rows], pixeldq[rows], readnoise[rows], gain[rows],
             dark[rows], rate, ints, rows,
         )
+
+    map_chunks(fit, row_chunks(ny, nints * ngroups * nx * 8, chunk_bytes), threads)
     return rate, ints
 
 

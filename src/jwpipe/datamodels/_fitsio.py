@@ -3,7 +3,8 @@
 Headers and tables are parsed with astropy; image data are read by jwpipe itself, straight
 from the file offset astropy reports, in chunks, into one preallocated array of the target
 dtype. This converts a BZERO-scaled uint16 ramp to float32 with a single full-size allocation
-and lets each extension be read only when first used.
+and lets each extension be read only when first used. Chunks are read and converted on worker
+threads (``JWPIPE_THREADS``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
+from jwpipe._threads import map_chunks
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import DataModelError
 
@@ -106,22 +108,30 @@ class ImageSource:
         out = np.empty(self.shape, dtype=dtype)
         if out.size == 0:
             return out
-        native = self.disk_dtype.newbyteorder("=")
-        scaled = self.bscale != 1 or self.bzero != 0
-        if native == dtype and not scaled:
-            self.handle.read_into(memoryview(out.reshape(-1)), self.offset)
-            if not self.disk_dtype.isnative:
-                out.byteswap(inplace=True)
-            return out
         flat = out.reshape(-1)
         per_chunk = max(1, _CHUNK_BYTES // self.disk_dtype.itemsize)
-        raw = np.empty(min(per_chunk, flat.size), dtype=self.disk_dtype)
+        chunks = [slice(start, min(start + per_chunk, flat.size))
+                  for start in range(0, flat.size, per_chunk)]
+        native = self.disk_dtype.newbyteorder("=")
+        itemsize = self.disk_dtype.itemsize
+        if native == dtype and self.bscale == 1 and self.bzero == 0:
+
+            def direct(part: slice) -> None:
+                dest = flat[part]
+                self.handle.read_into(memoryview(dest), self.offset + part.start * itemsize)
+                if not self.disk_dtype.isnative:
+                    dest.byteswap(inplace=True)
+
+            map_chunks(direct, chunks)
+            return out
         convert = _converter(self.disk_dtype, dtype, self.bscale, self.bzero, self.extname)
-        for start in range(0, flat.size, per_chunk):
-            stop = min(start + per_chunk, flat.size)
-            chunk = raw[: stop - start]
-            self.handle.read_into(memoryview(chunk), self.offset + start * chunk.itemsize)
-            convert(chunk, flat[start:stop])
+
+        def converted(part: slice) -> None:
+            raw = np.empty(part.stop - part.start, dtype=self.disk_dtype)
+            self.handle.read_into(memoryview(raw), self.offset + part.start * itemsize)
+            convert(raw, flat[part])
+
+        map_chunks(converted, chunks)
         return out
 
 
