@@ -265,7 +265,8 @@ def table_hdu(data: np.ndarray, name: str, header: fits.Header | None = None) ->
     the data are an astropy Table. The bytes written are the same.
     """
     hdu = fits.BinTableHDU(header=header, name=name)
-    hdu.data = data
+    # what the constructor does with a structured array (converts unicode columns, ...)
+    hdu.data = data if isinstance(data, fits.FITS_rec) else fits.FITS_rec.from_columns(data)
     return hdu
 
 
