@@ -125,8 +125,10 @@ def flag_saturation(
             plane = data[i, g]
             running |= plane >= thresh
             sat = running | ((groupdq[i, g] & sat_flag) != 0)
-            groupdq[i, g][dilate(sat, n_pix_grow_sat)] |= sat_flag
-            groupdq[i, g][plane <= 0] |= np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE)
+            gd = groupdq[i, g]
+            # where= ORs in one pass; boolean-mask indexing would gather and scatter
+            np.bitwise_or(gd, sat_flag, out=gd, where=dilate(sat, n_pix_grow_sat))
+            np.bitwise_or(gd, np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE), out=gd, where=plane <= 0)
         ever |= running
         if not (use_readpatt and nframes > 1):
             continue

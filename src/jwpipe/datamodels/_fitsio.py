@@ -104,11 +104,26 @@ class ImageSource:
             raise DataModelError(
                 f"{self.handle.path}: the model was closed before extension {self.extname} was read"
             )
+        return self._read_elements(0, self.shape, dtype)
+
+    def read_plane(self, index: int, dtype: np.dtype) -> np.ndarray:
+        """Read plane ``index`` of the first axis only (shape ``shape[1:]``), as :meth:`read`."""
+        if self.handle.closed:
+            raise DataModelError(
+                f"{self.handle.path}: the model was closed before extension {self.extname} was read"
+            )
+        if not 0 <= index < self.shape[0]:
+            raise IndexError(f"{self.extname}: plane {index} out of range 0..{self.shape[0] - 1}")
+        plane = int(np.prod(self.shape[1:], dtype=np.int64))
+        return self._read_elements(index * plane, self.shape[1:], dtype)
+
+    def _read_elements(self, first: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
-        out = np.empty(self.shape, dtype=dtype)
+        out = np.empty(shape, dtype=dtype)
         if out.size == 0:
             return out
         flat = out.reshape(-1)
+        base = self.offset + first * self.disk_dtype.itemsize
         per_chunk = max(1, _CHUNK_BYTES // self.disk_dtype.itemsize)
         chunks = [slice(start, min(start + per_chunk, flat.size))
                   for start in range(0, flat.size, per_chunk)]
@@ -118,7 +133,7 @@ class ImageSource:
 
             def direct(part: slice) -> None:
                 dest = flat[part]
-                self.handle.read_into(memoryview(dest), self.offset + part.start * itemsize)
+                self.handle.read_into(memoryview(dest), base + part.start * itemsize)
                 if not self.disk_dtype.isnative:
                     dest.byteswap(inplace=True)
 
@@ -128,7 +143,7 @@ class ImageSource:
 
         def converted(part: slice) -> None:
             raw = np.empty(part.stop - part.start, dtype=self.disk_dtype)
-            self.handle.read_into(memoryview(raw), self.offset + part.start * itemsize)
+            self.handle.read_into(memoryview(raw), base + part.start * itemsize)
             convert(raw, flat[part])
 
         map_chunks(converted, chunks)

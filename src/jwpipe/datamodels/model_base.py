@@ -18,7 +18,7 @@ from jwpipe.datamodels.keywords import CRDS_KEYWORDS, KEYWORDS, Keyword
 from jwpipe.datamodels.meta import MetaNode
 from jwpipe.errors import DataModelError
 
-__all__ = ["ArraySpec", "DataModel"]
+__all__ = ["ArraySpec", "DataModel", "PlaneStack"]
 
 # Which physical-value kinds may be converted to a target kind on read or assignment.
 _ACCEPTED_KINDS = {"f": "fiu", "u": "iu", "i": "iu"}
@@ -60,6 +60,54 @@ class ArraySpec:
         if self.like == "zeroframe":
             return (primary[0], *primary[-2:]) if len(primary) == 4 else None
         return None
+
+
+class PlaneStack:
+    """A read-only stack of planes (first axis) fetched one at a time: ``stack[j]``.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(j)`` returns plane ``j`` (shape ``shape[1:]``) as a new array.
+    shape : tuple of int
+        Shape of the whole stack.
+    dtype : numpy.dtype
+        Dtype of the planes.
+    window : tuple of slice, optional
+        Slices applied to the last two axes of every plane (see :meth:`cut`).
+    """
+
+    def __init__(self, read: Any, shape: tuple[int, ...], dtype: np.dtype,
+                 window: tuple[slice, slice] = (slice(None), slice(None))) -> None:
+        self._read = read
+        self._full = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self._window = window
+        cut = [len(range(*w.indices(n))) for w, n in zip(window, self._full[-2:], strict=True)]
+        self.shape = (*self._full[:-2], *cut)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of the whole stack."""
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not isinstance(index, int | np.integer):
+            raise TypeError("a PlaneStack is indexed by one plane number")
+        j = int(index) + (self.shape[0] if index < 0 else 0)
+        if not 0 <= j < self.shape[0]:
+            raise IndexError(f"plane {index} out of range for {self.shape[0]} planes")
+        ys, xs = self._window
+        return self._read(j)[..., ys, xs]
+
+    def cut(self, ys: slice, xs: slice) -> PlaneStack:
+        """The same stack seen through ``[..., ys, xs]`` (slices of the full planes)."""
+        if self._window != (slice(None), slice(None)):
+            raise ValueError("PlaneStack.cut applies to an uncut stack only")
+        return PlaneStack(self._read, self._full, self.dtype, (ys, xs))
 
 
 class DataModel:
@@ -210,6 +258,21 @@ class DataModel:
         self._array_data[name] = array
         return array
 
+    def planes(self, name: str) -> np.ndarray | PlaneStack | None:
+        """Array ``name`` for plane-by-plane use: the array itself once loaded, else a
+        :class:`PlaneStack` that reads each first-axis plane from the file when indexed.
+
+        Lets a step use a few planes of a large reference (a dark with more groups than the
+        exposure) without reading or holding the rest.
+        """
+        source = self._lazy.get(name)
+        if source is None or len(source.shape) < 2:
+            return self._get_array(name)
+        dtype = np.dtype(self._arrays[name].dtype)
+        return PlaneStack(
+            lambda j: self._postprocess_array(name, source.read_plane(j, dtype)),
+            source.shape, dtype)
+
     def _postprocess_array(self, name: str, array: np.ndarray) -> np.ndarray:
         """Hook for subclasses (reference DQ remapping)."""
         return array
@@ -217,6 +280,10 @@ class DataModel:
     def has_array(self, name: str) -> bool:
         """True if array ``name`` is present (in memory or in the file) without creating it."""
         return name in self._array_data or name in self._lazy
+
+    def array_shape(self, name: str) -> tuple[int, ...] | None:
+        """Shape of array ``name`` (None if absent), without reading it from the file."""
+        return self._array_shape(name)
 
     def _array_shape(self, name: str) -> tuple[int, ...] | None:
         if name in self._array_data:
