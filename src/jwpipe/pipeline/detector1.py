@@ -54,8 +54,10 @@ class Detector1Pipeline(Pipeline):
     workflow_product_suffixes = ("rate", "rateints")
 
     def process(self, input: Any) -> Any:
+        from jwpipe._malloc import tune_allocator
         from jwpipe.datamodels import RampModel
 
+        tune_allocator()
         model = self.prepare_input(input)
         if not isinstance(model, RampModel):
             raise StepInputError(
