@@ -26,17 +26,19 @@ def sanitize_coefficients(
     Returns
     -------
     coeffs : ndarray of float32
-        Copy where pixels with NO_LIN_CORR, any NaN coefficient or a zero linear term have
-        c1 = 1 and all other coefficients 0.
+        Pixels with NO_LIN_CORR, any NaN coefficient or a zero linear term have c1 = 1 and all
+        other coefficients 0 (a copy when any pixel is replaced; the input is never modified).
     no_corr : ndarray of bool
         Those pixels.
     """
-    c = coeffs.astype(np.float32)
-    no_corr = np.any(np.isnan(c), axis=0) | (c[1] == 0)
+    c = coeffs.astype(np.float32, copy=False)
+    no_corr = np.isnan(c).any(axis=0) | (c[1] == 0)
     if lin_dq is not None:
-        no_corr |= (lin_dq.astype(np.uint32) & _dq.NO_LIN_CORR) != 0
-    c[:, no_corr] = 0.0
-    c[1, no_corr] = 1.0
+        no_corr |= (lin_dq.astype(np.uint32, copy=False) & _dq.NO_LIN_CORR) != 0
+    if no_corr.any():
+        c = c.copy()  # copy the (large) table only when there is something to replace
+        c[:, no_corr] = 0.0
+        c[1, no_corr] = 1.0
     return c, no_corr
 
 

@@ -198,11 +198,12 @@ def fit_ramps(
         np.asarray(0.0 if average_dark_current is None else average_dark_current, np.float64),
         (ny, nx),
     )
-    gain = np.asarray(gain, dtype=np.float64)
-    readnoise = np.asarray(readnoise, dtype=np.float64)
+
     def fit(rows: slice) -> None:
+        # float64 per chunk: a full-frame float64 copy of gain and read noise costs 64 MB
         fitter.fit_chunk(
-            data[:, :, rows], groupdq[:, :, rows], pixeldq[rows], readnoise[rows], gain[rows],
+            data[:, :, rows], groupdq[:, :, rows], pixeldq[rows],
+            np.asarray(readnoise[rows], dtype=np.float64), np.asarray(gain[rows], dtype=np.float64),
             dark[rows], rate, ints, rows,
         )
 
