@@ -14,15 +14,17 @@ Inputs, both measured:
 * ``simulator``: the files as ``jwpipe.simulate`` writes them (cached in ``DIR/sim``).
 
 Every measurement is a fresh Python process, timed by this script from start to exit (imports,
-reading, all steps, writing ``_rate`` and ``_rateints``); its peak RSS is the child's own
-``ru_maxrss``. jwpipe and jwst (``bench`` extra) run back to back on the same files, with
-``override_<reftype>`` for every reference, so neither contacts CRDS (jwst gets an offline
-``CRDS_PATH`` with a seeded server config, as in ``/work/shared/research/perf.md``). Each
-repetition runs jwst, jwpipe on the stdatamodels files, then jwpipe on the simulator's files;
-ratios are taken within a repetition. One extra jwpipe run with ``JWPIPE_THREADS=1`` checks
-that the threaded products are bit-identical to the single-threaded ones and gives the thread
-speed-up. With ``--stcal-kernels``, stcal's jump and OLS_C ramp fit are also timed against
-jwpipe's on the same arrays, in one process.
+reading, all steps, writing ``_rate`` and ``_rateints``); its CPU time (user + system, all
+threads) comes from ``RUSAGE_CHILDREN`` and its peak RSS is the child's own ``ru_maxrss``. On a
+machine shared with other jobs the CPU-time ratio is the steadier one. jwpipe and jwst
+(``bench`` extra) run back to back on the same files, with ``override_<reftype>`` for every
+reference, so neither contacts CRDS (jwst gets an offline ``CRDS_PATH`` with a seeded server
+config, as in ``/work/shared/research/perf.md``). Each repetition runs jwst, jwpipe on the
+stdatamodels files, then jwpipe on the simulator's files (every other repetition starts with
+jwpipe); ratios are taken within a repetition. One extra jwpipe run with ``JWPIPE_THREADS=1``
+checks that the threaded products are bit-identical to the single-threaded ones and gives the
+thread speed-up. With ``--stcal-kernels``, stcal's jump and OLS_C ramp fit are also timed
+against jwpipe's on the same arrays, in one process.
 """
 
 from __future__ import annotations
@@ -157,15 +159,18 @@ def measure(engine: str, uncal: Path, refs: dict[str, str], outdir: Path,
     """One whole-process run in a subprocess; wall time measured here, from spawn to exit."""
     outdir.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--_child", engine, str(uncal),
                            json.dumps(refs), str(outdir)], capture_output=True, text=True,
                           env=env)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{engine} run failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    res.update(wall_s=wall, load=load)
+    res.update(wall_s=wall, cpu_s=cpu, load=load)
     return res
 
 
@@ -316,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                               jwst_env if engine == "jwst" else env)
                 results.setdefault(f"{engine}/{which}", []).append(res)
                 print(f"run {rep + 1} {engine:6s} on {which:12s}: {res['wall_s']:6.2f} s "
-                      f"(import {res['import_s']:.2f}, pipeline {res['run_s']:.2f}), peak RSS "
-                      f"{res['peak_rss_mib']:5.0f} MiB, load {res['load']:.1f}")
+                      f"(import {res['import_s']:.2f}, pipeline {res['run_s']:.2f}; CPU "
+                      f"{res['cpu_s']:.2f} s), peak RSS {res['peak_rss_mib']:5.0f} MiB, "
+                      f"load {res['load']:.1f}")
                 for step, sec in res["steps_s"].items():
                     print(f"        {step:14s} {sec:7.3f} s")
         one = measure("jwpipe", sdm_uncal, sdm_refs, tmp / "out_jwpipe_1thread",
@@ -326,14 +332,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\nsummary (wall time of the whole process; ratio = jwst / jwpipe in the same "
               "repetition)")
         for key, runs_ in results.items():
-            print(f"    {key:22s} {_range([r['wall_s'] for r in runs_])} s, peak RSS "
+            print(f"    {key:22s} wall {_range([r['wall_s'] for r in runs_])} s, CPU "
+                  f"{_range([r['cpu_s'] for r in runs_])} s, peak RSS "
                   f"{_range([r['peak_rss_mib'] for r in runs_])} MiB")
         if "jwst/stdatamodels" in results:
             for which in inputs:
-                ratios = [j["wall_s"] / p["wall_s"] for j, p in
-                          zip(results["jwst/stdatamodels"], results[f"jwpipe/{which}"],
-                              strict=True)]
-                print(f"    jwst / jwpipe ({which:12s}) {_range(ratios)}x")
+                pairs = list(zip(results["jwst/stdatamodels"], results[f"jwpipe/{which}"],
+                                 strict=True))
+                print(f"    jwst / jwpipe ({which:12s}) wall "
+                      f"{_range([j['wall_s'] / p['wall_s'] for j, p in pairs])}x, CPU "
+                      f"{_range([j['cpu_s'] / p['cpu_s'] for j, p in pairs])}x")
         print(f"    jwpipe JWPIPE_THREADS=1 on stdatamodels: {one['wall_s']:.2f} s, products "
               f"{'bit-identical to' if identical else 'DIFFER from'} the threaded run")
         print(f"    load average now {os.getloadavg()[0]:.1f} (other processes share the CPUs)")
