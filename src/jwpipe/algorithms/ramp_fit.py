@@ -79,7 +79,15 @@ def snr_power(snr: np.ndarray) -> np.ndarray:
     ndarray
         0 (SNR < 5), 0.4 (< 10), 1 (< 20), 3 (< 50), 6 (< 100) or 10.
     """
-    return _POWERS[np.digitize(snr, _SNR_EDGES)]
+    return _POWERS[_snr_bin(snr)]
+
+
+def _snr_bin(snr: np.ndarray) -> np.ndarray:
+    """``np.digitize(snr, _SNR_EDGES)`` for finite ``snr``: the number of edges <= snr."""
+    out = (snr >= _SNR_EDGES[0]).astype(np.intp)
+    for edge in _SNR_EDGES[1:]:
+        out += snr >= edge
+    return out
 
 
 def _weights(n: int, power: float) -> np.ndarray:
@@ -364,27 +372,26 @@ class _Fitter:
         return var_p, var_r
 
     def _fit_clean(self, y, clean, gain, rn_e, median_rate, dark, res) -> None:
-        idx = np.nonzero(clean)[0]
-        if idx.size == 0:
+        # Computed on every pixel of the chunk (cheaper than gathering the clean ones) and
+        # added where ``clean``; the other pixels are fitted by _fit_general.
+        if not clean.any():
             return
         n = self.ngroups
-        yc = y[:, idx]
-        y0 = yc[0].astype(np.float32)
-        if n >= 3:
-            snr = _snr((yc[n - 1] - y0).astype(np.float64), gain[idx], rn_e[idx])
-            pbin = np.digitize(snr, _SNR_EDGES).astype(np.intp)
-            slope = np.zeros(idx.size, np.float32)
-            for k in range(1, n):
-                ck = self.coeffs[:, k].astype(np.float32)[pbin]
-                slope += ck * (yc[k] - y0)
-            # sum_k C[p,k] = 0, so the y0 offset cancels exactly
-            slope = slope.astype(np.float64) / self.tgroup
-        else:
-            slope = (yc[1] - y0).astype(np.float64) / self.tgroup
-        var_p, var_r = self._variances(
-            np.full(idx.size, n), self.tgroup, gain[idx], rn_e[idx], median_rate[idx], dark[idx]
-        )
-        res.add(idx, slope, var_p, var_r, np.ones(idx.size, np.intp))
+        y0 = y[0].astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            if n >= 3:
+                snr = _snr((y[n - 1] - y0).astype(np.float64), gain, rn_e)
+                pbin = _snr_bin(snr)
+                slope = np.zeros(y0.shape, np.float32)
+                for k in range(1, n):
+                    ck = self.coeffs[:, k].astype(np.float32)[pbin]
+                    slope += ck * (y[k] - y0)
+                # sum_k C[p,k] = 0, so the y0 offset cancels exactly
+                slope = slope.astype(np.float64) / self.tgroup
+            else:
+                slope = (y[1] - y0).astype(np.float64) / self.tgroup
+        var_p, var_r = self._variances(n, self.tgroup, gain, rn_e, median_rate, dark)
+        res.add_where(clean, slope, var_p, var_r)
 
     def _fit_general(self, y, g, gain, rn_e, median_rate, dark, res, where) -> None:
         """Segment-wise fit of ramps with flagged groups (y, g: (ngroups, m))."""
@@ -471,6 +478,20 @@ class _IntAccum:
     def zeros(cls, npix: int) -> _IntAccum:
         return cls(np.zeros(npix), np.zeros(npix), np.zeros(npix), np.zeros(npix),
                    np.zeros(npix, np.intp))
+
+    def add_where(self, mask, slope, var_p, var_r) -> None:
+        """Add one segment to every pixel where ``mask`` (arrays over all pixels)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            inv_vr = np.where(var_r > 0, 1.0 / var_r, 0.0)
+            inv_vp = np.where(var_p > 0, 1.0 / var_p, 0.0)
+            var_e = var_p + var_r
+            inv_ve = np.where(var_e > 0, 1.0 / var_e, 0.0)
+            num = np.where(var_r > 0, slope * inv_vr, 0.0)
+        self.num += np.where(mask, num, 0.0)
+        self.inv_vr += np.where(mask, inv_vr, 0.0)
+        self.inv_vp += np.where(mask, inv_vp, 0.0)
+        self.inv_ve += np.where(mask, inv_ve, 0.0)
+        self.nseg += mask
 
     def add(self, idx, slope, var_p, var_r, count, aggregate: bool = False) -> None:
         with np.errstate(divide="ignore", invalid="ignore"):
