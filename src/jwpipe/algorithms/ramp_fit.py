@@ -285,10 +285,10 @@ class _Fitter:
             # partial saturation is flagged but never invalidates the slope
             valid = ((pdq & _dq.INVALID_GROUP) == 0) & ~dnu_int
             dq_i = pdq.copy()
-            dq_i[(flags & _dq.JUMP_DET) != 0] |= np.uint32(_dq.JUMP_DET)
-            dq_i[(flags & _dq.PERSISTENCE) != 0] |= np.uint32(_dq.PERSISTENCE)
-            dq_i[(flags & _dq.SATURATED) != 0] |= np.uint32(_dq.SATURATED)
-            dq_i[dnu_int] |= np.uint32(_dq.DO_NOT_USE)
+            # group and pixel DQ share these bit values
+            dq_i |= (flags & np.uint8(_dq.JUMP_DET | _dq.PERSISTENCE | _dq.SATURATED)).astype(
+                np.uint32)
+            np.bitwise_or(dq_i, np.uint32(_dq.DO_NOT_USE), out=dq_i, where=dnu_int)
             with np.errstate(divide="ignore", invalid="ignore"):
                 var_r = np.where(res.inv_vr > 0, 1.0 / res.inv_vr, 0.0)
                 var_p = np.where(res.inv_vp > 0, 1.0 / res.inv_vp, 0.0)
@@ -317,10 +317,9 @@ class _Fitter:
             any_pers |= (flags & _dq.PERSISTENCE) != 0
 
         dq = pdq.copy()
-        dq[any_jump] |= np.uint32(_dq.JUMP_DET)
-        dq[any_pers] |= np.uint32(_dq.PERSISTENCE)
-        dq[all_dnu] |= np.uint32(_dq.DO_NOT_USE)
-        dq[all_sat] |= np.uint32(_dq.SATURATED)
+        for mask, flag in ((any_jump, _dq.JUMP_DET), (any_pers, _dq.PERSISTENCE),
+                           (all_dnu, _dq.DO_NOT_USE), (all_sat, _dq.SATURATED)):
+            np.bitwise_or(dq, np.uint32(flag), out=dq, where=mask)
         invalid = (dq & _dq.INVALID_GROUP) != 0
         with np.errstate(divide="ignore", invalid="ignore"):
             var_r = np.where(inv_vr_tot > 0, 1.0 / inv_vr_tot, 0.0)
@@ -331,7 +330,7 @@ class _Fitter:
         slope[invalid] = np.nan
         var_r[invalid] = 0.0
         var_p[invalid] = 0.0
-        dq[any_sat] |= np.uint32(_dq.SATURATED)
+        np.bitwise_or(dq, np.uint32(_dq.SATURATED), out=dq, where=any_sat)
         rate.data[rows] = slope.reshape(nrow, nx)
         rate.dq[rows] = dq.reshape(nrow, nx)
         rate.var_poisson[rows] = var_p.reshape(nrow, nx)
