@@ -127,7 +127,7 @@ def child_run(engine: str, uncal: str, refs_json: str, outdir: str) -> dict:
         t1 = time.perf_counter()
         Jwst.call(uncal, steps=step_overrides(refs, "jwst"), save_results=True,
                   output_dir=outdir)
-        steps: dict[str, float] = {}
+        steps: dict[str, list[float]] = {}
     else:
         from jwpipe.pipeline import Detector1Pipeline
 
@@ -136,7 +136,7 @@ def child_run(engine: str, uncal: str, refs_json: str, outdir: str) -> dict:
         pipe = Detector1Pipeline(steps=step_overrides(refs, "jwpipe"), save_results=True,
                                  output_dir=outdir)
         pipe.run(uncal)
-        steps = {k.split(".", 1)[-1]: v["wall_time_s"]
+        steps = {k.split(".", 1)[-1]: [v["wall_time_s"], v["cpu_time_s"]]
                  for k, v in pipe.get_full_metadata().items() if "." in k}
     return {"import_s": import_s, "run_s": time.perf_counter() - t1, "steps_s": steps,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"(import {res['import_s']:.2f}, pipeline {res['run_s']:.2f}; CPU "
                       f"{res['cpu_s']:.2f} s), peak RSS {res['peak_rss_mib']:5.0f} MiB, "
                       f"load {res['load']:.1f}")
-                for step, sec in res["steps_s"].items():
-                    print(f"        {step:14s} {sec:7.3f} s")
+                for step, (sec, cpu) in res["steps_s"].items():
+                    print(f"        {step:14s} {sec:7.3f} s (CPU {cpu:.3f} s)")
         one = measure("jwpipe", sdm_uncal, sdm_refs, tmp / "out_jwpipe_1thread",
                       dict(env, JWPIPE_THREADS="1"))
         identical = same_products(tmp / "out_jwpipe_1thread", tmp / "out_jwpipe_stdatamodels")
