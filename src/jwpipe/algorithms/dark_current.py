@@ -10,15 +10,22 @@ from jwpipe.errors import ReferenceFileError, StepInputError
 __all__ = ["subtract_dark"]
 
 
+def _nan_to_zero(plane: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(plane, nan=0.0)`` in place; one check when the plane is all finite."""
+    if np.isfinite(plane).all():
+        return plane
+    return np.nan_to_num(plane, nan=0.0, copy=False)
+
+
 def _dark_plane(dark: np.ndarray, j: int) -> np.ndarray:
     """Dark plane ``j``, extrapolated linearly from the last two planes beyond the end."""
     n = dark.shape[0]
     if j < n:
-        return np.nan_to_num(dark[j].astype(np.float32), nan=0.0)
+        return _nan_to_zero(dark[j].astype(np.float32))
     if n < 2:
         raise ReferenceFileError("dark: reference has one plane; cannot extrapolate it")
-    last = np.nan_to_num(dark[n - 1].astype(np.float32), nan=0.0)
-    prev = np.nan_to_num(dark[n - 2].astype(np.float32), nan=0.0)
+    last = _nan_to_zero(dark[n - 1].astype(np.float32))
+    prev = _nan_to_zero(dark[n - 2].astype(np.float32))
     return last + np.float32(j - n + 1) * (last - prev)
 
 

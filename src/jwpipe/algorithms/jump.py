@@ -169,8 +169,8 @@ def detect_jumps(
     def detect(rows: slice) -> tuple[np.ndarray, ...] | None:
         # reads and writes only its own rows of groupdq (clearing JUMP_DET on unusable groups)
         gdq_c = groupdq[:, :, rows]
-        electrons = data[:, :, rows].astype(np.float32) * gain_e[rows]
-        electrons[(gdq_c & _dq.INVALID_GROUP) != 0] = np.nan
+        electrons = np.multiply(data[:, :, rows], gain_e[rows], dtype=np.float32)
+        np.copyto(electrons, np.float32(np.nan), where=(gdq_c & _dq.INVALID_GROUP) != 0)
         npix = electrons.shape[2] * nx
         fd = np.diff(electrons, axis=1).reshape(ndiff_tot, npix)
         del electrons

@@ -348,9 +348,9 @@ class _Fitter:
             if ngroups == 1:
                 return rate0
         vals = y.astype(np.float32)
-        vals[(g & _dq.INVALID_GROUP) != 0] = np.nan
+        np.copyto(vals, np.float32(np.nan), where=(g & _dq.INVALID_GROUP) != 0)
         diffs = np.diff(vals, axis=0)
-        diffs[(g[1:] & _dq.JUMP_DET) != 0] = np.nan
+        np.copyto(diffs, np.float32(np.nan), where=(g[1:] & _dq.JUMP_DET) != 0)
         med = nanmedian_axis0(diffs).astype(np.float64) / self.tgroup
         med[~np.isfinite(med)] = 0.0
         if rate0 is not None:
