@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import nanmedian_axis0
+from jwpipe.algorithms._util import median_of_first, nanmedian_axis0, sorted_with_counts
 from jwpipe.algorithms.dark_current import subtract_dark
 from jwpipe.algorithms.dq_init import dq_init
 from jwpipe.algorithms.gain_scale import gain_scale
@@ -36,6 +36,26 @@ def test_nanmedian_matches_numpy():
     x[:, 0] = np.nan
     np.testing.assert_allclose(nanmedian_axis0(x)[1:], np.nanmedian(x[:, 1:], axis=0), rtol=1e-6)
     assert np.isnan(nanmedian_axis0(x)[0])
+
+
+def test_network_sort_gives_numpy_sort_order():
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 4, 7, 9, 10, 16, 33, 64, 65, 90):
+        x = rng.normal(size=(n, 300)).astype(np.float32)
+        x[rng.random(x.shape) < 0.2] = np.nan
+        x[:, 0] = np.nan
+        x[0, 1], x[-1, 2], x[:2, 3] = np.inf, -np.inf, 0.0
+        x[rng.integers(0, n), 4] = -0.0
+        x[:, 5] = 1.5  # ties
+        s, counts = sorted_with_counts(x)
+        reference = np.sort(x, axis=0)
+        np.testing.assert_array_equal(counts, np.count_nonzero(~np.isnan(x), axis=0))
+        rows = np.arange(n)[:, None]
+        finite_part = rows < counts[None, :]
+        np.testing.assert_array_equal(s[finite_part], reference[finite_part])
+        for m in (counts, np.maximum(counts - 1, 0)):
+            np.testing.assert_array_equal(median_of_first(s, m),
+                                          median_of_first(reference, m))
 
 
 # ---- group_scale ---------------------------------------------------------------------------

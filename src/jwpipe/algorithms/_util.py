@@ -1,10 +1,15 @@
-"""Small helpers shared by the Detector1 algorithms (row chunking, fast NaN-aware medians)."""
+"""Small helpers shared by the Detector1 algorithms (row chunking, threads, NaN-aware medians)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
+
+from jwpipe._threads import THREADS_ENV, map_chunks, thread_count
+
+__all__ = ["THREADS_ENV", "map_chunks", "nanmedian_axis0", "row_chunks", "thread_count"]
 
 #: Default size, in bytes, of one chunk-sized float32 temporary. Peak memory of a chunked
 #: algorithm is a small multiple of this on top of its inputs.
@@ -34,8 +39,29 @@ def row_chunks(ny: int, bytes_per_row: int, chunk_bytes: int | None = None) -> I
         yield slice(start, min(ny, start + step))
 
 
+#: Up to this many entries per column, columns are sorted by a sorting network (see below).
+NETWORK_MAX = 64
+
+
+@functools.cache
+def _network(n: int) -> tuple[tuple[int, int], ...]:
+    """Compare-exchange pairs of Batcher's odd-even merge sort for ``n`` inputs."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return tuple(pairs)
+
+
 def sorted_with_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort along axis 0 with NaNs last and count the finite entries.
+    """Sort along axis 0 and count the non-NaN entries of each column.
 
     Parameters
     ----------
@@ -45,12 +71,31 @@ def sorted_with_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     sorted_values : ndarray
-        ``values`` sorted along axis 0 (NaN at the end).
+        ``values`` sorted along axis 0. The first ``counts`` entries of a column are its
+        non-NaN values in order; the entries after them are unspecified (+inf or NaN).
     counts : ndarray of int64
         Number of non-NaN values per column, shape ``values.shape[1:]``.
+
+    Notes
+    -----
+    ``numpy.sort`` along a short axis 0 sorts every column separately; for up to
+    :data:`NETWORK_MAX` rows a sorting network of elementwise minimum/maximum over whole rows is
+    several times faster (NaN is replaced by +inf first so that it sorts last). Both give the
+    same ordered values.
     """
-    counts = np.count_nonzero(~np.isnan(values), axis=0)
-    return np.sort(values, axis=0), counts
+    nan = np.isnan(values)
+    counts = values.shape[0] - np.count_nonzero(nan, axis=0)
+    n = values.shape[0]
+    if n > NETWORK_MAX or n < 2:
+        return np.sort(values, axis=0), counts
+    work = values.copy()
+    work[nan] = np.inf
+    rows = list(work)
+    for a, b in _network(n):
+        lo = np.minimum(rows[a], rows[b])
+        np.maximum(rows[a], rows[b], out=rows[b])
+        rows[a] = lo
+    return np.stack(rows), counts
 
 
 def median_of_first(sorted_values: np.ndarray, m: np.ndarray) -> np.ndarray:

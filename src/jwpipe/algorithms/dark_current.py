@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from jwpipe.algorithms._util import map_chunks
 from jwpipe.errors import ReferenceFileError, StepInputError
 
 __all__ = ["subtract_dark"]
+
+
+def _nan_to_zero(plane: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(plane, nan=0.0)`` in place; one check when the plane is all finite."""
+    if np.isfinite(plane).all():
+        return plane
+    return np.nan_to_num(plane, nan=0.0, copy=False)
 
 
 def _dark_plane(dark: np.ndarray, j: int) -> np.ndarray:
     """Dark plane ``j``, extrapolated linearly from the last two planes beyond the end."""
     n = dark.shape[0]
     if j < n:
-        return np.nan_to_num(dark[j].astype(np.float32), nan=0.0)
+        return _nan_to_zero(dark[j].astype(np.float32))
     if n < 2:
         raise ReferenceFileError("dark: reference has one plane; cannot extrapolate it")
-    last = np.nan_to_num(dark[n - 1].astype(np.float32), nan=0.0)
-    prev = np.nan_to_num(dark[n - 2].astype(np.float32), nan=0.0)
+    last = _nan_to_zero(dark[n - 1].astype(np.float32))
+    prev = _nan_to_zero(dark[n - 2].astype(np.float32))
     return last + np.float32(j - n + 1) * (last - prev)
 
 
@@ -31,6 +39,7 @@ def subtract_dark(
     groupgap: int = 0,
     dark_nframes: int = 1,
     dark_groupgap: int = 0,
+    threads: int | None = None,
 ) -> bool:
     """Subtract the dark matched to the science readout pattern, **in place**.
 
@@ -38,7 +47,7 @@ def subtract_dark(
     group g. Otherwise the dark must be given per frame (dark NFRAMES=1, GROUPGAP=0) and science
     group g gets the mean of dark frames ``[g*(nframes+groupgap), g*(nframes+groupgap)+nframes)``.
     Darks shorter than the science ramp are extrapolated linearly from their last two planes.
-    NaN dark values count as 0. Only one dark plane is materialised at a time.
+    NaN dark values count as 0. Only one dark plane per worker thread is materialised at a time.
 
     Parameters
     ----------
@@ -54,6 +63,8 @@ def subtract_dark(
         Science readout pattern.
     dark_nframes, dark_groupgap : int
         Dark readout pattern.
+    threads : int, optional
+        Worker threads over groups (default: ``$JWPIPE_THREADS`` or the usable CPUs).
 
     Returns
     -------
@@ -80,7 +91,8 @@ def subtract_dark(
             f"be averaged to NFRAMES={nframes}, GROUPGAP={groupgap} (needs a per-frame dark)"
         )
     stride = nframes + groupgap
-    for g in range(ngroups):
+
+    def subtract(g: int) -> None:
         if same:
             plane = _dark_plane(dark, g)
         else:
@@ -90,6 +102,8 @@ def subtract_dark(
                 plane += _dark_plane(dark, j)
             plane /= np.float32(nframes)
         data[:, g] -= plane
+
+    map_chunks(subtract, range(ngroups), threads)
     if dark_dq is not None:
         pixeldq |= dark_dq.astype(np.uint32)
     return True

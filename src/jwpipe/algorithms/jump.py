@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import median_of_first, row_chunks, sorted_with_counts
+from jwpipe.algorithms._util import map_chunks, median_of_first, row_chunks, sorted_with_counts
 from jwpipe.errors import StepInputError
 
 __all__ = ["JumpResult", "detect_jumps"]
@@ -90,6 +90,7 @@ def detect_jumps(
     minimum_sigclip_groups: int = 100,
     only_use_ints: bool = True,
     chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> JumpResult:
     """Flag cosmic-ray jumps in a ramp; ``groupdq`` and ``pixeldq`` are updated in place.
 
@@ -131,6 +132,9 @@ def detect_jumps(
         Sigma-clip across integrations only (per group difference).
     chunk_bytes : int, optional
         Size of per-chunk float32 temporaries (rows are processed in chunks).
+    threads : int, optional
+        Worker threads over row chunks (default: ``$JWPIPE_THREADS`` or the usable CPUs); the
+        result is the same for any count.
 
     Returns
     -------
@@ -161,12 +165,12 @@ def detect_jumps(
     ndiff_tot = nints * (ngroups - 1)
     sigclip = (nints >= minimum_sigclip_groups if only_use_ints
                else nints * _usable_group_count(groupdq) >= minimum_sigclip_groups)
-    n_primary = 0
-    n_neighbors = 0
-    for rows in row_chunks(ny, ndiff_tot * nx * 4, chunk_bytes):
+
+    def detect(rows: slice) -> tuple[np.ndarray, ...] | None:
+        # reads and writes only its own rows of groupdq (clearing JUMP_DET on unusable groups)
         gdq_c = groupdq[:, :, rows]
-        electrons = data[:, :, rows].astype(np.float32) * gain_e[rows]
-        electrons[(gdq_c & _dq.INVALID_GROUP) != 0] = np.nan
+        electrons = np.multiply(data[:, :, rows], gain_e[rows], dtype=np.float32)
+        np.copyto(electrons, np.float32(np.nan), where=(gdq_c & _dq.INVALID_GROUP) != 0)
         npix = electrons.shape[2] * nx
         fd = np.diff(electrons, axis=1).reshape(ndiff_tot, npix)
         del electrons
@@ -182,16 +186,26 @@ def detect_jumps(
         if clear.any():
             gdq_c[clear] &= np.uint8(~_dq.JUMP_DET & 0xFF)
         if diff_idx.size == 0:
-            continue
+            return None
         ints, grps = np.divmod(diff_idx, ngroups - 1)
-        grps = grps + 1
         ys, xs = np.divmod(pix_idx, nx)
-        ys = ys + rows.start
-        groupdq[ints, grps, ys, xs] |= np.uint8(_dq.JUMP_DET)
-        n_primary += diff_idx.size
+        sel = np.zeros(diff_idx.size, bool)
         if flag_4_neighbors:
             ratio = _neighbor_ratio(fd, var_c, diff_idx, pix_idx)
             sel = (ratio > min_jump_to_flag_neighbors) & (ratio < max_jump_to_flag_neighbors)
+        return ints, grps + 1, ys + rows.start, xs, sel
+
+    # Detection runs on row chunks in parallel; flags are then applied in chunk order, since
+    # neighbour flags reach into the next chunk's rows (the counts depend on that order).
+    n_primary = 0
+    n_neighbors = 0
+    for found in map_chunks(detect, row_chunks(ny, ndiff_tot * nx * 4, chunk_bytes), threads):
+        if found is None:
+            continue
+        ints, grps, ys, xs, sel = found
+        groupdq[ints, grps, ys, xs] |= np.uint8(_dq.JUMP_DET)
+        n_primary += ints.size
+        if flag_4_neighbors:
             n_neighbors += _flag_neighbors(groupdq, ints[sel], grps[sel], ys[sel], xs[sel])
     return JumpResult(skipped=False, n_primary=n_primary, n_neighbors=n_neighbors)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import row_chunks
+from jwpipe.algorithms._util import map_chunks, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["correct_linearity", "sanitize_coefficients"]
@@ -26,17 +26,19 @@ def sanitize_coefficients(
     Returns
     -------
     coeffs : ndarray of float32
-        Copy where pixels with NO_LIN_CORR, any NaN coefficient or a zero linear term have
-        c1 = 1 and all other coefficients 0.
+        Pixels with NO_LIN_CORR, any NaN coefficient or a zero linear term have c1 = 1 and all
+        other coefficients 0 (a copy when any pixel is replaced; the input is never modified).
     no_corr : ndarray of bool
         Those pixels.
     """
-    c = coeffs.astype(np.float32)
-    no_corr = np.any(np.isnan(c), axis=0) | (c[1] == 0)
+    c = coeffs.astype(np.float32, copy=False)
+    no_corr = np.isnan(c).any(axis=0) | (c[1] == 0)
     if lin_dq is not None:
-        no_corr |= (lin_dq.astype(np.uint32) & _dq.NO_LIN_CORR) != 0
-    c[:, no_corr] = 0.0
-    c[1, no_corr] = 1.0
+        no_corr |= (lin_dq.astype(np.uint32, copy=False) & _dq.NO_LIN_CORR) != 0
+    if no_corr.any():
+        c = c.copy()  # copy the (large) table only when there is something to replace
+        c[:, no_corr] = 0.0
+        c[1, no_corr] = 1.0
     return c, no_corr
 
 
@@ -48,6 +50,7 @@ def correct_linearity(
     lin_dq: np.ndarray | None = None,
     *,
     chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Apply ``DN_corr = sum_k c_k DN**k`` to every unsaturated group, **in place**.
 
@@ -65,6 +68,8 @@ def correct_linearity(
         Linearity reference DQ.
     chunk_bytes : int, optional
         Size of per-chunk temporaries.
+    threads : int, optional
+        Worker threads over row chunks (default: ``$JWPIPE_THREADS`` or the usable CPUs).
 
     Raises
     ------
@@ -81,7 +86,8 @@ def correct_linearity(
     pixeldq[no_corr] |= np.uint32(_dq.NO_LIN_CORR)
     nints, ngroups, ny, nx = data.shape
     ncoef = c.shape[0]
-    for rows in row_chunks(ny, nx * 4 * 8, chunk_bytes):
+
+    def apply(rows: slice) -> None:
         cr = c[:, rows]
         for i in range(nints):
             for g in range(ngroups):
@@ -92,3 +98,5 @@ def correct_linearity(
                     acc += cr[k]
                 keep = (groupdq[i, g, rows] & _dq.SATURATED) == 0
                 np.copyto(plane, acc, where=keep)
+
+    map_chunks(apply, row_chunks(ny, nx * 4 * 8, chunk_bytes), threads)

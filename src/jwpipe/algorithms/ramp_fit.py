@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import nanmedian_axis0, row_chunks
+from jwpipe.algorithms._util import map_chunks, nanmedian_axis0, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["RampFitProducts", "fit_ramps", "snr_power"]
@@ -79,7 +79,15 @@ def snr_power(snr: np.ndarray) -> np.ndarray:
     ndarray
         0 (SNR < 5), 0.4 (< 10), 1 (< 20), 3 (< 50), 6 (< 100) or 10.
     """
-    return _POWERS[np.digitize(snr, _SNR_EDGES)]
+    return _POWERS[_snr_bin(snr)]
+
+
+def _snr_bin(snr: np.ndarray) -> np.ndarray:
+    """``np.digitize(snr, _SNR_EDGES)`` for finite ``snr``: the number of edges <= snr."""
+    out = (snr >= _SNR_EDGES[0]).astype(np.intp)
+    for edge in _SNR_EDGES[1:]:
+        out += snr >= edge
+    return out
 
 
 def _weights(n: int, power: float) -> np.ndarray:
@@ -136,6 +144,7 @@ def fit_ramps(
     average_dark_current: np.ndarray | float | None = None,
     suppress_one_group: bool = True,
     chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> tuple[RampFitProducts, RampFitProducts]:
     """Fit slopes to every ramp (OLS_C with optimal weighting).
 
@@ -162,6 +171,9 @@ def fit_ramps(
         Treat integrations with a single good group as having none (jwst default True).
     chunk_bytes : int, optional
         Size of per-chunk temporaries.
+    threads : int, optional
+        Worker threads over row chunks (default: ``$JWPIPE_THREADS`` or the usable CPUs); the
+        result is the same for any count.
 
     Returns
     -------
@@ -194,13 +206,16 @@ def fit_ramps(
         np.asarray(0.0 if average_dark_current is None else average_dark_current, np.float64),
         (ny, nx),
     )
-    gain = np.asarray(gain, dtype=np.float64)
-    readnoise = np.asarray(readnoise, dtype=np.float64)
-    for rows in row_chunks(ny, nints * ngroups * nx * 8, chunk_bytes):
+
+    def fit(rows: slice) -> None:
+        # float64 per chunk: a full-frame float64 copy of gain and read noise costs 64 MB
         fitter.fit_chunk(
-            data[:, :, rows], groupdq[:, :, rows], pixeldq[rows], readnoise[rows], gain[rows],
+            data[:, :, rows], groupdq[:, :, rows], pixeldq[rows],
+            np.asarray(readnoise[rows], dtype=np.float64), np.asarray(gain[rows], dtype=np.float64),
             dark[rows], rate, ints, rows,
         )
+
+    map_chunks(fit, row_chunks(ny, nints * ngroups * nx * 8, chunk_bytes), threads)
     return rate, ints
 
 
@@ -270,10 +285,10 @@ class _Fitter:
             # partial saturation is flagged but never invalidates the slope
             valid = ((pdq & _dq.INVALID_GROUP) == 0) & ~dnu_int
             dq_i = pdq.copy()
-            dq_i[(flags & _dq.JUMP_DET) != 0] |= np.uint32(_dq.JUMP_DET)
-            dq_i[(flags & _dq.PERSISTENCE) != 0] |= np.uint32(_dq.PERSISTENCE)
-            dq_i[(flags & _dq.SATURATED) != 0] |= np.uint32(_dq.SATURATED)
-            dq_i[dnu_int] |= np.uint32(_dq.DO_NOT_USE)
+            # group and pixel DQ share these bit values
+            dq_i |= (flags & np.uint8(_dq.JUMP_DET | _dq.PERSISTENCE | _dq.SATURATED)).astype(
+                np.uint32)
+            np.bitwise_or(dq_i, np.uint32(_dq.DO_NOT_USE), out=dq_i, where=dnu_int)
             with np.errstate(divide="ignore", invalid="ignore"):
                 var_r = np.where(res.inv_vr > 0, 1.0 / res.inv_vr, 0.0)
                 var_p = np.where(res.inv_vp > 0, 1.0 / res.inv_vp, 0.0)
@@ -302,10 +317,9 @@ class _Fitter:
             any_pers |= (flags & _dq.PERSISTENCE) != 0
 
         dq = pdq.copy()
-        dq[any_jump] |= np.uint32(_dq.JUMP_DET)
-        dq[any_pers] |= np.uint32(_dq.PERSISTENCE)
-        dq[all_dnu] |= np.uint32(_dq.DO_NOT_USE)
-        dq[all_sat] |= np.uint32(_dq.SATURATED)
+        for mask, flag in ((any_jump, _dq.JUMP_DET), (any_pers, _dq.PERSISTENCE),
+                           (all_dnu, _dq.DO_NOT_USE), (all_sat, _dq.SATURATED)):
+            np.bitwise_or(dq, np.uint32(flag), out=dq, where=mask)
         invalid = (dq & _dq.INVALID_GROUP) != 0
         with np.errstate(divide="ignore", invalid="ignore"):
             var_r = np.where(inv_vr_tot > 0, 1.0 / inv_vr_tot, 0.0)
@@ -316,7 +330,7 @@ class _Fitter:
         slope[invalid] = np.nan
         var_r[invalid] = 0.0
         var_p[invalid] = 0.0
-        dq[any_sat] |= np.uint32(_dq.SATURATED)
+        np.bitwise_or(dq, np.uint32(_dq.SATURATED), out=dq, where=any_sat)
         rate.data[rows] = slope.reshape(nrow, nx)
         rate.dq[rows] = dq.reshape(nrow, nx)
         rate.var_poisson[rows] = var_p.reshape(nrow, nx)
@@ -334,9 +348,9 @@ class _Fitter:
             if ngroups == 1:
                 return rate0
         vals = y.astype(np.float32)
-        vals[(g & _dq.INVALID_GROUP) != 0] = np.nan
+        np.copyto(vals, np.float32(np.nan), where=(g & _dq.INVALID_GROUP) != 0)
         diffs = np.diff(vals, axis=0)
-        diffs[(g[1:] & _dq.JUMP_DET) != 0] = np.nan
+        np.copyto(diffs, np.float32(np.nan), where=(g[1:] & _dq.JUMP_DET) != 0)
         med = nanmedian_axis0(diffs).astype(np.float64) / self.tgroup
         med[~np.isfinite(med)] = 0.0
         if rate0 is not None:
@@ -357,27 +371,26 @@ class _Fitter:
         return var_p, var_r
 
     def _fit_clean(self, y, clean, gain, rn_e, median_rate, dark, res) -> None:
-        idx = np.nonzero(clean)[0]
-        if idx.size == 0:
+        # Computed on every pixel of the chunk (cheaper than gathering the clean ones) and
+        # added where ``clean``; the other pixels are fitted by _fit_general.
+        if not clean.any():
             return
         n = self.ngroups
-        yc = y[:, idx]
-        y0 = yc[0].astype(np.float32)
-        if n >= 3:
-            snr = _snr((yc[n - 1] - y0).astype(np.float64), gain[idx], rn_e[idx])
-            pbin = np.digitize(snr, _SNR_EDGES).astype(np.intp)
-            slope = np.zeros(idx.size, np.float32)
-            for k in range(1, n):
-                ck = self.coeffs[:, k].astype(np.float32)[pbin]
-                slope += ck * (yc[k] - y0)
-            # sum_k C[p,k] = 0, so the y0 offset cancels exactly
-            slope = slope.astype(np.float64) / self.tgroup
-        else:
-            slope = (yc[1] - y0).astype(np.float64) / self.tgroup
-        var_p, var_r = self._variances(
-            np.full(idx.size, n), self.tgroup, gain[idx], rn_e[idx], median_rate[idx], dark[idx]
-        )
-        res.add(idx, slope, var_p, var_r, np.ones(idx.size, np.intp))
+        y0 = y[0].astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            if n >= 3:
+                snr = _snr((y[n - 1] - y0).astype(np.float64), gain, rn_e)
+                pbin = _snr_bin(snr)
+                slope = np.zeros(y0.shape, np.float32)
+                for k in range(1, n):
+                    ck = self.coeffs[:, k].astype(np.float32)[pbin]
+                    slope += ck * (y[k] - y0)
+                # sum_k C[p,k] = 0, so the y0 offset cancels exactly
+                slope = slope.astype(np.float64) / self.tgroup
+            else:
+                slope = (y[1] - y0).astype(np.float64) / self.tgroup
+        var_p, var_r = self._variances(n, self.tgroup, gain, rn_e, median_rate, dark)
+        res.add_where(clean, slope, var_p, var_r)
 
     def _fit_general(self, y, g, gain, rn_e, median_rate, dark, res, where) -> None:
         """Segment-wise fit of ramps with flagged groups (y, g: (ngroups, m))."""
@@ -464,6 +477,20 @@ class _IntAccum:
     def zeros(cls, npix: int) -> _IntAccum:
         return cls(np.zeros(npix), np.zeros(npix), np.zeros(npix), np.zeros(npix),
                    np.zeros(npix, np.intp))
+
+    def add_where(self, mask, slope, var_p, var_r) -> None:
+        """Add one segment to every pixel where ``mask`` (arrays over all pixels)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            inv_vr = np.where(var_r > 0, 1.0 / var_r, 0.0)
+            inv_vp = np.where(var_p > 0, 1.0 / var_p, 0.0)
+            var_e = var_p + var_r
+            inv_ve = np.where(var_e > 0, 1.0 / var_e, 0.0)
+            num = np.where(var_r > 0, slope * inv_vr, 0.0)
+        self.num += np.where(mask, num, 0.0)
+        self.inv_vr += np.where(mask, inv_vr, 0.0)
+        self.inv_vp += np.where(mask, inv_vp, 0.0)
+        self.inv_ve += np.where(mask, inv_ve, 0.0)
+        self.nseg += mask
 
     def add(self, idx, slope, var_p, var_r, count, aggregate: bool = False) -> None:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -172,6 +172,8 @@ def correct_refpix(
 
     if bottom.size or top.size:
         sides = [rows for rows in (bottom, top) if rows.size]
+        # one offset per (integration, group, column), subtracted in a single pass over the ramp
+        column_offset = np.zeros((nints, ngroups, nx), np.float32)
         for a in range(namp):
             for p in parities:
                 cols = slice(a * amp_w + (p or 0), (a + 1) * amp_w, 2 if p is not None else 1)
@@ -182,7 +184,8 @@ def correct_refpix(
                     means.append(sigma_clipped_mean(vals.reshape(nints, ngroups, -1), siglimit))
                 offset = np.nanmean(np.stack(means), axis=0) if len(means) > 1 else means[0]
                 offset = np.nan_to_num(offset, nan=0.0).astype(np.float32)
-                det[:, :, :, cols] -= offset[:, :, None, None]
+                column_offset[:, :, cols] = offset[:, :, None]
+        det -= column_offset[:, :, None, :]
 
     if use_side_ref_pixels and (left.size or right.size):
         smoothed = []

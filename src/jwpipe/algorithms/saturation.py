@@ -108,12 +108,13 @@ def flag_saturation(
             f"saturation: threshold shape {sat_thresh.shape} != image {data.shape[2:]}"
         )
     nints, ngroups = data.shape[:2]
-    ref_dq = (np.zeros(sat_thresh.shape, np.uint32) if sat_dq is None
-              else sat_dq.astype(np.uint32))
-    thresh = sat_thresh.astype(np.float32)
-    no_check = ((ref_dq & _dq.NO_SAT_CHECK) != 0) | np.isnan(thresh)
-    ref_dq[no_check] |= np.uint32(_dq.NO_SAT_CHECK)
-    thresh[no_check] = ATOD_LIMIT + 1.0
+    thresh = sat_thresh.astype(np.float32, copy=False)
+    no_check = np.isnan(thresh)
+    if sat_dq is not None:
+        no_check |= (sat_dq.astype(np.uint32, copy=False) & _dq.NO_SAT_CHECK) != 0
+    if no_check.any():
+        thresh = thresh.copy()  # the reference array itself is never modified
+        thresh[no_check] = ATOD_LIMIT + 1.0
     sat_flag = np.uint8(_dq.SATURATED)
     dnu = np.uint8(_dq.DO_NOT_USE)
     ever = np.zeros(thresh.shape, bool)
@@ -125,8 +126,10 @@ def flag_saturation(
             plane = data[i, g]
             running |= plane >= thresh
             sat = running | ((groupdq[i, g] & sat_flag) != 0)
-            groupdq[i, g][dilate(sat, n_pix_grow_sat)] |= sat_flag
-            groupdq[i, g][plane <= 0] |= np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE)
+            gd = groupdq[i, g]
+            # where= ORs in one pass; boolean-mask indexing would gather and scatter
+            np.bitwise_or(gd, sat_flag, out=gd, where=dilate(sat, n_pix_grow_sat))
+            np.bitwise_or(gd, np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE), out=gd, where=plane <= 0)
         ever |= running
         if not (use_readpatt and nframes > 1):
             continue
@@ -152,5 +155,7 @@ def flag_saturation(
             z = zeroframe[i]
             bad = dilate(z >= thresh, n_pix_grow_sat) | (z <= 0)
             z[bad] = 0.0
-    pixeldq |= ref_dq
+    if sat_dq is not None:
+        pixeldq |= sat_dq.astype(np.uint32, copy=False)
+    np.bitwise_or(pixeldq, np.uint32(_dq.NO_SAT_CHECK), out=pixeldq, where=no_check)
     return int(np.count_nonzero(ever))

@@ -38,7 +38,9 @@ def subtract_superbias(
     """
     if bias.shape != data.shape[2:]:
         raise StepInputError(f"superbias: bias shape {bias.shape} != image {data.shape[2:]}")
-    clean = np.nan_to_num(bias.astype(data.dtype, copy=False), nan=0.0)
+    clean = bias.astype(data.dtype, copy=False)
+    if not np.isfinite(clean).all():
+        clean = np.nan_to_num(clean, nan=0.0)
     data -= clean
     if bias_dq is not None:
         pixeldq |= bias_dq.astype(np.uint32)

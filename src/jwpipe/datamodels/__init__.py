@@ -6,7 +6,7 @@ extensions); class constructors accept a path, a shape, an array or another mode
 
 from jwpipe.datamodels import dqflags
 from jwpipe.datamodels.container import ModelContainer
-from jwpipe.datamodels.model_base import ArraySpec, DataModel
+from jwpipe.datamodels.model_base import ArraySpec, DataModel, PlaneStack
 from jwpipe.datamodels.opening import model_class_for, open_asdf_reference, read_crds_parameters
 from jwpipe.datamodels.opening import open_model as open
 from jwpipe.datamodels.reference import (
@@ -47,6 +47,7 @@ __all__ = [
     "ModelContainer",
     "PhotomModel",
     "PixelAreaModel",
+    "PlaneStack",
     "RampModel",
     "ReadnoiseModel",
     "ReferenceFileModel",

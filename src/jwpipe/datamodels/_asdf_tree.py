@@ -1,6 +1,8 @@
 """Encode/decode the ``ASDF`` metadata extension (one row, byte column ``ASDF_METADATA``).
 
-``asdf`` is imported only here, and only when a tree is actually read or written.
+Trees hold only plain YAML values, so they are read and written with PyYAML's safe loader and
+dumper under the ASDF file header; ``asdf`` (whose plugins take about a second to load) is
+imported only for a tree the plain loader cannot read.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
+import re
+import sys
 import warnings
 from collections import UserList
 from collections.abc import Iterator, Mapping
@@ -29,10 +33,8 @@ def to_plain(value: Any) -> Any:
     Tagged ASDF objects (array references, WCS objects, ...) are dropped: the arrays live in
     FITS extensions and jwpipe does not interpret anything else.
     """
-    from asdf.tagged import Tagged
-
-    if isinstance(value, Tagged):
-        return _DROP
+    if "asdf.tagged" in sys.modules and isinstance(value, sys.modules["asdf.tagged"].Tagged):
+        return _DROP  # no tagged object can exist unless asdf built it
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, np.generic):
@@ -59,6 +61,55 @@ class _Drop:
 _DROP = _Drop()
 
 
+# Tags whose values asdf itself turns into plain mappings (dict subclasses).
+_PLAIN_MAPPING_TAGS = ("core/asdf-", "core/software-", "core/history_entry-",
+                       "core/extension_metadata-")
+
+
+def _plain_loader() -> type:
+    """A YAML safe loader that keeps ASDF's plain mappings and drops every other tagged node."""
+    import yaml
+
+    base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+    class _Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    def construct_tagged(loader: Any, node: Any) -> Any:
+        tag = node.tag or ""
+        if isinstance(node, yaml.MappingNode) and any(
+                f"asdf/{t}" in tag for t in _PLAIN_MAPPING_TAGS):
+            return loader.construct_mapping(node, deep=True)
+        return _DROP
+
+    _Loader.add_constructor(None, construct_tagged)
+    return _Loader
+
+
+def _yaml_document(raw: bytes) -> bytes | None:
+    """The YAML part of ASDF bytes (header comments kept), or None if it cannot be cut."""
+    if not raw.startswith(b"#ASDF "):
+        return None
+    end = _DOCUMENT_END.search(raw)
+    if end is None:
+        return None
+    return raw[: end.end()]
+
+
+_DOCUMENT_END = re.compile(rb"\r?\n\.\.\.(\r?\n|$)")
+
+
+def _plain_tree(tree: Any) -> dict[str, Any]:
+    plain: dict[str, Any] = {}
+    for key, value in tree.items():
+        if key in _SKIP_KEYS:
+            continue
+        converted = to_plain(value)
+        if converted is not _DROP:
+            plain[str(key)] = converted
+    return plain
+
+
 def decode(raw: bytes, filename: str) -> dict[str, Any]:
     """Parse the bytes of an ``ASDF_METADATA`` cell into a plain dict (top-level keys kept)."""
     return decode_tree(raw, filename)[0]
@@ -67,9 +118,32 @@ def decode(raw: bytes, filename: str) -> dict[str, Any]:
 def decode_tree(raw: bytes, filename: str) -> tuple[dict[str, Any], bool]:
     """Like :func:`decode`, and also tell whether ``meta.wcs`` holds a gWCS.
 
-    The gWCS itself is not deserialized here (it costs more than the rest of the tree): see
-    :func:`decode_wcs`.
+    The YAML document is read with a plain safe loader: tagged nodes (arrays, which live in
+    FITS extensions, the gWCS, ...) are dropped, exactly as :func:`to_plain` drops the objects
+    asdf would build from them, so asdf and its extension plugins are neither imported nor
+    initialised. Trees the plain loader cannot read go through ``asdf.open``. The gWCS itself is
+    not deserialized here (it costs more than the rest of the tree): see :func:`decode_wcs`.
     """
+    document = _yaml_document(raw)
+    if document is not None:
+        import yaml
+
+        try:
+            tree = yaml.load(document, Loader=_loader())
+        except yaml.YAMLError:
+            tree = None
+        if isinstance(tree, dict):
+            meta = tree.get("meta")
+            return _plain_tree(tree), isinstance(meta, dict) and "wcs" in meta
+    return _decode_tree_with_asdf(raw, filename)
+
+
+def decode_with_asdf(raw: bytes, filename: str) -> dict[str, Any]:
+    """:func:`decode` through ``asdf.open`` (arrays not loaded; slower on first use)."""
+    return _decode_tree_with_asdf(raw, filename)[0]
+
+
+def _decode_tree_with_asdf(raw: bytes, filename: str) -> tuple[dict[str, Any], bool]:
     import asdf
 
     try:
@@ -144,14 +218,40 @@ def _is_gwcs(value: Any) -> bool:
     return isinstance(value, WCS)
 
 
-def encode(tree: dict[str, Any]) -> bytes:
-    """Serialize a tree to ASDF bytes (YAML document, no binary blocks)."""
-    import asdf
+_LOADER: list[type] = []
 
-    buffer = io.BytesIO()
-    # arrays (a gWCS's polynomial coefficients) inline in the YAML: one self-contained cell
-    asdf.AsdfFile(tree).write_to(buffer, all_array_storage="inline")
-    return buffer.getvalue()
+
+def _loader() -> type:
+    if not _LOADER:
+        _LOADER.append(_plain_loader())
+    return _LOADER[0]
+
+
+_HEADER = (b"#ASDF 1.0.0\n#ASDF_STANDARD 1.6.0\n%YAML 1.1\n%TAG ! tag:stsci.edu:asdf/\n"
+           b"--- !core/asdf-1.1.0\n")
+
+
+def encode(tree: dict[str, Any]) -> bytes:
+    """Serialize a tree to ASDF bytes (one YAML document, no binary blocks).
+
+    A tree of plain YAML types (see :func:`check_plain`) needs none of asdf's tags, so it is
+    written with a YAML safe dumper under the ASDF file header, without importing asdf; asdf
+    (and stdatamodels) read it back unchanged. A tree holding a gWCS (``meta.wcs``) is written
+    by asdf, its arrays inline, so the cell stays self-contained.
+    """
+    meta = tree.get("meta")
+    if isinstance(meta, dict) and "wcs" in meta:
+        import asdf
+
+        buffer = io.BytesIO()
+        asdf.AsdfFile(tree).write_to(buffer, all_array_storage="inline")
+        return buffer.getvalue()
+    import yaml
+
+    dumper = yaml.CSafeDumper if getattr(yaml, "__with_libyaml__", False) else yaml.SafeDumper
+    body = yaml.dump(tree, Dumper=dumper, sort_keys=False, default_flow_style=None, width=100,
+                     allow_unicode=False, explicit_end=False).encode("ascii")
+    return _HEADER + body + b"...\n"
 
 
 def check_plain(value: Any, where: str) -> Any:

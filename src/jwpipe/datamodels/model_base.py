@@ -18,7 +18,7 @@ from jwpipe.datamodels.keywords import CRDS_KEYWORDS, KEYWORDS, Keyword
 from jwpipe.datamodels.meta import MetaNode
 from jwpipe.errors import DataModelError
 
-__all__ = ["ArraySpec", "DataModel"]
+__all__ = ["ArraySpec", "DataModel", "PlaneStack"]
 
 # Which physical-value kinds may be converted to a target kind on read or assignment.
 _ACCEPTED_KINDS = {"f": "fiu", "u": "iu", "i": "iu"}
@@ -60,6 +60,54 @@ class ArraySpec:
         if self.like == "zeroframe":
             return (primary[0], *primary[-2:]) if len(primary) == 4 else None
         return None
+
+
+class PlaneStack:
+    """A read-only stack of planes (first axis) fetched one at a time: ``stack[j]``.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(j)`` returns plane ``j`` (shape ``shape[1:]``) as a new array.
+    shape : tuple of int
+        Shape of the whole stack.
+    dtype : numpy.dtype
+        Dtype of the planes.
+    window : tuple of slice, optional
+        Slices applied to the last two axes of every plane (see :meth:`cut`).
+    """
+
+    def __init__(self, read: Any, shape: tuple[int, ...], dtype: np.dtype,
+                 window: tuple[slice, slice] = (slice(None), slice(None))) -> None:
+        self._read = read
+        self._full = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self._window = window
+        cut = [len(range(*w.indices(n))) for w, n in zip(window, self._full[-2:], strict=True)]
+        self.shape = (*self._full[:-2], *cut)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of the whole stack."""
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not isinstance(index, int | np.integer):
+            raise TypeError("a PlaneStack is indexed by one plane number")
+        j = int(index) + (self.shape[0] if index < 0 else 0)
+        if not 0 <= j < self.shape[0]:
+            raise IndexError(f"plane {index} out of range for {self.shape[0]} planes")
+        ys, xs = self._window
+        return self._read(j)[..., ys, xs]
+
+    def cut(self, ys: slice, xs: slice) -> PlaneStack:
+        """The same stack seen through ``[..., ys, xs]`` (slices of the full planes)."""
+        if self._window != (slice(None), slice(None)):
+            raise ValueError("PlaneStack.cut applies to an uncut stack only")
+        return PlaneStack(self._read, self._full, self.dtype, (ys, xs))
 
 
 class DataModel:
@@ -211,6 +259,21 @@ class DataModel:
         self._array_data[name] = array
         return array
 
+    def planes(self, name: str) -> np.ndarray | PlaneStack | None:
+        """Array ``name`` for plane-by-plane use: the array itself once loaded, else a
+        :class:`PlaneStack` that reads each first-axis plane from the file when indexed.
+
+        Lets a step use a few planes of a large reference (a dark with more groups than the
+        exposure) without reading or holding the rest.
+        """
+        source = self._lazy.get(name)
+        if source is None or len(source.shape) < 2:
+            return self._get_array(name)
+        dtype = np.dtype(self._arrays[name].dtype)
+        return PlaneStack(
+            lambda j: self._postprocess_array(name, source.read_plane(j, dtype)),
+            source.shape, dtype)
+
     def _postprocess_array(self, name: str, array: np.ndarray) -> np.ndarray:
         """Hook for subclasses (reference DQ remapping)."""
         return array
@@ -218,6 +281,10 @@ class DataModel:
     def has_array(self, name: str) -> bool:
         """True if array ``name`` is present (in memory or in the file) without creating it."""
         return name in self._array_data or name in self._lazy
+
+    def array_shape(self, name: str) -> tuple[int, ...] | None:
+        """Shape of array ``name`` (None if absent), without reading it from the file."""
+        return self._array_shape(name)
 
     def _array_shape(self, name: str) -> tuple[int, ...] | None:
         if name in self._array_data:
@@ -450,7 +517,7 @@ class DataModel:
             table = self._table_data.get(ext)
             if table is not None:
                 header = self._table_headers.get(ext, fits.Header()).copy()
-                hdus.append(fits.BinTableHDU(data=table, header=header, name=ext))
+                hdus.append(_fitsio.table_hdu(table, ext, header))
         hdus.extend(self._extra_hdus())
         hdus.extend(self._other_hdus)
         hdus.append(self._tree_hdu())
@@ -473,7 +540,8 @@ class DataModel:
         column = fits.Column(
             name=_asdf_tree.COLUMN, format=f"{raw.size}B", array=raw.reshape(1, raw.size)
         )
-        return fits.BinTableHDU.from_columns([column], name=_asdf_tree.EXTNAME)
+        return _fitsio.table_hdu(fits.FITS_rec.from_columns(fits.ColDefs([column])),
+                                 _asdf_tree.EXTNAME)
 
     def save(self, path: str | os.PathLike, overwrite: bool = True, *, fsync: bool = False) -> str:
         """Write the model to ``path`` atomically and return the path written.
@@ -630,4 +698,6 @@ def _table_header(header: fits.Header) -> fits.Header:
 
 def _detach(hdu: fits.hdu.base._BaseHDU) -> fits.hdu.base._BaseHDU:
     """A copy of an HDU that no longer refers to the file it was read from."""
+    if type(hdu) is fits.BinTableHDU:
+        return _fitsio.table_hdu(hdu.data.copy(), hdu.name, hdu.header.copy())
     return hdu.copy()

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from astropy.io import fits
 
-from jwpipe.datamodels import dqflags
+from jwpipe.datamodels import _fitsio, dqflags
 from jwpipe.datamodels._asdf_file import AsdfReferenceModel
 from jwpipe.datamodels.model_base import ArraySpec, DataModel, _table_array
 from jwpipe.errors import DataModelError
@@ -67,6 +67,17 @@ def remap_dq(dq: np.ndarray, dq_def: np.ndarray, where: str = "") -> np.ndarray:
     values = dq_def[fields["VALUE"]].astype(np.int64) & 0xFFFFFFFF
     names = [_as_str(n).strip().upper() for n in dq_def[fields["NAME"]]]
     source = dq.astype(np.uint32, copy=False)
+    known = [(int(v), dqflags.pixel.get(n)) for v, n in zip(values, names) if v != 0]
+    if all(s is None or (s == v and v & (v - 1) == 0) for v, s in known):
+        # the table uses the standard single-bit values (as stdatamodels writes it): keep the
+        # bits it names, in one pass
+        for value, name in zip(values, names):
+            if value != 0 and dqflags.pixel.get(name) is None:
+                log.warning("%s: DQ_DEF flag %r is not a JWST DQ flag name; ignored", where, name)
+        keep = 0
+        for v, s in known:
+            keep |= v if s is not None else 0
+        return np.bitwise_and(source, np.uint32(keep))
     out = np.zeros(dq.shape, dtype=np.uint32)
     for value, name in zip(values, names):
         if value == 0:
@@ -125,7 +136,7 @@ class ReferenceFileModel(DataModel):
     def _extra_hdus(self) -> list[fits.hdu.base._BaseHDU]:
         if "dq" not in self._arrays or not self.has_array("dq"):
             return []
-        return [fits.BinTableHDU(data=standard_dq_def(), name=DQ_DEF)]
+        return [_fitsio.table_hdu(standard_dq_def(), DQ_DEF)]
 
 
 def _dq(like: str = "image") -> ArraySpec:

@@ -51,8 +51,10 @@ class Detector1Pipeline(Pipeline):
     workflow_product_suffixes = ("rate", "rateints")
 
     def stage_input(self, input: Any) -> Any:
+        from jwpipe._malloc import tune_allocator
         from jwpipe.datamodels import RampModel
 
+        tune_allocator()
         model = self.prepare_input(input)
         if not isinstance(model, RampModel):
             raise StepInputError(

@@ -191,24 +191,26 @@ def load_reference(
             f"{step.qualified_name}: {reftype} reference {reference_name(ref)} is a "
             f"{type(ref).__name__}, expected a {model_class.__name__}"
         )
-    ref_array = getattr(ref, array)
-    if ref_array is None:
+    ref_shape = ref.array_shape(array)  # the array itself is read only when the step uses it
+    if ref_shape is None:
         raise ReferenceFileError(
             f"{step.qualified_name}: {reftype} reference {reference_name(ref)} has no "
             f"{array} array"
         )
     slices = check_reference_matches(
-        _reference_keywords(ref), model.get_crds_parameters(), ref_array.shape,
+        _reference_keywords(ref), model.get_crds_parameters(), ref_shape,
         model.shape, name=f"{step.qualified_name}: {reftype} reference {reference_name(ref)}",
     )
     return ref, slices
 
 
-def cut(array: np.ndarray | None, slices: tuple[slice, slice]) -> np.ndarray | None:
-    """``array[..., y, x]`` (None passes through)."""
+def cut(array: Any, slices: tuple[slice, slice]) -> Any:
+    """``array[..., y, x]`` for an array or a plane stack (None passes through)."""
     if array is None:
         return None
     ys, xs = slices
+    if hasattr(array, "cut"):
+        return array.cut(ys, xs)
     return array[..., ys, xs]
 
 

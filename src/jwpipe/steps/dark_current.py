@@ -54,7 +54,7 @@ class DarkCurrentStep(Step):
             "nframes": int(exp.nframes or 1), "groupgap": int(exp.groupgap or 0),
             "dark_nframes": int(rexp.nframes), "dark_groupgap": int(rexp.groupgap),
         }
-        dark = cut(ref.data, slices)
+        dark = cut(ref.planes("data"), slices)  # planes read as used, never the whole cube
         dark_dq = cut(ref.dq, slices) if ref.has_array("dq") else None
         if not subtract_dark(model.data, model.pixeldq, dark, dark_dq, **pattern):
             self.log.warning("Dark NFRAMES/GROUPGAP (%d/%d) exceed the science data's (%d/%d): "
