@@ -54,6 +54,7 @@ def test_grid_geometry():
     assert y_axis_angle(w, (256, 256)) == pytest.approx(40.0, abs=1e-4)
     out, shape = make_output_wcs([w], [(256, 256)], rotation=40.0)
     assert shape in ((256, 256), (257, 257))  # tangent point off the detector centre
+    assert out.pixel_shape == (shape[1], shape[0])
     region = footprint_region(w, (256, 256))
     assert region.startswith("POLYGON ICRS ") and len(region.split()) == 10
     far = sip_wcs(30.0, -59.0, 40.0, 256, distortion=0.0)

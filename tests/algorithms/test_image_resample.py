@@ -189,3 +189,15 @@ def test_input_errors():
     with pytest.raises(StepInputError, match="interpolation"):
         blot(np.ones((5, 5)), np.zeros((5, 5, 2)), "cubic")
     assert "lanczos3" in KERNELS
+
+
+def test_zero_weight_border_keeps_the_interior():
+    # reference pixels (zero weight on the frame's edge) must not hide the rest
+    shape = (40, 40)
+    yy, xx = np.mgrid[0:40, 0:40].astype(float)
+    weight = np.zeros(shape, dtype=np.float32)
+    weight[4:-4, 4:-4] = 1.0
+    res = drizzle_one(np.full(shape, 2.0), np.stack([xx / 4, yy / 4], -1), (10, 10),
+                      weight=weight)
+    assert np.allclose(res.sci[1:9, 1:9], 2.0)
+    assert np.allclose(res.wht[2:8, 2:8], 16.0)

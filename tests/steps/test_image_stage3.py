@@ -18,6 +18,7 @@ from astropy.wcs import WCS
 from test_image_simdata import simulate_rates
 
 from jwpipe import datamodels
+from jwpipe.algorithms.image_resample import exposure_count
 from jwpipe.errors import AssociationError, StepInputError
 from jwpipe.steps import (
     OutlierDetectionStep,
@@ -27,7 +28,6 @@ from jwpipe.steps import (
     TweakRegStep,
 )
 from jwpipe.steps._image_common import model_wcs
-from jwpipe.steps.resample import exposure_count
 from jwpipe.steps.source_catalog import drizzle_noise_factor
 
 #: 4 dithered exposures of 320x320 pixels; many stars and few galaxies so that enough stars
@@ -242,27 +242,6 @@ def test_outlier_detection_flags_planted_cosmic_ray(field, aligned):
         n = out[i].extra["outlier_detection"]["n_outliers"]
         assert n < 60, (i, n)
     assert out[0].dq[y, x] & flag == 0
-
-
-def test_block_median_matches_nanmedian(tmp_path):
-    import warnings
-
-    from jwpipe.steps.outlier_detection import block_median
-
-    rng = np.random.default_rng(4)
-    stack = rng.normal(size=(9, 37, 23)).astype(np.float32)
-    stack[rng.random(stack.shape) < 0.4] = np.nan
-    stack[:, 3, 4] = np.nan
-    files = []
-    for k, plane in enumerate(stack):
-        files.append(str(tmp_path / f"{k}.npy"))
-        np.save(files[-1], plane)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        expected = np.nanmedian(stack, axis=0)
-    # a tiny block budget forces many row blocks
-    got = block_median(files, (37, 23), block_bytes=9 * 23 * 4 * 5)
-    np.testing.assert_allclose(got, expected, equal_nan=True, rtol=1e-6)
 
 
 def test_outlier_detection_single_member_skipped(field):

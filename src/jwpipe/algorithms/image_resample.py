@@ -172,12 +172,11 @@ class DrizzleAccumulator:
         var = [np.asarray(variances[k], dtype=np.float32) for k in self.variance_keys]
         for v in var:
             good &= np.isfinite(v)
-        good &= np.isfinite(pm).all(axis=-1)
         w[~good] = 0.0
-        # the C kernels skip zero-weight pixels, but NaN would still poison the sums
+        # the C kernels skip zero-weight pixels, but NaN would still poison the sums; the
+        # pixel map is left alone (drizzle clips the input to the polygon of its edges)
         img = np.where(good, img, np.float32(0.0))
         var = [np.where(good, v, np.float32(0.0)) for v in var]
-        pm = np.where(good[..., None], pm, 0.0)
         self._driz.add_image(img, exptime=1.0, pixmap=pm, data2=var or None, weight_map=w,
                              pixfrac=self.pixfrac, in_units="cps", iscale=1.0,
                              pixel_scale_ratio=pixel_scale_ratio)

@@ -2,7 +2,8 @@
 
 * WCS in the SCI header: :func:`model_wcs` reads a celestial astropy WCS (TAN, optionally SIP)
   from the SCI header; :func:`set_model_wcs` writes one back (so it round-trips through FITS)
-  together with ``S_REGION``.
+  together with ``S_REGION``. The geometry itself (footprints, grids, pixel maps) is in
+  :mod:`jwpipe.algorithms.image_geometry`.
 * Members of a stage-3 product: :func:`load_members` turns an association, a list of files, a
   single file or a model into a lazy :class:`ModelContainer` of the science members and checks
   that they belong together (:func:`check_members`).
@@ -24,6 +25,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from jwpipe.algorithms.image_geometry import (
+    footprint_region,
+    make_output_wcs,
+    pixel_scale_deg,
+    y_axis_angle,
+)
 from jwpipe.datamodels import ModelContainer, dqflags
 from jwpipe.errors import AssociationError, DataModelError, StepInputError
 
@@ -31,7 +38,6 @@ __all__ = [
     "Workspace",
     "bad_pixel_mask",
     "check_members",
-    "footprints_overlap",
     "group_ids",
     "label",
     "load_members",
@@ -45,8 +51,6 @@ __all__ = [
     "rotate_shift_wcs",
     "set_model_wcs",
     "sky_offset",
-    "wcs_footprint_region",
-    "y_axis_angle",
 ]
 
 #: Pixels with any of these DQ bits carry no usable signal in stage 3 (jwst ``GOOD_BITS`` is
@@ -128,16 +132,7 @@ def set_model_wcs(model: Any, wcs: Any) -> None:
     header["RADESYS"] = "ICRS"
     shape = model.shape
     if shape is not None:
-        model.meta.wcsinfo.s_region = wcs_footprint_region(wcs, shape[-2:])
-
-
-def wcs_footprint_region(wcs: Any, shape: tuple[int, int] | tuple[int, ...]) -> str:
-    """``S_REGION`` polygon (ICRS degrees) of the outer pixel corners."""
-    ny, nx = int(shape[-2]), int(shape[-1])
-    xs = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
-    ys = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-    ra, dec = wcs.all_pix2world(xs, ys, 0)
-    return "POLYGON ICRS " + " ".join(f"{a:.9f} {d:.9f}" for a, d in zip(ra, dec, strict=True))
+        model.meta.wcsinfo.s_region = footprint_region(wcs, shape[-2:])
 
 
 def _deproject(xi: NDArray, eta: NDArray, ra0: float, dec0: float) -> tuple[NDArray, NDArray]:
@@ -397,16 +392,6 @@ def map_members(step: Any, container: ModelContainer,
 # ----------------------------------------------------------------------------- output grids
 
 
-def y_axis_angle(wcs: Any, shape: tuple[int, int]) -> float:
-    """Position angle (degrees east of north) of an image's +y axis at its centre."""
-    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
-    ra, dec = wcs.all_pix2world([cx, cx], [cy, cy + 1.0], 0)
-    d0 = np.radians(dec[0])
-    dra = np.radians(ra[1] - ra[0]) * np.cos(d0)
-    ddec = np.radians(dec[1] - dec[0])
-    return float(np.degrees(np.arctan2(dra, ddec)))
-
-
 def member_wcs_list(container: ModelContainer, step: str) -> list[Any]:
     """The WCS of every member (read from the headers only)."""
     return [model_wcs(container[i], step) for i in range(len(container))]
@@ -422,8 +407,6 @@ def output_grid(wcs_list: list[Any], shapes: list[tuple[int, int]], *,
     ``pixel_scale_ratio``); ``rotation`` is the +y axis angle east of north (None: the first
     member's orientation); ``output_shape`` is (nx, ny) as in jwst, centred on the mosaic.
     """
-    from jwpipe.algorithms.image_resample import make_output_wcs, pixel_scale_deg
-
     if pixel_scale is not None:
         scale = pixel_scale / 3600.0
     else:
@@ -438,24 +421,6 @@ def output_grid(wcs_list: list[Any], shapes: list[tuple[int, int]], *,
         wcs.pixel_shape = (nx, ny)
         shape = (ny, nx)
     return wcs, shape
-
-
-def footprints_overlap(wcs_list: list[Any], shapes: list[tuple[int, int]], out_wcs: Any
-                       ) -> list[int]:
-    """Indices of members whose footprint overlaps no other member's (on ``out_wcs``)."""
-    boxes = []
-    for w, s in zip(wcs_list, shapes, strict=True):
-        ny, nx = s
-        ra, dec = w.all_pix2world([-0.5, nx - 0.5, nx - 0.5, -0.5],
-                                  [-0.5, -0.5, ny - 0.5, ny - 0.5], 0)
-        x, y = out_wcs.all_world2pix(ra, dec, 0)
-        boxes.append((x.min(), x.max(), y.min(), y.max()))
-    lonely = []
-    for i, a in enumerate(boxes):
-        if not any(j != i and a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
-                   for j, b in enumerate(boxes)):
-            lonely.append(i)
-    return lonely
 
 
 def member_weight(model: Any, weight_type: str | None, bad: NDArray[np.bool_]) -> Any:

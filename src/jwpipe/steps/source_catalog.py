@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from jwpipe.algorithms.image_geometry import pixel_scale_deg
 from jwpipe.algorithms.image_outliers import parse_pair
 from jwpipe.algorithms.image_photometry import aperture_photometry
-from jwpipe.algorithms.image_resample import pixel_scale_deg
 from jwpipe.algorithms.image_sources import background_mesh, detect_sources
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from jwpipe.algorithms.image_align import AlignmentError, align_catalogs, tangent_plane
+from jwpipe.algorithms.image_geometry import boxes_overlap, sky_footprint
 from jwpipe.algorithms.image_sources import background_mesh, detect_sources
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
@@ -215,22 +216,13 @@ def _overlapping_groups(wcss: list[Any], groups: list[str], names: list[str],
     """Pairs of groups whose footprints (tangent-plane boxes, arcsec) overlap."""
     boxes = {name: [np.inf, -np.inf, np.inf, -np.inf] for name in names}
     for wcs, g in zip(wcss, groups, strict=True):
-        nx, ny = wcs.pixel_shape
-        ra, dec = wcs.all_pix2world([-0.5, nx - 0.5, nx - 0.5, -0.5],
-                                    [-0.5, -0.5, ny - 0.5, ny - 0.5], 0)
-        xi, eta = tangent_plane(ra, dec, *tp)
+        sky = sky_footprint(wcs, (wcs.pixel_shape[1], wcs.pixel_shape[0]))
+        xi, eta = tangent_plane(sky[:, 0], sky[:, 1], *tp)
         b = boxes[g]
         b[:] = [min(b[0], xi.min()), max(b[1], xi.max()), min(b[2], eta.min()),
                 max(b[3], eta.max())]
-    out = []
-    for i, a in enumerate(names):
-        for j in range(i + 1, len(names)):
-            b = boxes[names[j]]
-            ba = boxes[a]
-            if ba[0] < b[1] + margin and b[0] < ba[1] + margin and \
-                    ba[2] < b[3] + margin and b[2] < ba[3] + margin:
-                out.append((i, j))
-    return out
+    return [(i, j) for i, a in enumerate(names) for j in range(i + 1, len(names))
+            if boxes_overlap(boxes[a], boxes[names[j]], margin)]
 
 
 def _mean_direction(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
