@@ -44,6 +44,7 @@ from jwpipe.simulate.reffiles import (
     NOT_APPLICABLE_TYPES,
     PHOTMJSR,
     pixel_area_sr,
+    write_photometry_references,
     write_reference_files,
 )
 from jwpipe.simulate.scene import make_catalog, render_scene
@@ -79,7 +80,7 @@ def _rng(cfg: SimulationConfig, *stream: int) -> np.random.Generator:
 
 def _clean_store(store: Path, overwrite: bool) -> None:
     existing = [p for p in store.iterdir() if p.name == "index.yaml" or
-                (p.name.startswith("jwst_nircam_") and p.suffix == ".fits")]
+                (p.name.startswith("jwst_nircam_") and p.suffix in (".fits", ".asdf"))]
     if existing and not overwrite:
         raise ValidationError(
             f"simulate: {store} already holds a reference store; pass overwrite=True "
@@ -204,6 +205,7 @@ def simulate_field(
             for d in cfg.detectors}
     for i, (name, det) in enumerate(dets.items()):
         write_reference_files(store, det, cfg, name, counter=1 + 10 * i)
+    write_photometry_references(store, cfg, counter=1 + 10 * len(dets))
     from jwpipe.references import build_index, get_store
 
     build_index(store, name="jwpipe-sim",
