@@ -18,6 +18,7 @@ Coordinates are 0-based pixel indices (pixel centre ``x = column``, ``y = row``)
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,10 @@ __all__ = [
     "circular_photometry",
     "concentration_indices",
     "detect",
+    "drizzle_noise_factor",
     "estimate_background",
     "flux_to_abmag",
+    "measured_noise_factor",
     "source_positions",
 ]
 
@@ -152,9 +155,11 @@ def detect(
     size = 2 * int(np.ceil(2.0 * kernel_fwhm)) + 1
     kernel = make_2dgaussian_kernel(kernel_fwhm, size=size)
     # masked pixels are interpolated over by the normalised convolution, then stay masked
-    convolved = convolve(np.where(bad, np.nan, image), kernel, boundary="extend",
-                         nan_treatment="interpolate", preserve_nan=False,
-                         normalize_kernel=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # large masked areas stay NaN: set to 0 below
+        convolved = convolve(np.where(bad, np.nan, image), kernel, boundary="extend",
+                             nan_treatment="interpolate", preserve_nan=False,
+                             normalize_kernel=True)
     convolved = np.where(np.isfinite(convolved), convolved, 0.0)
     threshold = snr_threshold * np.broadcast_to(np.asarray(rms, dtype=np.float64), image.shape)
     finder = SourceFinder(int(npixels), connectivity=int(connectivity), deblend=bool(deblend),
@@ -268,7 +273,7 @@ def concentration_indices(fluxes: dict[int, NDArray]) -> dict[str, NDArray[np.fl
     """jwst's ``CI_<b>_<a>`` = flux(EE b) / flux(EE a): consecutive EE levels, then the
     largest over the smallest (``CI_50_30``, ``CI_70_50``, ``CI_70_30`` for 30/50/70)."""
     levels = sorted(fluxes)
-    pairs = list(zip(levels[:-1], levels[1:], strict=True))
+    pairs = list(itertools.pairwise(levels))
     if len(levels) > 2:
         pairs.append((levels[0], levels[-1]))
     out = {}
@@ -276,3 +281,50 @@ def concentration_indices(fluxes: dict[int, NDArray]) -> dict[str, NDArray[np.fl
         with np.errstate(invalid="ignore", divide="ignore"):
             out[f"CI_{b}_{a}"] = np.asarray(fluxes[b], float) / np.asarray(fluxes[a], float)
     return out
+
+
+# ----------------------------------------------------------------------------- noise correlation
+
+
+def drizzle_noise_factor(pixfrac: float, scale_ratio: float) -> float:
+    """Ratio of the true noise of a large aperture sum to that from per-pixel errors.
+
+    Casertano et al. (2000): ``R = 1 / (1 - p / (3 s))`` for ``s >= p`` and
+    ``R = (p / s) / (1 - s / (3 p))`` for ``s < p``, with ``s`` the output/input pixel scale
+    ratio and ``p`` the drizzle pixfrac.
+    """
+    p, s = float(pixfrac), float(scale_ratio)
+    if p <= 0 or s <= 0:
+        return 1.0
+    if s >= p:
+        return 1.0 / (1.0 - p / (3.0 * s))
+    return (p / s) / (1.0 - s / (3.0 * p))
+
+
+def measured_noise_factor(residual: NDArray, err: NDArray, bad: NDArray, box: int
+                          ) -> tuple[float, int]:
+    """Empirical noise-correlation factor from blank-sky boxes of ``box`` x ``box`` pixels.
+
+    ``residual`` is the background-subtracted image with sources masked in ``bad``. For every
+    box without masked pixels the sum of its pixels is compared with the error predicted from
+    ERR alone (``sqrt(sum err^2)``); the factor is the robust (MAD) standard deviation of the
+    normalised sums. Returns (factor, number of boxes).
+    """
+    ny, nx = residual.shape
+    by, bx = ny // box, nx // box
+    if by == 0 or bx == 0:
+        return 1.0, 0
+    cut = (slice(0, by * box), slice(0, bx * box))
+
+    def blocks(a: NDArray) -> NDArray:
+        return a[cut].reshape(by, box, bx, box).swapaxes(1, 2).reshape(by * bx, box * box)
+
+    clean = ~blocks(bad).any(axis=1)
+    sums = blocks(np.where(bad, 0.0, residual)).sum(axis=1)[clean]
+    pred = np.sqrt((blocks(np.where(bad, 0.0, err)) ** 2).sum(axis=1)[clean])
+    ok = pred > 0
+    if ok.sum() < 3:
+        return 1.0, int(ok.sum())
+    z = sums[ok] / pred[ok]
+    mad = 1.482602218505602 * np.median(np.abs(z - np.median(z)))
+    return float(mad), int(ok.sum())
