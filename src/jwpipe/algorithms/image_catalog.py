@@ -5,13 +5,17 @@
    small or too masked for a mesh fall back to one sigma-clipped value.
 2. :func:`detect`: the background-subtracted image is convolved with a normalised 2-D
    Gaussian of FWHM ``kernel_fwhm``; ``photutils.segmentation.SourceFinder`` keeps regions of
-   at least ``npixels`` connected pixels above ``snr_threshold`` x RMS and deblends them
-   (multi-thresholding + watershed, ``nlevels``, ``contrast``). Returns the segmentation
-   image (the ``_segm.fits`` labels) and ``photutils.segmentation.SourceCatalog``.
+   at least ``npixels`` connected pixels above ``snr_threshold`` x the RMS *of the convolved
+   image* (a matched-filter S/N, measured with :func:`estimate_background` so that the
+   correlated noise of a mosaic is accounted for); ``deblend_sources`` then splits them
+   (multi-thresholding + watershed, ``nlevels``, ``contrast``) on the *unfiltered* image,
+   where close pairs still have a saddle (jwst deblends the filtered image). Returns the
+   segmentation image (the ``_segm.fits`` labels).
 3. :func:`circular_photometry`: fluxes in circular apertures with exact pixel overlaps and a
    local background from the sigma-clipped median in a circular annulus
    (``photutils.aperture``), with errors from the ERR map and the background's standard error.
-4. :func:`magnitudes`, :func:`concentration_indices`: AB/Vega magnitudes and flux ratios.
+4. :func:`flux_to_abmag`, :func:`concentration_indices`: AB magnitudes and flux ratios.
+5. :func:`find_sources`: tweakreg's per-exposure source lists from the same detection.
 
 Coordinates are 0-based pixel indices (pixel centre ``x = column``, ``y = row``).
 """
@@ -29,12 +33,14 @@ from numpy.typing import ArrayLike, NDArray
 from jwpipe.errors import StepInputError
 
 __all__ = [
+    "SOURCE_DTYPE",
     "Detection",
     "circular_photometry",
     "concentration_indices",
     "detect",
     "drizzle_noise_factor",
     "estimate_background",
+    "find_sources",
     "flux_to_abmag",
     "measured_noise_factor",
     "source_positions",
@@ -117,9 +123,9 @@ class Detection:
 
 def detect(
     data_bkgsub: ArrayLike,
-    rms: ArrayLike,
     mask: ArrayLike | None = None,
     *,
+    box_size: int = 1000,
     kernel_fwhm: float = 2.0,
     snr_threshold: float = 3.0,
     npixels: int = 25,
@@ -134,17 +140,17 @@ def detect(
     ----------
     data_bkgsub : array_like, shape (ny, nx)
         Background-subtracted image.
-    rms : array_like
-        Background RMS (scalar or per pixel): the threshold is ``snr_threshold * rms``.
     mask : array_like of bool, optional
         True for pixels to ignore.
+    box_size : int
+        Mesh box size for the RMS of the convolved image (:func:`estimate_background`).
     kernel_fwhm : float
         FWHM (pixels) of the Gaussian detection kernel.
     snr_threshold, npixels, connectivity, deblend, nlevels, contrast
         As jwst's ``source_catalog``.
     """
     from astropy.convolution import convolve
-    from photutils.segmentation import SourceFinder, make_2dgaussian_kernel
+    from photutils.segmentation import SourceFinder, deblend_sources, make_2dgaussian_kernel
 
     image = np.asarray(data_bkgsub, dtype=np.float64)
     if connectivity not in (4, 8):
@@ -161,12 +167,21 @@ def detect(
                              nan_treatment="interpolate", preserve_nan=False,
                              normalize_kernel=True)
     convolved = np.where(np.isfinite(convolved), convolved, 0.0)
-    threshold = snr_threshold * np.broadcast_to(np.asarray(rms, dtype=np.float64), image.shape)
-    finder = SourceFinder(int(npixels), connectivity=int(connectivity), deblend=bool(deblend),
-                          n_levels=int(nlevels), contrast=float(contrast), progress_bar=False)
+    # the threshold is on the matched-filter S/N: the RMS is measured on the convolved
+    # image itself, which also accounts for the pixel-to-pixel correlation of drizzled noise
+    _, conv_rms = estimate_background(convolved, bad, box_size=box_size)
+    threshold = snr_threshold * conv_rms
+    finder = SourceFinder(int(npixels), connectivity=int(connectivity), deblend=False,
+                          progress_bar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no sources found" is a result, not a problem
         segm = finder(convolved, threshold, mask=bad)
+        if segm is not None and deblend:
+            # deblend on the unfiltered image: the detection kernel widens close pairs until
+            # their saddle disappears (measured in tests/algorithms/test_image_catalog.py)
+            segm = deblend_sources(np.where(bad, 0.0, image), segm, int(npixels),
+                                   n_levels=int(nlevels), contrast=float(contrast),
+                                   connectivity=int(connectivity), progress_bar=False)
     return Detection(segm=segm, convolved=convolved)
 
 
@@ -328,3 +343,62 @@ def measured_noise_factor(residual: NDArray, err: NDArray, bad: NDArray, box: in
     z = sums[ok] / pred[ok]
     mad = 1.482602218505602 * np.median(np.abs(z - np.median(z)))
     return float(mad), int(ok.sum())
+
+
+# ----------------------------------------------------------------------------- source lists
+
+#: dtype of :func:`find_sources` rows.
+SOURCE_DTYPE = np.dtype([("label", np.int32), ("x", np.float64), ("y", np.float64),
+                         ("flux", np.float64), ("peak", np.float64), ("snr", np.float64),
+                         ("truncated", np.bool_)])
+
+
+def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
+                 error: ArrayLike | None = None, *, kernel_fwhm: float = 2.5,
+                 snr_threshold: float = 5.0, npixels: int = 5, box_size: int = 400,
+                 deblend: bool = True) -> NDArray:
+    """Source list of one image (tweakreg's): the same detection as the catalogue.
+
+    Background (:func:`estimate_background`), detection and deblending (:func:`detect`),
+    then per segment: windowed centroid (:func:`source_positions`), isophotal flux, peak
+    value, S/N (flux over its error from ``error``, or over the background RMS times the
+    square root of the area) and whether the segment touches a masked pixel or the edge.
+
+    Returns
+    -------
+    ndarray of :data:`SOURCE_DTYPE`
+        Brightest (largest ``flux``) first.
+    """
+    from photutils.segmentation import SourceCatalog
+    from scipy import ndimage
+
+    image = np.asarray(data, dtype=np.float64)
+    if image.ndim != 2:
+        raise StepInputError(f"source detection needs a 2-D image, got shape {image.shape}")
+    bad = _mask(image, mask)
+    if error is not None:
+        err = np.asarray(error, dtype=np.float64)
+        bad = bad | ~np.isfinite(err)
+    if bad.all():
+        return np.zeros(0, dtype=SOURCE_DTYPE)
+    bkg, rms = estimate_background(image, bad, box_size=box_size)
+    sub = np.where(bad, 0.0, image - bkg)
+    found = detect(sub, bad, box_size=box_size, kernel_fwhm=kernel_fwhm,
+                   snr_threshold=snr_threshold, npixels=npixels, deblend=deblend)
+    if found.segm is None:
+        return np.zeros(0, dtype=SOURCE_DTYPE)
+    noise = np.where(bad, 0.0, err) if error is not None else np.where(bad, 0.0, rms)
+    cat = SourceCatalog(sub, found.segm, error=noise, mask=bad)
+    out = np.zeros(int(found.segm.n_labels), dtype=SOURCE_DTYPE)
+    out["label"] = cat.label
+    out["x"], out["y"] = source_positions(cat)
+    out["flux"] = np.asarray(cat.segment_flux, dtype=np.float64)
+    out["peak"] = np.asarray(cat.max_value, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["snr"] = out["flux"] / np.asarray(cat.segment_flux_err, dtype=np.float64)
+    edge = ndimage.binary_dilation(~np.pad(~bad, 1, constant_values=False),
+                                   structure=np.ones((3, 3), bool))[1:-1, 1:-1]
+    labels = found.labels
+    touching = np.unique(labels[edge & (labels > 0)])
+    out["truncated"] = np.isin(out["label"], touching)
+    return out[np.argsort(-out["flux"], kind="stable")]

@@ -132,9 +132,9 @@ class SourceCatalogStep(Step):
         if bad.all():
             raise StepInputError(f"{self.qualified_name}: {label(model)} has no valid pixels")
         names, radii, apcorr, ann = self._apertures(model)
-        bkg, rms = estimate_background(data, bad, box_size=int(self.bkg_boxsize))
+        bkg, _ = estimate_background(data, bad, box_size=int(self.bkg_boxsize))
         sub = np.where(bad, 0.0, data - bkg)
-        found = detect(sub, rms, bad, kernel_fwhm=self.kernel_fwhm,
+        found = detect(sub, bad, box_size=int(self.bkg_boxsize), kernel_fwhm=self.kernel_fwhm,
                        snr_threshold=self.snr_threshold, npixels=self.npixels,
                        connectivity=int(self.connectivity), deblend=self.deblend,
                        nlevels=self.nlevels, contrast=self.contrast)

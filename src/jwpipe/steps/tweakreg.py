@@ -1,7 +1,9 @@
 """``TweakRegStep``: joint relative (and optional absolute) alignment of exposures.
 
-1. Sources are detected in every member (Gaussian matched filter, :mod:`image_sources`);
-   the ``brightest`` unflagged ones are kept and projected with the member's current WCS
+1. Sources are detected in every member with the source catalogue's photutils detection
+   (:func:`jwpipe.algorithms.image_catalog.find_sources`: Background2D, matched filter,
+   segmentation, deblending, windowed centroids); the ``brightest`` ones not touching a bad
+   pixel or the edge are kept and projected with the member's current WCS
    onto one tangent plane (arcsec about the mean reference point of all members).
 2. Members of one exposure (same ``group_id``: all detectors of an exposure) are pooled and
    aligned as one rigid unit.
@@ -28,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from jwpipe.algorithms.image_align import AlignmentError, align_catalogs, tangent_plane
+from jwpipe.algorithms.image_catalog import find_sources
 from jwpipe.algorithms.image_geometry import boxes_overlap, sky_footprint
-from jwpipe.algorithms.image_sources import background_mesh, detect_sources
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
@@ -50,18 +52,15 @@ __all__ = ["TweakRegStep", "detect_member_sources", "read_reference_catalog"]
 def detect_member_sources(model: Any, kernel_fwhm: float, snr_threshold: float,
                           bkg_boxsize: int, brightest: int, peakmax: float | None,
                           npixels: int = 5) -> np.ndarray:
-    """Unflagged sources of one image, brightest first (``SOURCE_DTYPE`` rows)."""
+    """Untruncated sources of one image, brightest first (``find_sources`` rows)."""
     data = np.asarray(model.data, dtype=np.float32)
     bad = bad_pixel_mask(model.dq, data.shape) | ~np.isfinite(data)
     err = np.asarray(model.err, dtype=np.float32)
-    if bad.all():
-        return np.zeros(0, dtype=[("x", float), ("y", float), ("flux", float)])
-    box = int(max(16, min(bkg_boxsize, max(data.shape))))
-    bkg, _ = background_mesh(data, bad, box_size=box)
-    use_err = err if np.isfinite(err[~bad]).any() and (err[~bad] > 0).any() else None
-    src = detect_sources(data, bad, fwhm=kernel_fwhm, snr_threshold=snr_threshold,
-                         npixels=npixels, background=bkg, error=use_err)
-    src = src[src["flags"] == 0]
+    usable = np.isfinite(err[~bad]).any() and (err[~bad] > 0).any()
+    src = find_sources(data, bad, err if usable else None, kernel_fwhm=kernel_fwhm,
+                       snr_threshold=snr_threshold, npixels=npixels,
+                       box_size=int(max(16, min(bkg_boxsize, max(data.shape)))))
+    src = src[~src["truncated"]]
     if peakmax is not None:
         src = src[src["peak"] <= peakmax]
     return src[:brightest]
