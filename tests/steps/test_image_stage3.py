@@ -388,6 +388,64 @@ def test_catalog_photometry_matches_truth(field, mosaic, weight_type):
     assert cat["sky_centroid"].frame.name == "icrs"
 
 
+@pytest.mark.parametrize("weight_type", ["exptime", "ivm"])
+def test_catalog_with_apcorr_and_abvega_references(field, mosaic, monkeypatch, tmp_path,
+                                                   weight_type):
+    """Default apertures: the 30/50/70 % encircled-energy radii of the simulator's APCORR
+    reference (exact for its PSF as measured on the mosaic), aperture-corrected to the total
+    flux."""
+    from astropy.io import fits
+
+    i2d, crf = mosaic
+    if weight_type == "exptime":
+        i2d = ResampleStep.call(crf, weight_type="exptime")
+    monkeypatch.setenv("JWPIPE_REFS", str(field.sim.store_dir))
+    step = SourceCatalogStep(npixels=5, snr_threshold=5.0, output_dir=str(tmp_path),
+                             save_results=True)
+    cat = step.run(i2d)
+    for col in ("label", "xcentroid", "ycentroid", "sky_centroid", "aper_bkg_flux",
+                "aper30_flux", "aper50_flux_err", "aper70_abmag", "aper_total_flux",
+                "aper_total_vegamag", "CI_50_30", "CI_70_50", "CI_70_30", "is_extended",
+                "nn_label", "nn_dist", "isophotal_flux", "isophotal_area", "kron_flux",
+                "kron_flux_err", "kron_abmag", "semimajor_sigma", "ellipticity", "sky_bbox_ur"):
+        assert col in cat.colnames, col
+    assert np.allclose(cat["aper_total_abmag"] - cat["aper_total_vegamag"], 1.0)
+    assert cat.meta["aperture_corrections"] == pytest.approx([1 / 0.3, 1 / 0.5, 1 / 0.7],
+                                                              rel=1e-6)
+    src = field.sources
+    wcs = model_wcs(i2d)
+    tx, ty = wcs.all_world2pix(src["ra"], src["dec"], 0)
+    dist = np.hypot(tx[:, None] - tx[None, :], ty[:, None] - ty[None, :])
+    np.fill_diagonal(dist, np.inf)
+    reach = np.where(src["kind"] == "star", 5.0, 5.0 * src["r_eff_pix"])
+    isolated = np.all(dist > 13.0 + reach[None, :] + 1.0, axis=1)
+    ratios = {"aper_total": [], "kron": []}
+    stars_ci = []
+    for k in np.flatnonzero((src["kind"] == "star") & isolated):
+        d = np.hypot(cat["xcentroid"] - tx[k], cat["ycentroid"] - ty[k])
+        if not d.size or d.min() > 0.5 or cat["nbad"][int(np.argmin(d))]:
+            continue
+        row = cat[int(np.argmin(d))]
+        for key in ratios:
+            ratios[key].append(row[f"{key}_flux"] / (src["flux_ujy"][k] * 1e-6))
+        stars_ci.append(row["is_extended"])
+    for key, values in ratios.items():
+        r = np.array(values)
+        mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+        print(f"{key}: {r.size} stars, median ratio {np.median(r):.4f}, scatter {mad:.4f}")
+        assert r.size >= 15
+        # unbiased: the median of n values is known to ~1.25 scatter / sqrt(n)
+        assert abs(np.median(r) - 1.0) < 4 * 1.25 * mad / np.sqrt(r.size), key
+    # isolated stars are point sources by the CI criteria
+    assert np.mean(stars_ci) < 0.2
+    # the segmentation map is written next to the catalogue, labels matching the table
+    segm = list(tmp_path.glob("*_segm.fits"))
+    assert len(segm) == 1 and list(tmp_path.glob("*_cat.ecsv"))
+    labels = fits.getdata(segm[0], "SCI")
+    assert labels.shape == i2d.data.shape
+    assert set(np.unique(labels)) - {0} == set(np.asarray(cat["label"]).tolist())
+
+
 def test_drizzle_noise_factor():
     assert drizzle_noise_factor(1.0, 1.0) == pytest.approx(1.5)
     assert drizzle_noise_factor(0.5, 1.0) == pytest.approx(1 / (1 - 0.5 / 3))

@@ -16,7 +16,7 @@ from jwpipe.simulate._io import write_fits_atomic
 from jwpipe.simulate.config import ARCSEC_PER_PIXEL, DETECTORS, SimulationConfig
 from jwpipe.simulate.detector import DQ, DetectorProperties
 
-__all__ = ["NOT_APPLICABLE_TYPES", "PHOTMJSR", "measured_psf_sigma", "pixel_area_sr",
+__all__ = ["NOT_APPLICABLE_TYPES", "PHOTMJSR", "measured_encircled_energy", "pixel_area_sr",
            "write_photometry_references", "write_reference_files"]
 
 #: Illustrative MJy/sr per DN/s for the short-wavelength filters (CLEAR pupil).
@@ -185,37 +185,50 @@ APCORR_EEFRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ABVEGA_OFFSET = 1.0
 
 
-def measured_psf_sigma(cfg: SimulationConfig) -> float:
-    """Gaussian sigma (native pixels) of a simulated star as aperture photometry on the
-    default mosaic sees it.
+def measured_encircled_energy(cfg: SimulationConfig, radius: np.ndarray) -> np.ndarray:
+    """Fraction of a simulated star's flux that circular-aperture photometry on the default
+    mosaic finds within ``radius`` (native pixels), averaged over sub-pixel phases.
 
     The simulator's PSF is a Gaussian of FWHM ``cfg.psf_fwhm`` integrated over the detector
     pixel; drizzling (square kernel, pixfrac 1, native scale) spreads it over the input pixel
     footprint, the output pixel averages it, and exact-overlap apertures treat pixels as
-    uniform. Averaged over sub-pixel phases each of the four is a convolution with a unit
-    box (variance 1/12), and four boxes on a Gaussian are a Gaussian to well below the noise.
+    uniform. Averaged over phases each of the four is a convolution with a unit box, so the
+    profile is a Gaussian convolved with four unit boxes along each axis, integrated here
+    numerically over the disc.
     """
     sigma = cfg.psf_fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    return float(np.sqrt(sigma**2 + 4.0 / 12.0))
+    h = 0.01
+    half = 6.0 * sigma + 3.0
+    t = np.arange(-half, half + h / 2, h)
+    profile = np.exp(-0.5 * (t / sigma) ** 2)
+    box = np.ones(round(1.0 / h))
+    for _ in range(4):
+        profile = np.convolve(profile, box, mode="same")
+    profile /= profile.sum()
+    rr = np.hypot(t[:, None], t[None, :])
+    weights = profile[:, None] * profile[None, :]
+    order = np.argsort(rr, axis=None)
+    cum = np.cumsum(weights.ravel()[order])
+    return np.interp(np.asarray(radius, dtype=np.float64), rr.ravel()[order], cum)
 
 
 def write_photometry_references(directory: Path, cfg: SimulationConfig, counter: int
                                 ) -> dict[str, Path]:
     """Write APCORR (FITS) and ABVEGAOFFSET (ASDF) references for the source catalogue.
 
-    APCORR rows are exact for the simulated PSF (:func:`measured_psf_sigma`): the radius
-    enclosing ``eefraction`` of a Gaussian, ``apcorr = 1 / eefraction``, and a background
-    annulus well outside the PSF. Files: ``jwst_nircam_apcorr_<NNNN>.fits`` and
-    ``jwst_nircam_abvegaoffset_<NNNN>.asdf``.
+    APCORR rows are exact for the simulated PSF as measured on the default mosaic
+    (:func:`measured_encircled_energy`): the radius enclosing ``eefraction``,
+    ``apcorr = 1 / eefraction``, and a background annulus well outside the PSF. Files:
+    ``jwst_nircam_apcorr_<NNNN>.fits`` and ``jwst_nircam_abvegaoffset_<NNNN>.asdf``.
     """
     import asdf
     from astropy.table import Table
 
-    sigma = measured_psf_sigma(cfg)
     ee = np.array(APCORR_EEFRACTIONS)
     n = ee.size
-    radius = sigma * np.sqrt(-2.0 * np.log(1.0 - ee))
-    skyin, skyout = np.ceil(8.0 * sigma), np.ceil(12.0 * sigma)
+    grid = np.linspace(0.05, 4.0 * cfg.psf_fwhm, 2000)
+    radius = np.interp(ee, measured_encircled_energy(cfg, grid), grid)
+    skyin, skyout = np.ceil(4.0 * cfg.psf_fwhm), np.ceil(6.0 * cfg.psf_fwhm)
     table = fits.BinTableHDU.from_columns(
         [fits.Column("filter", "12A", array=np.array([cfg.filter] * n)),
          fits.Column("pupil", "15A", array=np.array([cfg.pupil] * n)),

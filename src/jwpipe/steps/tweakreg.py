@@ -2,8 +2,8 @@
 
 1. Sources are detected in every member with the source catalogue's photutils detection
    (:func:`jwpipe.algorithms.image_catalog.find_sources`: Background2D, matched filter,
-   segmentation, deblending, windowed centroids); the ``brightest`` ones not touching a bad
-   pixel or the edge are kept and projected with the member's current WCS
+   segmentation, windowed centroids; no deblending, which alignment does not need); the
+   ``brightest`` ones not touching a bad pixel or the edge are kept and projected with the member's current WCS
    onto one tangent plane (arcsec about the mean reference point of all members).
 2. Members of one exposure (same ``group_id``: all detectors of an exposure) are pooled and
    aligned as one rigid unit.
@@ -57,9 +57,11 @@ def detect_member_sources(model: Any, kernel_fwhm: float, snr_threshold: float,
     bad = bad_pixel_mask(model.dq, data.shape) | ~np.isfinite(data)
     err = np.asarray(model.err, dtype=np.float32)
     usable = np.isfinite(err[~bad]).any() and (err[~bad] > 0).any()
+    # no deblending: alignment needs the brightest isolated sources only, and deblending
+    # thousands of segments of a full frame costs more than the rest of the step
     src = find_sources(data, bad, err if usable else None, kernel_fwhm=kernel_fwhm,
                        snr_threshold=snr_threshold, npixels=npixels,
-                       box_size=int(max(16, min(bkg_boxsize, max(data.shape)))))
+                       box_size=int(max(16, min(bkg_boxsize, max(data.shape)))), deblend=False)
     src = src[~src["truncated"]]
     if peakmax is not None:
         src = src[src["peak"] <= peakmax]
