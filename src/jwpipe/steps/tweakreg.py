@@ -3,8 +3,9 @@
 1. Sources are detected in every member with the source catalogue's photutils detection
    (:func:`jwpipe.algorithms.image_catalog.find_sources`: Background2D, matched filter,
    segmentation, windowed centroids; no deblending, which alignment does not need); the
-   ``brightest`` ones not touching a bad pixel or the edge are kept and projected with the member's current WCS
-   onto one tangent plane (arcsec about the mean reference point of all members).
+   ``brightest`` ones not touching a bad pixel or the edge are kept and projected with the
+   member's current WCS onto one tangent plane (arcsec about the mean reference point of all
+   members).
 2. Members of one exposure (same ``group_id``: all detectors of an exposure) are pooled and
    aligned as one rigid unit.
 3. :func:`jwpipe.algorithms.image_align.align_catalogs` matches every pair of
