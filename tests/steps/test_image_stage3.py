@@ -421,9 +421,15 @@ def test_catalog_with_apcorr_and_abvega_references(field, mosaic, monkeypatch, t
     isolated = np.all(dist > 13.0 + reach[None, :] + 1.0, axis=1)
     ratios = {"aper_total": [], "kron": []}
     stars_ci = []
+    members = [(crf[i], model_wcs(crf[i])) for i in range(len(crf))]
     for k in np.flatnonzero((src["kind"] == "star") & isolated):
         d = np.hypot(cat["xcentroid"] - tx[k], cat["ycentroid"] - ty[k])
         if not d.size or d.min() > 0.5 or cat["nbad"][int(np.argmin(d))]:
+            continue
+        # as in test_catalog_photometry_matches_truth: a bad input pixel under the star
+        # leaves unequal samplings of the undersampled PSF (a known ~1 % drizzle effect)
+        if not all(_all_good_around(m, w, src["ra"][k], src["dec"][k], 6.0)
+                   for m, w in members):
             continue
         row = cat[int(np.argmin(d))]
         for key in ratios:
@@ -433,7 +439,7 @@ def test_catalog_with_apcorr_and_abvega_references(field, mosaic, monkeypatch, t
         r = np.array(values)
         mad = 1.4826 * np.median(np.abs(r - np.median(r)))
         print(f"{key}: {r.size} stars, median ratio {np.median(r):.4f}, scatter {mad:.4f}")
-        assert r.size >= 15
+        assert r.size >= 12
         # unbiased: the median of n values is known to ~1.25 scatter / sqrt(n)
         assert abs(np.median(r) - 1.0) < 4 * 1.25 * mad / np.sqrt(r.size), key
     # isolated stars are point sources by the CI criteria

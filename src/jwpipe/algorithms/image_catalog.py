@@ -55,7 +55,8 @@ def _mask(data: NDArray, mask: ArrayLike | None) -> NDArray[np.bool_]:
 
 
 def estimate_background(data: ArrayLike, mask: ArrayLike | None = None, box_size: int = 1000,
-                        filter_size: int = 3) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                        filter_size: int = 3, *, level: bool = True, rms: bool = True
+                        ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
     """Background and background RMS images (``photutils.background.Background2D``).
 
     Parameters
@@ -68,14 +69,22 @@ def estimate_background(data: ArrayLike, mask: ArrayLike | None = None, box_size
         Mesh box size in pixels (reduced to fit the image, at least 8 boxes' worth of pixels).
     filter_size : int
         Median filter applied to the mesh, in boxes.
+    level, rms : bool
+        Whether to return the background and its RMS (each costs an interpolation of the
+        mesh to the full image; None is returned for the one not wanted).
 
     Returns
     -------
-    background, rms : ndarray
+    background, rms : ndarray or None
         Same shape as ``data``.
     """
     from astropy.stats import SigmaClip, sigma_clipped_stats
-    from photutils.background import Background2D, MedianBackground, StdBackgroundRMS
+    from photutils.background import (
+        Background2D,
+        BkgZoomInterpolator,
+        MedianBackground,
+        StdBackgroundRMS,
+    )
 
     image = np.asarray(data, dtype=np.float64)
     if image.ndim != 2:
@@ -90,12 +99,17 @@ def estimate_background(data: ArrayLike, mask: ArrayLike | None = None, box_size
             bkg = Background2D(np.where(bad, 0.0, image), box, mask=bad,
                                filter_size=filter_size, sigma_clip=SigmaClip(sigma=3.0),
                                bkg_estimator=MedianBackground(),
-                               bkg_rms_estimator=StdBackgroundRMS())
-        return np.asarray(bkg.background, np.float64), np.asarray(bkg.background_rms, np.float64)
+                               bkg_rms_estimator=StdBackgroundRMS(),
+                               # bilinear between mesh points: a smooth background does not
+                               # need the default cubic spline, which costs seconds a frame
+                               interpolator=BkgZoomInterpolator(order=1))
+            return (np.asarray(bkg.background, np.float64) if level else None,
+                    np.asarray(bkg.background_rms, np.float64) if rms else None)
     except ValueError:
         # too few unmasked boxes for a mesh: one clipped level for the whole image
         _, median, std = sigma_clipped_stats(image[~bad], sigma=3.0)
-        return np.full(image.shape, float(median)), np.full(image.shape, float(std))
+        return (np.full(image.shape, float(median)) if level else None,
+                np.full(image.shape, float(std)) if rms else None)
 
 
 @dataclass
@@ -149,8 +163,7 @@ def detect(
     snr_threshold, npixels, connectivity, deblend, nlevels, contrast
         As jwst's ``source_catalog``.
     """
-    from astropy.convolution import convolve
-    from photutils.segmentation import SourceFinder, deblend_sources, make_2dgaussian_kernel
+    from photutils.segmentation import SourceFinder, deblend_sources
 
     image = np.asarray(data_bkgsub, dtype=np.float64)
     if connectivity not in (4, 8):
@@ -158,18 +171,10 @@ def detect(
     if kernel_fwhm <= 0:
         raise StepInputError(f"kernel_fwhm must be positive, got {kernel_fwhm}")
     bad = _mask(image, mask)
-    size = 2 * int(np.ceil(2.0 * kernel_fwhm)) + 1
-    kernel = make_2dgaussian_kernel(kernel_fwhm, size=size)
-    # masked pixels are interpolated over by the normalised convolution, then stay masked
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # large masked areas stay NaN: set to 0 below
-        convolved = convolve(np.where(bad, np.nan, image), kernel, boundary="extend",
-                             nan_treatment="interpolate", preserve_nan=False,
-                             normalize_kernel=True)
-    convolved = np.where(np.isfinite(convolved), convolved, 0.0)
+    convolved = smooth(image, bad, kernel_fwhm)
     # the threshold is on the matched-filter S/N: the RMS is measured on the convolved
     # image itself, which also accounts for the pixel-to-pixel correlation of drizzled noise
-    _, conv_rms = estimate_background(convolved, bad, box_size=box_size)
+    _, conv_rms = estimate_background(convolved, bad, box_size=box_size, level=False)
     threshold = snr_threshold * conv_rms
     finder = SourceFinder(int(npixels), connectivity=int(connectivity), deblend=False,
                           progress_bar=False)
@@ -183,6 +188,29 @@ def detect(
                                    n_levels=int(nlevels), contrast=float(contrast),
                                    connectivity=int(connectivity), progress_bar=False)
     return Detection(segm=segm, convolved=convolved)
+
+
+def smooth(image: ArrayLike, bad: ArrayLike, fwhm: float) -> NDArray[np.float64]:
+    """Normalised convolution with a Gaussian of FWHM ``fwhm`` (pixels), masked pixels
+    excluded: ``(k * (d m)) / (k * m)`` with ``m`` the good-pixel map (0 where no good pixel is
+    within reach). Separable, so it costs two 1-D passes."""
+    from scipy import ndimage
+
+    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    half = int(np.ceil(2.0 * fwhm))
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    good = ~np.asarray(bad, dtype=bool)
+    data = np.where(good, np.asarray(image, dtype=np.float64), 0.0)
+
+    def conv(a: NDArray) -> NDArray:
+        return ndimage.correlate1d(ndimage.correlate1d(a, k, axis=0, mode="nearest"), k,
+                                   axis=1, mode="nearest")
+
+    num, den = conv(data), conv(good.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-3, num / den, 0.0)
 
 
 def source_positions(catalog: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -356,13 +384,16 @@ SOURCE_DTYPE = np.dtype([("label", np.int32), ("x", np.float64), ("y", np.float6
 def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
                  error: ArrayLike | None = None, *, kernel_fwhm: float = 2.5,
                  snr_threshold: float = 5.0, npixels: int = 5, box_size: int = 400,
-                 deblend: bool = True) -> NDArray:
+                 deblend: bool = True, brightest: int | None = None) -> NDArray:
     """Source list of one image (tweakreg's): the same detection as the catalogue.
 
     Background (:func:`estimate_background`), detection and deblending (:func:`detect`),
     then per segment: windowed centroid (:func:`source_positions`), isophotal flux, peak
     value, S/N (flux over its error from ``error``, or over the background RMS times the
     square root of the area) and whether the segment touches a masked pixel or the edge.
+
+    ``brightest`` keeps only that many sources (largest isophotal flux; centroids are then
+    measured for those only).
 
     Returns
     -------
@@ -381,7 +412,7 @@ def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
         bad = bad | ~np.isfinite(err)
     if bad.all():
         return np.zeros(0, dtype=SOURCE_DTYPE)
-    bkg, rms = estimate_background(image, bad, box_size=box_size)
+    bkg, rms = estimate_background(image, bad, box_size=box_size, rms=error is None)
     sub = np.where(bad, 0.0, image - bkg)
     found = detect(sub, bad, box_size=box_size, kernel_fwhm=kernel_fwhm,
                    snr_threshold=snr_threshold, npixels=npixels, deblend=deblend)
@@ -389,7 +420,11 @@ def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
         return np.zeros(0, dtype=SOURCE_DTYPE)
     noise = np.where(bad, 0.0, err) if error is not None else np.where(bad, 0.0, rms)
     cat = SourceCatalog(sub, found.segm, error=noise, mask=bad)
-    out = np.zeros(int(found.segm.n_labels), dtype=SOURCE_DTYPE)
+    order = np.argsort(-np.asarray(cat.segment_flux, dtype=np.float64), kind="stable")
+    if brightest is not None:
+        order = order[:brightest]
+    cat = cat[order]
+    out = np.zeros(len(order), dtype=SOURCE_DTYPE)
     out["label"] = cat.label
     out["x"], out["y"] = source_positions(cat)
     out["flux"] = np.asarray(cat.segment_flux, dtype=np.float64)

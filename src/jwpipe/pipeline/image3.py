@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from jwpipe.steps._image_common import check_members, label, load_members, product_name
+from jwpipe.steps._image_common import label
+from jwpipe.steps._members import check_members, load_members, product_name
 from jwpipe.steps.outlier_detection import OutlierDetectionStep
 from jwpipe.steps.resample import ResampleStep
 from jwpipe.steps.skymatch import SkyMatchStep

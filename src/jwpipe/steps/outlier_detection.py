@@ -36,15 +36,17 @@ from jwpipe.algorithms.image_resample import blot, drizzle_one
 from jwpipe.datamodels import dqflags
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
-    Workspace,
     bad_pixel_mask,
-    check_members,
     label,
-    load_members,
-    map_members,
     member_weight,
     output_grid,
     sky_offset,
+)
+from jwpipe.steps._members import (
+    Workspace,
+    check_members,
+    load_members,
+    map_members,
     workspace_dir,
 )
 from jwpipe.stpipe import Step

@@ -31,14 +31,13 @@ from jwpipe.algorithms.image_resample import DrizzleAccumulator, exposure_count
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
     bad_pixel_mask,
-    check_members,
     label,
-    load_members,
     member_weight,
     output_grid,
     set_model_wcs,
     sky_offset,
 )
+from jwpipe.steps._members import check_members, load_members
 from jwpipe.stpipe import Step
 
 __all__ = ["ResampleStep", "exposure_count"]

@@ -21,14 +21,8 @@ from jwpipe.algorithms.image_resample import drizzle_one
 from jwpipe.algorithms.image_skymatch import match_sky
 from jwpipe.datamodels import dqflags
 from jwpipe.errors import StepInputError
-from jwpipe.steps._image_common import (
-    bad_pixel_mask,
-    check_members,
-    label,
-    load_members,
-    map_members,
-    output_grid,
-)
+from jwpipe.steps._image_common import bad_pixel_mask, label, output_grid
+from jwpipe.steps._members import check_members, load_members, map_members
 from jwpipe.stpipe import Step
 
 __all__ = ["SkyMatchStep"]

@@ -52,7 +52,8 @@ from jwpipe.algorithms.image_geometry import pixel_scale_deg
 from jwpipe.algorithms.image_outliers import parse_pair
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import ReferenceFileError, StepInputError
-from jwpipe.steps._image_common import bad_pixel_mask, label, load_members, model_wcs
+from jwpipe.steps._image_common import bad_pixel_mask, label, model_wcs
+from jwpipe.steps._members import load_members
 from jwpipe.stpipe import Step
 
 __all__ = ["SourceCatalogStep", "drizzle_noise_factor", "write_segmentation_map"]
@@ -132,7 +133,7 @@ class SourceCatalogStep(Step):
         if bad.all():
             raise StepInputError(f"{self.qualified_name}: {label(model)} has no valid pixels")
         names, radii, apcorr, ann = self._apertures(model)
-        bkg, _ = estimate_background(data, bad, box_size=int(self.bkg_boxsize))
+        bkg, _ = estimate_background(data, bad, box_size=int(self.bkg_boxsize), rms=False)
         sub = np.where(bad, 0.0, data - bkg)
         found = detect(sub, bad, box_size=int(self.bkg_boxsize), kernel_fwhm=self.kernel_fwhm,
                        snr_threshold=self.snr_threshold, npixels=self.npixels,

@@ -35,16 +35,8 @@ from jwpipe.algorithms.image_catalog import find_sources
 from jwpipe.algorithms.image_geometry import boxes_overlap, sky_footprint
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
-from jwpipe.steps._image_common import (
-    bad_pixel_mask,
-    check_members,
-    group_ids,
-    load_members,
-    map_members,
-    model_wcs,
-    rotate_shift_wcs,
-    set_model_wcs,
-)
+from jwpipe.steps._image_common import bad_pixel_mask, model_wcs, rotate_shift_wcs, set_model_wcs
+from jwpipe.steps._members import check_members, group_ids, load_members, map_members
 from jwpipe.stpipe import Step
 
 __all__ = ["TweakRegStep", "detect_member_sources", "read_reference_catalog"]
@@ -62,7 +54,8 @@ def detect_member_sources(model: Any, kernel_fwhm: float, snr_threshold: float,
     # thousands of segments of a full frame costs more than the rest of the step
     src = find_sources(data, bad, err if usable else None, kernel_fwhm=kernel_fwhm,
                        snr_threshold=snr_threshold, npixels=npixels,
-                       box_size=int(max(16, min(bkg_boxsize, max(data.shape)))), deblend=False)
+                       box_size=int(max(16, min(bkg_boxsize, max(data.shape)))), deblend=False,
+                       brightest=2 * brightest + 50)  # room for the truncated ones dropped
     src = src[~src["truncated"]]
     if peakmax is not None:
         src = src[src["peak"] <= peakmax]
