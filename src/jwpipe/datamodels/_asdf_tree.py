@@ -56,6 +56,29 @@ class _Drop:
 _DROP = _Drop()
 
 
+def check_syntax(raw: bytes, filename: str) -> None:
+    """Raise DataModelError unless ``raw`` is an ASDF header plus a well-formed YAML tree.
+
+    A cheap check (PyYAML's event parser, no tag construction and no asdf import) so that a
+    damaged extension is still refused when the file is opened, while the tree itself is
+    decoded only when first used.
+    """
+    import yaml
+
+    if not raw.startswith(b"#ASDF"):
+        raise DataModelError(f"{filename}: cannot read the ASDF metadata extension: "
+                             "no #ASDF header")
+    end = raw.find(b"\n...")
+    text = raw[: end + 4] if end >= 0 else raw
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        for _ in yaml.parse(text.decode("utf-8"), Loader=loader):
+            pass
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataModelError(
+            f"{filename}: cannot read the ASDF metadata extension: {exc}") from None
+
+
 def decode(raw: bytes, filename: str) -> dict[str, Any]:
     """Parse the bytes of an ``ASDF_METADATA`` cell into a plain dict (top-level keys kept)."""
     import asdf

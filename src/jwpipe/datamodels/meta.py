@@ -36,6 +36,8 @@ class MetaNode:
         keyword = KEYWORDS.get(path)
         if keyword is not None:
             return self._model._get_keyword(keyword)
+        if path in GROUPS:  # without touching the tree (decoded only when a value needs it)
+            return MetaNode(self._model, path)
         found, value = self._model._tree_get(path)
         if found and not isinstance(value, dict):
             return value

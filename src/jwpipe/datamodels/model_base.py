@@ -25,6 +25,10 @@ _ACCEPTED_KINDS = {"f": "fiu", "u": "iu", "i": "iu"}
 _COLUMN_KEY = re.compile(r"(TTYPE|TFORM|TUNIT|TDIM|TNULL|TSCAL|TZERO|TDISP)\d+")
 
 
+#: Attributes filled from the ASDF extension, decoded when first used.
+_TREE_ATTRS = ("_tree_meta", "_tree_other", "extra")
+
+
 @dataclass(frozen=True)
 class ArraySpec:
     """An array attribute of a model stored as one FITS image extension.
@@ -101,6 +105,7 @@ class DataModel:
             "_tree_meta": {},
             "_tree_other": {},
             "extra": {},
+            "_raw_tree": None,
             "_handle": None,
             "_source_path": None,
         }
@@ -137,6 +142,9 @@ class DataModel:
         return MetaNode(self)
 
     def __getattr__(self, name: str) -> Any:
+        if name in _TREE_ATTRS and self.__dict__.get("_raw_tree") is not None:
+            self._decode_tree()
+            return self.__dict__[name]
         cls = type(self)
         if name in cls._arrays:
             return self._get_array(name)
@@ -371,7 +379,18 @@ class DataModel:
             raw = bytes(np.asarray(hdu.data[_asdf_tree.COLUMN][0], dtype=np.uint8))
         except (KeyError, IndexError, TypeError) as exc:
             raise DataModelError(f"{path}: malformed ASDF extension: {exc}") from exc
+        # decoded on first use: asdf's first open in a process costs seconds (it loads the
+        # manifests of every installed extension), and most steps never read the tree; a
+        # damaged tree is still refused here
+        _asdf_tree.check_syntax(raw, path)
+        object.__setattr__(self, "_raw_tree", (raw, path))
+        for name in _TREE_ATTRS:
+            self.__dict__.pop(name, None)
+
+    def _decode_tree(self) -> None:
+        raw, path = self.__dict__["_raw_tree"]
         tree = _asdf_tree.decode(raw, path)
+        object.__setattr__(self, "_raw_tree", None)
         meta = tree.pop("meta", {})
         extra = tree.pop("extra", {})
         tree.pop("data", None)

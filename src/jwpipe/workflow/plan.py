@@ -350,7 +350,9 @@ def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict
             try:
                 value = store.get_reference_file(dataset, reftype)
             except Exception as exc:
-                raise WorkflowError(f"{where}: {exc}") from None
+                if step_class.prefetch_references:
+                    raise WorkflowError(f"{where}: {exc}") from None
+                value = "N/A"  # an optional reference (the step has a documented fallback)
         elif not isinstance(value, str):
             raise WorkflowError(f"{where}: {key} must be a path in a workflow")
         elif value not in ("N/A", ""):
