@@ -228,7 +228,7 @@ class SourceCatalogStep(Step):
                 path = self.get_reference_file(model, "apcorr")
             except ReferenceFileError as exc:
                 path = "N/A"
-                self.log.warning("%s", exc)
+                self.log.warning("%s", str(exc))  # not exc: its traceback holds the frames
             if path in ("N/A", ""):
                 self.log.warning("No APCORR reference: jwst's fallback apertures %s px and "
                                  "annulus %s px, without aperture corrections",
@@ -256,7 +256,7 @@ class SourceCatalogStep(Step):
         try:
             path = self.get_reference_file(model, "abvegaoffset")
         except ReferenceFileError as exc:
-            self.log.warning("%s", exc)
+            self.log.warning("%s", str(exc))  # not exc: its traceback holds the frames
             path = "N/A"
         if path in ("N/A", ""):
             self.log.warning("No ABVEGAOFFSET reference: Vega magnitudes are NaN")
