@@ -452,6 +452,20 @@ def test_catalog_with_apcorr_and_abvega_references(field, mosaic, monkeypatch, t
     assert set(np.unique(labels)) - {0} == set(np.asarray(cat["label"]).tolist())
 
 
+def test_reference_catalogue_column_names(tmp_path):
+    from astropy.table import Table
+
+    from jwpipe.steps.tweakreg import read_reference_catalog
+
+    path = tmp_path / "gaia.ecsv"
+    Table({"RA_ICRS": [10.0, 10.1], "DE_ICRS": [-5.0, -5.1]}).write(path)
+    ra, dec = read_reference_catalog(str(path))
+    assert ra.tolist() == [10.0, 10.1] and dec.tolist() == [-5.0, -5.1]
+    Table({"x": [1.0]}).write(tmp_path / "bad.ecsv")
+    with pytest.raises(StepInputError, match="RA and DEC"):
+        read_reference_catalog(str(tmp_path / "bad.ecsv"))
+
+
 def test_drizzle_noise_factor():
     assert drizzle_noise_factor(1.0, 1.0) == pytest.approx(1.5)
     assert drizzle_noise_factor(0.5, 1.0) == pytest.approx(1 / (1 - 0.5 / 3))

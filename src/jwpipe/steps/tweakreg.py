@@ -62,6 +62,10 @@ def detect_member_sources(model: Any, kernel_fwhm: float, snr_threshold: float,
     return src[:brightest]
 
 
+_RA_NAMES = ("ra", "ra_deg", "ra_icrs", "raj2000")
+_DEC_NAMES = ("dec", "dec_deg", "de_icrs", "dej2000", "decj2000")
+
+
 def read_reference_catalog(path: str) -> tuple[np.ndarray, np.ndarray]:
     """RA, Dec (degrees) of an absolute reference catalogue (any astropy table format)."""
     from astropy.table import Table
@@ -73,8 +77,9 @@ def read_reference_catalog(path: str) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # astropy raises many types for unreadable tables
         raise StepInputError(f"abs_refcat {path}: cannot read the table ({exc})") from None
     names = {n.lower(): n for n in table.colnames}
-    ra = names.get("ra") or names.get("ra_deg")
-    dec = names.get("dec") or names.get("dec_deg")
+    # Gaia archive (ra, dec), VizieR Gaia DR3 (RA_ICRS, DE_ICRS), J2000 catalogues
+    ra = next((names[k] for k in _RA_NAMES if k in names), None)
+    dec = next((names[k] for k in _DEC_NAMES if k in names), None)
     if ra is None or dec is None:
         raise StepInputError(f"abs_refcat {path} needs RA and DEC columns (degrees), has "
                              f"{', '.join(table.colnames)}")
