@@ -13,7 +13,7 @@ from jwpipe.algorithms.image_align import (
     match_catalogs,
     tangent_plane,
 )
-from jwpipe.algorithms.image_sources import detect_sources
+from jwpipe.algorithms.image_catalog import find_sources
 
 
 def _inverse(xy, shift, rot_deg):
@@ -97,7 +97,7 @@ def test_end_to_end_images_subpixel_shift():
         inside = (x - ox > 8) & (x - ox < 119) & (y - oy > 8) & (y - oy < 119)
         img = 50 + render_stars(shape, x[inside] - ox, y[inside] - oy, f[inside], 1.3)
         data, err = noisy(rng, img, 4.0)
-        cat = detect_sources(data, fwhm=3.0, error=err)
+        cat = find_sources(data, error=err, kernel_fwhm=3.0, box_size=64)
         cats.append(np.column_stack([cat["x"], cat["y"]]))
     res = align_catalogs(cats, fit_rotation=True, searchrad=6.0, tolerance=0.5, minobj=10)
     # exposure 1 positions + (dx, dy) = exposure 0 positions

@@ -241,7 +241,10 @@ def test_existing_store_needs_overwrite_and_bad_options(tmp_path):
     with pytest.raises(ValidationError, match="overwrite"):
         simulate_field(tmp_path, n_exposures=1, size=32, ngroups=2)
     res = simulate_field(tmp_path, n_exposures=1, size=32, ngroups=2, seed=2, overwrite=True)
-    assert len(list((tmp_path / "refs" / "references" / "jwst" / "nircam").glob("*.fits"))) == 10
+    nircam = tmp_path / "refs" / "references" / "jwst" / "nircam"
+    # ten per detector plus APCORR (the ABVEGAOFFSET reference is ASDF)
+    assert len(list(nircam.glob("*.fits"))) == 11
+    assert len(list(nircam.glob("*.asdf"))) == 1
     assert CrdsCache(res.store_dir).context == res.context
     with pytest.raises(ValidationError, match="readout pattern 'FAST'"):
         simulate_field(tmp_path / "x", readpatt="fast")

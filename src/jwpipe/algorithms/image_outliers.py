@@ -1,7 +1,8 @@
 """Outlier (cosmic-ray) detection for stage-3 imaging, the jwst two-threshold scheme.
 
-1. :func:`median_image`: nan-median across exposures resampled to a common grid, ignoring
-   pixels whose weight is below ``maskpt`` times the exposure's mean weight.
+1. :func:`block_median`: nan-median across exposures resampled to a common grid, a block of
+   rows at a time; pixels whose weight is below ``maskpt`` times the exposure's mean weight
+   (:func:`weight_threshold_mask`) are set to NaN before.
 2. The median is blotted back to each exposure's frame
    (:func:`jwpipe.algorithms.image_resample.blot`).
 3. :func:`flag_outliers`: ``deriv`` = largest absolute difference between a blotted pixel and
@@ -32,55 +33,71 @@ def parse_pair(value: str | Sequence[float], name: str) -> tuple[float, float]:
     return a, b
 
 
-def median_image(
-    resampled: Sequence[ArrayLike],
-    weights: Sequence[ArrayLike] | None = None,
-    maskpt: float = 0.7,
-    rows_per_block: int = 256,
-) -> NDArray[np.float32]:
-    """Nan-median of exposures on a common grid, low-weight pixels excluded.
+#: Bytes of the member stack combined at a time when computing the median.
+MEDIAN_BLOCK_BYTES = 24 * 2**20
+
+
+def _nanmedian_first_axis(stack: np.ndarray) -> np.ndarray:
+    """Median over axis 0 ignoring NaN (NaN where all are NaN), sorting in place.
+
+    Same result as ``np.nanmedian(stack, axis=0)`` without its masked-array copies.
+    """
+    stack.sort(axis=0)  # NaN sorts last
+    n = np.isfinite(stack).sum(axis=0)
+    lo = np.clip((n - 1) // 2, 0, None)[None]
+    hi = np.clip(n // 2, 0, stack.shape[0] - 1)[None]
+    med = 0.5 * (np.take_along_axis(stack, lo, 0)[0] + np.take_along_axis(stack, hi, 0)[0])
+    med[n == 0] = np.nan
+    return med.astype(np.float32)
+
+
+def block_median(sources: Sequence[str | ArrayLike], shape: tuple[int, int] | None = None,
+                 block_bytes: int = MEDIAN_BLOCK_BYTES) -> NDArray[np.float32]:
+    """Nan-median of same-shape images, a block of rows at a time.
 
     Parameters
     ----------
-    resampled : sequence of array_like, each (ny, nx)
-        Exposures (or groups) resampled to the same grid; NaN = no data. May be memory maps.
-    weights : sequence of array_like, optional
-        Their weight maps; a pixel is used only where ``weight >= maskpt * mean weight``
-        (mean over the exposure's pixels with weight > 0).
-    maskpt : float
-        Weight threshold fraction.
-    rows_per_block : int
-        Rows combined at a time (bounds the temporary stack to N x rows x nx).
+    sources : sequence of str or array_like
+        Images on a common grid (NaN = no data), as arrays or float32 ``.npy`` file paths.
+        A file is memory-mapped only while its rows are copied, so neither the mapped pages
+        nor the stack (at most ``block_bytes``, plus numpy's working copy) grow with the
+        number of images.
+    shape : (int, int), optional
+        Their shape (default: that of the first).
+    block_bytes : int
+        Bytes of stack combined at a time.
 
     Returns
     -------
-    ndarray, float32
-        NaN where no exposure has data.
+    ndarray of float32
+        NaN where no image has data.
     """
-    if len(resampled) == 0:
-        raise StepInputError("median_image needs at least one exposure")
-    shape = np.shape(resampled[0])
-    thresholds = []
-    if weights is not None:
-        if len(weights) != len(resampled):
-            raise StepInputError("median_image: one weight map per exposure is needed")
-        for w in weights:
-            wa = np.asarray(w)
-            pos = wa[wa > 0]
-            thresholds.append(maskpt * pos.mean() if pos.size else np.inf)
-    out = np.empty(shape, dtype=np.float32)
-    for r0 in range(0, shape[0], rows_per_block):
-        r1 = min(r0 + rows_per_block, shape[0])
-        stack = np.stack([np.asarray(a)[r0:r1].astype(np.float32) for a in resampled])
-        if weights is not None:
-            for k, w in enumerate(weights):
-                stack[k][np.asarray(w)[r0:r1] < thresholds[k]] = np.nan
-        with np.errstate(all="ignore"):
-            import warnings
+    if len(sources) == 0:
+        raise StepInputError("block_median needs at least one image")
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out[r0:r1] = np.nanmedian(stack, axis=0)
+    def rows_of(src: str | ArrayLike, r0: int, r1: int) -> NDArray:
+        if isinstance(src, str):
+            mapped = np.load(src, mmap_mode="r")
+            try:
+                return np.array(mapped[r0:r1], dtype=np.float32)
+            finally:
+                del mapped
+        return np.asarray(src)[r0:r1]
+
+    if shape is None:
+        first = sources[0]
+        shape = np.load(first, mmap_mode="r").shape if isinstance(first, str) else \
+            np.shape(first)
+    ny, nx = int(shape[0]), int(shape[1])
+    rows = int(max(1, min(ny, block_bytes // max(1, len(sources) * nx * 4))))
+    out = np.empty((ny, nx), dtype=np.float32)
+    for r0 in range(0, ny, rows):
+        r1 = min(r0 + rows, ny)
+        stack = np.empty((len(sources), r1 - r0, nx), dtype=np.float32)
+        for k, src in enumerate(sources):
+            stack[k] = rows_of(src, r0, r1)
+        out[r0:r1] = _nanmedian_first_axis(stack)
+        del stack
     return out
 
 

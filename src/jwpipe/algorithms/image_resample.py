@@ -1,195 +1,61 @@
-"""Drizzle resampling (square kernel) with exact polygon-overlap weights.
+"""Drizzle resampling and blotting on the C kernels of STScI's ``drizzle`` package.
 
-Each input pixel's footprint, shrunk about its centre by ``pixfrac``, is mapped to the
-output grid as the quadrilateral of its four mapped corners (the mapping is taken as linear
-inside one pixel, as drizzle does). The overlap area of that quadrilateral with every output
-pixel it touches is computed exactly with Green's theorem: for an output pixel translated to
-the unit square, ``area = |sum over edges of integral clip(y(x), 0, 1) dx|`` with ``x``
-restricted to ``[0, 1]``; each edge integral is exact because the clipped edge is piecewise
-linear between at most two breakpoints. All (input pixel, candidate output pixel) pairs of a
-block of input rows are evaluated at once with numpy; no Python loop over pixels.
+:class:`DrizzleAccumulator` adds one exposure at a time into a :class:`drizzle.resample.Drizzle`
+(running weighted sums on the output grid), so N exposures need only one input exposure in
+memory at a time. Data are surface brightness (JWST ``_cal`` files are MJy/sr): an output
+pixel is the weighted mean of the input pixels overlapping it, weights ``a * w`` with ``a``
+the kernel overlap and ``w`` the input pixel weight (:func:`ivm_weights` = 1/VAR_RNOISE, or the
+exposure time). Variance arrays propagate as ``sum((a w)^2 var) / (sum a w)^2`` (drizzle's
+squared-weight images); ``ERR = sqrt(sum of the variance arrays)``. The context image has bit
+``k % 32`` of plane ``k // 32`` set where exposure ``k`` contributed.
 
-Data are treated as surface brightness (JWST ``_cal`` files are MJy/sr): an output pixel
-is the weighted mean of the input pixels overlapping it, weights ``a * w`` with ``a`` the
-overlap area and ``w`` the input pixel weight (``ivm`` = 1/VAR_RNOISE, or exposure time).
-So ``sum(out * out_pixel_area) == sum(in * in_pixel_area)`` where the output is fully
-covered (exact for ``pixfrac=1``). Variances propagate as
-``var_out = sum((a w)^2 var) / (sum a w)^2``; ``ERR = sqrt(sum of the variance arrays)``.
-
-Accumulation API: :class:`DrizzleAccumulator` adds one exposure at a time into running
-``sum(a w d)``, ``sum(a w)``, ``sum((a w)^2 var)``, count and context arrays, so N exposures
-need only one input exposure in memory at a time.
-
-WCS objects: anything with ``pixel_to_world_values(x, y)`` and ``world_to_pixel_values(ra,
-dec)`` in degrees and 0-based pixels (astropy ``WCS``, gwcs).
+Pixel maps come from :func:`jwpipe.algorithms.image_geometry.pixel_map`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from jwpipe.errors import StepInputError
 
+__all__ = [
+    "BLOT_INTERPOLATIONS",
+    "KERNELS",
+    "DrizzleAccumulator",
+    "ResampleResult",
+    "blot",
+    "drizzle_one",
+    "exposure_count",
+    "ivm_weights",
+]
 
-class PixelWorldMapping(Protocol):
-    """The two APE-14 methods the resampling code uses."""
-
-    def pixel_to_world_values(self, *pixel: Any) -> Any:  # pragma: no cover - protocol
-        """Map 0-based pixel coordinates to world (degrees)."""
-
-    def world_to_pixel_values(self, *world: Any) -> Any:  # pragma: no cover - protocol
-        """Map world coordinates (degrees) to 0-based pixels."""
-
-
-# ----------------------------------------------------------------------------- geometry
-
-
-def _edge_integral(x1: NDArray, y1: NDArray, x2: NDArray, y2: NDArray) -> NDArray:
-    """Signed integral of clip(y, 0, 1) dx along segments, with x restricted to [0, 1]."""
-    lo = np.clip(np.minimum(x1, x2), 0.0, 1.0)
-    hi = np.clip(np.maximum(x1, x2), 0.0, 1.0)
-    dx = x2 - x1
-    vertical = dx == 0
-    slope = np.where(vertical, 0.0, (y2 - y1) / np.where(vertical, 1.0, dx))
-    flat = slope == 0
-    safe = np.where(flat, 1.0, slope)
-    b0 = np.where(flat, lo, x1 - y1 / safe)
-    b1 = np.where(flat, lo, x1 + (1.0 - y1) / safe)
-    pts = np.sort(np.stack([lo, np.clip(b0, lo, hi), np.clip(b1, lo, hi), hi], axis=-1), axis=-1)
-    f = np.clip(y1[..., None] + slope[..., None] * (pts - x1[..., None]), 0.0, 1.0)
-    integral = (0.5 * (f[..., 1:] + f[..., :-1]) * np.diff(pts, axis=-1)).sum(axis=-1)
-    return np.where(vertical, 0.0, np.sign(dx) * integral)
+#: Drizzle kernels offered (``gaussian`` and ``lanczos3`` do not conserve flux).
+KERNELS = ("square", "point", "turbo", "gaussian", "lanczos3")
+#: Blot interpolations offered by drizzle's ``blot_image``.
+BLOT_INTERPOLATIONS = ("nearest", "linear", "poly3", "poly5", "lan3", "lan5")
+#: Half-width (pixels) of each blot interpolation's footprint, for NaN masking.
+_BLOT_REACH = {"nearest": 0, "linear": 1, "poly3": 2, "poly5": 3, "lan3": 3, "lan5": 5}
 
 
-def quad_unit_square_overlap(qx: NDArray, qy: NDArray) -> NDArray[np.float64]:
-    """Exact overlap area of quadrilaterals with the unit square ``[0,1] x [0,1]``.
-
-    Parameters
-    ----------
-    qx, qy : ndarray, shape (..., 4)
-        Vertices in order (either orientation).
-
-    Returns
-    -------
-    ndarray, shape (...)
-    """
-    x2 = np.roll(qx, -1, axis=-1)
-    y2 = np.roll(qy, -1, axis=-1)
-    return np.abs(_edge_integral(qx, qy, x2, y2).sum(axis=-1))
-
-
-# ----------------------------------------------------------------------------- grids
-
-
-def _sky_unit(ra: NDArray, dec: NDArray) -> NDArray:
-    r, d = np.radians(ra), np.radians(dec)
-    return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
-
-
-def pixel_scale_deg(wcs: PixelWorldMapping, shape: tuple[int, int]) -> float:
-    """Geometric-mean pixel scale (degrees) at the centre of an image of ``shape``."""
-    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
-    ra, dec = wcs.pixel_to_world_values(np.array([cx, cx + 1, cx]), np.array([cy, cy, cy + 1]))
-    u = _sky_unit(np.asarray(ra), np.asarray(dec))
-    ex = u[1] - u[0]
-    ey = u[2] - u[0]
-    return float(np.degrees(np.sqrt(np.linalg.norm(np.cross(ex, ey)))))
-
-
-def _footprint(wcs: PixelWorldMapping, shape: tuple[int, int], n: int = 9) -> NDArray:
-    ny, nx = shape
-    t = np.linspace(0.0, 1.0, n)
-    xs = np.concatenate([t * nx, np.full(n, nx), (1 - t) * nx, np.zeros(n)]) - 0.5
-    ys = np.concatenate([np.zeros(n), t * ny, np.full(n, ny), (1 - t) * ny]) - 0.5
-    ra, dec = wcs.pixel_to_world_values(xs, ys)
-    return np.stack([np.asarray(ra), np.asarray(dec)], axis=-1)
-
-
-def make_output_wcs(
-    wcs_list: list[PixelWorldMapping],
-    shapes: list[tuple[int, int]],
-    pixel_scale: float | None = None,
-    rotation: float = 0.0,
-    crval: tuple[float, float] | None = None,
-) -> tuple[Any, tuple[int, int]]:
-    """Tangent-plane output grid covering all inputs.
-
-    Parameters
-    ----------
-    wcs_list, shapes : list
-        Input WCSs and their (ny, nx) shapes.
-    pixel_scale : float, optional
-        Output pixel scale in degrees; default: the first input's scale at its centre.
-    rotation : float
-        Angle of the output +y axis east of north, degrees (0 = north up, east left).
-    crval : (ra, dec), optional
-        Tangent point, degrees; default: the mean direction of all footprints.
-
-    Returns
-    -------
-    wcs : astropy.wcs.WCS
-        TAN projection with ``pixel_shape`` set.
-    shape : (int, int)
-        Output (ny, nx).
-    """
-    from astropy.wcs import WCS
-
-    if not wcs_list or len(wcs_list) != len(shapes):
-        raise StepInputError("make_output_wcs needs one shape per input WCS (at least one)")
-    points = np.concatenate([_footprint(w, s) for w, s in zip(wcs_list, shapes, strict=True)])
-    if crval is None:
-        mean = _sky_unit(points[:, 0], points[:, 1]).mean(axis=0)
-        ra0 = float(np.degrees(np.arctan2(mean[1], mean[0])) % 360.0)
-        dec0 = float(np.degrees(np.arcsin(mean[2] / np.linalg.norm(mean))))
-    else:
-        ra0, dec0 = float(crval[0]), float(crval[1])
-    scale = pixel_scale_deg(wcs_list[0], shapes[0]) if pixel_scale is None else pixel_scale
-    th = np.radians(rotation)
-    out = WCS(naxis=2)
-    out.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    out.wcs.cunit = ["deg", "deg"]
-    out.wcs.crval = [ra0, dec0]
-    out.wcs.crpix = [1.0, 1.0]
-    out.wcs.cd = scale * np.array([[-np.cos(th), np.sin(th)], [np.sin(th), np.cos(th)]])
-    px, py = out.world_to_pixel_values(points[:, 0], points[:, 1])
-    nx = int(np.ceil(px.max() - px.min() - 1e-9))
-    ny = int(np.ceil(py.max() - py.min() - 1e-9))
-    out.wcs.crpix = [1.0 - 0.5 - px.min(), 1.0 - 0.5 - py.min()]
-    out.pixel_shape = (nx, ny)
-    return out, (ny, nx)
-
-
-def corner_map(
-    in_wcs: PixelWorldMapping, out_wcs: PixelWorldMapping, shape: tuple[int, int]
-) -> NDArray[np.float64]:
-    """Output-pixel coordinates of the corners of every input pixel.
-
-    Returns
-    -------
-    ndarray, shape (ny + 1, nx + 1, 2)
-        ``[..., 0]`` = x, ``[..., 1]`` = y; corner ``(j, i)`` is input point ``(i-0.5, j-0.5)``.
-    """
-    ny, nx = shape
-    yy, xx = np.mgrid[0 : ny + 1, 0 : nx + 1].astype(np.float64) - 0.5
-    ra, dec = in_wcs.pixel_to_world_values(xx, yy)
-    ox, oy = out_wcs.world_to_pixel_values(ra, dec)
-    return np.stack([np.asarray(ox, dtype=np.float64), np.asarray(oy, dtype=np.float64)], -1)
-
-
-def ivm_weights(var_rnoise: ArrayLike, bad: ArrayLike | None = None) -> NDArray[np.float64]:
+def ivm_weights(var_rnoise: ArrayLike, bad: ArrayLike | None = None) -> NDArray[np.float32]:
     """Inverse-variance weights ``1/VAR_RNOISE``; 0 for bad, non-finite or non-positive var."""
-    var = np.asarray(var_rnoise, dtype=np.float64)
+    var = np.asarray(var_rnoise, dtype=np.float32)
     ok = np.isfinite(var) & (var > 0)
     if bad is not None:
         ok &= ~np.asarray(bad, dtype=bool)
-    return np.where(ok, 1.0 / np.where(ok, var, 1.0), 0.0)
+    return np.where(ok, np.float32(1.0) / np.where(ok, var, np.float32(1.0)), np.float32(0.0))
 
 
-# ----------------------------------------------------------------------------- drizzle
+def exposure_count(con: ArrayLike) -> NDArray[np.int32]:
+    """Number of exposures that contributed to each pixel, from a context array."""
+    planes = np.asarray(con).astype(np.int64) & 0xFFFFFFFF
+    bits = np.unpackbits(planes.astype(">u4").view(np.uint8).reshape(*planes.shape, 4),
+                         axis=-1)
+    return bits.sum(axis=(0, -1)).astype(np.int32)
 
 
 @dataclass
@@ -198,17 +64,15 @@ class ResampleResult:
 
     Attributes
     ----------
-    sci : ndarray
+    sci : ndarray of float32
         Weighted mean (``fillval`` where nothing contributed).
-    err : ndarray
+    err : ndarray of float32
         ``sqrt`` of the summed propagated variances (NaN where nothing contributed).
-    wht : ndarray
+    wht : ndarray of float32
         Summed weights ``sum(a w)``.
-    variances : dict of str to ndarray
+    variances : dict of str to ndarray of float32
         Each propagated variance array.
-    count : ndarray of int32
-        Number of exposures contributing to each output pixel.
-    context : ndarray of uint32, shape (nplanes, ny, nx)
+    context : ndarray of int32, shape (nplanes, ny, nx)
         Bit ``k % 32`` of plane ``k // 32`` set if exposure ``k`` contributed.
     """
 
@@ -216,206 +80,188 @@ class ResampleResult:
     err: NDArray[np.float32]
     wht: NDArray[np.float32]
     variances: dict[str, NDArray[np.float32]]
-    count: NDArray[np.int32]
-    context: NDArray[np.uint32]
+    context: NDArray[np.int32]
+
+    @property
+    def count(self) -> NDArray[np.int32]:
+        """Number of exposures contributing to each output pixel."""
+        return exposure_count(self.context)
 
 
 @dataclass
 class DrizzleAccumulator:
-    """Running drizzle sums on an output grid of ``shape``; add exposures one at a time.
+    """Running drizzle sums on an output grid; add exposures one at a time.
 
     Parameters
     ----------
     shape : (int, int)
         Output (ny, nx).
-    rows_per_block : int
-        Input rows processed together (bounds temporary memory).
+    variance_keys : tuple of str
+        Names of the variance arrays every :meth:`add` propagates.
+    kernel : str
+        One of :data:`KERNELS`.
+    pixfrac : float
+        Linear shrink factor of the input pixel footprint, in (0, 1].
+    n_exposures : int
+        Expected number of exposures (sizes the context image; it grows if exceeded).
+    context : bool
+        Keep the context image.
     """
 
     shape: tuple[int, int]
-    rows_per_block: int = 64
-    _wd: NDArray[np.float64] = field(init=False, repr=False)
-    _w: NDArray[np.float64] = field(init=False, repr=False)
-    _var: dict[str, NDArray[np.float64]] = field(init=False, repr=False)
-    _count: NDArray[np.int32] = field(init=False, repr=False)
-    _context: list[NDArray[np.uint32]] = field(init=False, repr=False)
+    variance_keys: tuple[str, ...] = ()
+    kernel: str = "square"
+    pixfrac: float = 1.0
+    n_exposures: int = 1
+    context: bool = True
     n_added: int = field(init=False, default=0)
+    _driz: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        size = self.shape[0] * self.shape[1]
-        self._wd = np.zeros(size)
-        self._w = np.zeros(size)
-        self._var = {}
-        self._count = np.zeros(size, dtype=np.int32)
-        self._context = []
+        from drizzle.resample import Drizzle
+
+        if self.kernel not in KERNELS:
+            raise StepInputError(f"kernel must be one of {', '.join(KERNELS)}, "
+                                 f"got {self.kernel!r}")
+        if not 0.0 < self.pixfrac <= 1.0:
+            raise StepInputError(f"pixfrac must be in (0, 1], got {self.pixfrac}")
+        ny, nx = int(self.shape[0]), int(self.shape[1])
+        img2 = [np.zeros((ny, nx), dtype=np.float32) for _ in self.variance_keys]
+        self._driz = Drizzle(kernel=self.kernel, out_shape=(ny, nx), fillval=0.0,
+                             fillval2=0.0, out_img2=img2 or None,
+                             max_ctx_id=max(1, self.n_exposures) - 1,
+                             disable_ctx=not self.context)
 
     def add(
         self,
         data: ArrayLike,
-        corners: ArrayLike,
+        pixmap: ArrayLike,
         weight: ArrayLike | float = 1.0,
         variances: dict[str, ArrayLike] | None = None,
-        pixfrac: float = 1.0,
-        exposure_index: int | None = None,
+        pixel_scale_ratio: float = 1.0,
     ) -> None:
-        """Drizzle one exposure into the running sums.
+        """Drizzle one exposure into the running sums (it becomes context bit ``n_added``).
 
         Parameters
         ----------
         data : array_like, shape (ny, nx)
-            Input surface brightness; NaN pixels are skipped.
-        corners : array_like, shape (ny + 1, nx + 1, 2)
-            Output coordinates of the input pixel corners (:func:`corner_map`).
+            Input surface brightness; non-finite pixels get no weight.
+        pixmap : array_like, shape (ny, nx, 2)
+            Output-grid position of each input pixel centre
+            (:func:`jwpipe.algorithms.image_geometry.pixel_map`).
         weight : array_like or float
             Per-pixel weight (0 = skip), e.g. :func:`ivm_weights` or the exposure time.
         variances : dict of str to array_like, optional
-            Variance arrays to propagate (e.g. ``{"var_rnoise": ..., "var_poisson": ...}``);
-            every call must give the same keys.
-        pixfrac : float
-            Linear shrink factor of the input pixel footprint, in (0, 1].
-        exposure_index : int, optional
-            Bit to set in the context image (default: the number of exposures added so far).
+            The arrays named by ``variance_keys``; non-finite values get no weight.
+        pixel_scale_ratio : float
+            Output / input pixel scale (sizes the turbo, gaussian and lanczos kernels).
         """
-        img = np.asarray(data)
+        img = np.asarray(data, dtype=np.float32)
         if img.ndim != 2:
             raise StepInputError(f"resample input must be 2-D, got shape {img.shape}")
-        cg = np.asarray(corners, dtype=np.float64)
-        if cg.shape != (img.shape[0] + 1, img.shape[1] + 1, 2):
-            raise StepInputError(f"corner map shape {cg.shape} does not fit data shape {img.shape}")
-        if not 0.0 < pixfrac <= 1.0:
-            raise StepInputError(f"pixfrac must be in (0, 1], got {pixfrac}")
-        w_all = np.broadcast_to(np.asarray(weight, dtype=np.float64), img.shape)
+        pm = np.asarray(pixmap, dtype=np.float64)
+        if pm.shape != (*img.shape, 2):
+            raise StepInputError(f"pixel map shape {pm.shape} does not fit data shape "
+                                 f"{img.shape}")
         variances = variances or {}
-        if self.n_added and set(variances) != set(self._var):
-            raise StepInputError(
-                f"variance arrays {sorted(variances)} differ from earlier ones {sorted(self._var)}"
-            )
-        for key in variances:
-            self._var.setdefault(key, np.zeros_like(self._wd))
-        index = self.n_added if exposure_index is None else exposure_index
-        while len(self._context) <= index // 32:
-            self._context.append(np.zeros(self._wd.size, dtype=np.uint32))
-        touched_total = np.zeros(self._wd.size, dtype=bool)
-
-        ny_out, nx_out = self.shape
-        for r0 in range(0, img.shape[0], self.rows_per_block):
-            r1 = min(r0 + self.rows_per_block, img.shape[0])
-            d = img[r0:r1].astype(np.float64).ravel()
-            w = w_all[r0:r1].ravel()
-            use = np.isfinite(d) & (w > 0)
-            vblock = {
-                k: np.asarray(v)[r0:r1].astype(np.float64).ravel() for k, v in variances.items()
-            }
-            for v in vblock.values():
-                use &= np.isfinite(v)
-            block = cg[r0 : r1 + 1]
-            # quad vertices (counter-clockwise in input pixel space)
-            qx = np.stack(
-                [block[:-1, :-1, 0], block[:-1, 1:, 0], block[1:, 1:, 0], block[1:, :-1, 0]], -1
-            ).reshape(-1, 4)[use]
-            qy = np.stack(
-                [block[:-1, :-1, 1], block[:-1, 1:, 1], block[1:, 1:, 1], block[1:, :-1, 1]], -1
-            ).reshape(-1, 4)[use]
-            if not qx.size:
-                continue
-            if pixfrac != 1.0:
-                cx = qx.mean(axis=1, keepdims=True)
-                cy = qy.mean(axis=1, keepdims=True)
-                qx = cx + pixfrac * (qx - cx)
-                qy = cy + pixfrac * (qy - cy)
-            d, w = d[use], w[use]
-            vblock = {k: v[use] for k, v in vblock.items()}
-            ix0 = np.floor(qx.min(axis=1) + 0.5).astype(np.int64)
-            iy0 = np.floor(qy.min(axis=1) + 0.5).astype(np.int64)
-            kx = int((np.floor(qx.max(axis=1) + 0.5).astype(np.int64) - ix0).max()) + 1
-            ky = int((np.floor(qy.max(axis=1) + 0.5).astype(np.int64) - iy0).max()) + 1
-            ox = ix0[:, None] + np.tile(np.arange(kx), ky)[None, :]
-            oy = iy0[:, None] + np.repeat(np.arange(ky), kx)[None, :]
-            area = quad_unit_square_overlap(
-                qx[:, None, :] - (ox[:, :, None] - 0.5), qy[:, None, :] - (oy[:, :, None] - 0.5)
-            )
-            inside = (area > 0) & (ox >= 0) & (ox < nx_out) & (oy >= 0) & (oy < ny_out)
-            if not inside.any():
-                continue
-            src = np.nonzero(inside)[0]
-            flat = (oy * nx_out + ox)[inside]
-            aw = area[inside] * w[src]
-            lo = int(flat.min())
-            n = int(flat.max()) - lo + 1
-            rel = flat - lo
-            sl = slice(lo, lo + n)
-            self._wd[sl] += np.bincount(rel, aw * d[src], minlength=n)
-            self._w[sl] += np.bincount(rel, aw, minlength=n)
-            for key, v in vblock.items():
-                self._var[key][sl] += np.bincount(rel, aw * aw * v[src], minlength=n)
-            touched_total[flat] = True
-        self._count += touched_total
-        self._context[index // 32][touched_total] |= np.uint32(1 << (index % 32))
+        if set(variances) != set(self.variance_keys):
+            raise StepInputError(f"variance arrays {sorted(variances)} differ from the "
+                                 f"declared {sorted(self.variance_keys)}")
+        w = np.array(np.broadcast_to(np.asarray(weight, dtype=np.float32), img.shape))
+        good = np.isfinite(img) & np.isfinite(w) & (w > 0)
+        var = [np.asarray(variances[k], dtype=np.float32) for k in self.variance_keys]
+        for v in var:
+            good &= np.isfinite(v)
+        w[~good] = 0.0
+        # the C kernels skip zero-weight pixels, but NaN would still poison the sums; the
+        # pixel map is left alone (drizzle clips the input to the polygon of its edges)
+        img = np.where(good, img, np.float32(0.0))
+        var = [np.where(good, v, np.float32(0.0)) for v in var]
+        self._driz.add_image(img, exptime=1.0, pixmap=pm, data2=var or None, weight_map=w,
+                             pixfrac=self.pixfrac, in_units="cps", iscale=1.0,
+                             pixel_scale_ratio=pixel_scale_ratio)
         self.n_added += 1
 
     def finalize(self, fillval: float = np.nan) -> ResampleResult:
-        """Return the combined products (the running sums are left unchanged)."""
-        ny, nx = self.shape
-        covered = self._w > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sci = np.where(covered, self._wd / self._w, fillval)
-            var = {k: np.where(covered, v / self._w**2, np.nan) for k, v in self._var.items()}
-        if var:
-            err = np.sqrt(np.sum(list(var.values()), axis=0))
+        """Return the combined products (copies; the accumulator may go on)."""
+        wht = np.array(self._driz.out_wht, dtype=np.float32)
+        covered = wht > 0
+        sci = np.where(covered, self._driz.out_img, np.float32(fillval)).astype(np.float32)
+        variances = {k: np.where(covered, v, np.float32(np.nan)).astype(np.float32)
+                     for k, v in zip(self.variance_keys, self._driz.out_img2 or [], strict=False)}
+        if variances:
+            err = np.sqrt(np.sum(list(variances.values()), axis=0, dtype=np.float32))
         else:
-            err = np.full(sci.shape, np.nan)
-        ctx = np.stack(self._context) if self._context else np.zeros((1, ny * nx), np.uint32)
-        return ResampleResult(
-            sci=sci.reshape(ny, nx).astype(np.float32),
-            err=err.reshape(ny, nx).astype(np.float32),
-            wht=self._w.reshape(ny, nx).astype(np.float32),
-            variances={k: v.reshape(ny, nx).astype(np.float32) for k, v in var.items()},
-            count=self._count.reshape(ny, nx).copy(),
-            context=ctx.reshape(-1, ny, nx).copy(),
-        )
+            err = np.full(sci.shape, np.nan, dtype=np.float32)
+        if self.context:
+            ctx = np.array(self._driz.out_ctx, dtype=np.int32)
+        else:
+            ctx = covered.astype(np.int32)[None]
+        return ResampleResult(sci=sci, err=err.astype(np.float32), wht=wht,
+                              variances=variances, context=ctx)
 
 
 def drizzle_one(
     data: ArrayLike,
-    corners: ArrayLike,
+    pixmap: ArrayLike,
     out_shape: tuple[int, int],
     weight: ArrayLike | float = 1.0,
-    variances: dict[str, ArrayLike] | None = None,
     pixfrac: float = 1.0,
+    kernel: str = "square",
     fillval: float = np.nan,
+    pixel_scale_ratio: float = 1.0,
 ) -> ResampleResult:
-    """Resample a single exposure (the ``single=True`` / outlier-detection use)."""
-    acc = DrizzleAccumulator(out_shape)
-    acc.add(data, corners, weight, variances, pixfrac)
+    """Resample a single exposure (outlier detection's and skymatch's use); no variances."""
+    acc = DrizzleAccumulator(out_shape, kernel=kernel, pixfrac=pixfrac, context=False)
+    acc.add(data, pixmap, weight, pixel_scale_ratio=pixel_scale_ratio)
     return acc.finalize(fillval)
 
 
-def blot(image: ArrayLike, corners: ArrayLike) -> NDArray[np.float64]:
-    """Interpolate an output-grid image back onto an input frame (bilinear at pixel centres).
+def blot(image: ArrayLike, pixmap: ArrayLike, interp: str = "poly5") -> NDArray[np.float32]:
+    """Interpolate an output-grid image back onto an input frame (drizzle's ``blot_image``).
 
     Parameters
     ----------
     image : array_like, shape (ny_out, nx_out)
-        E.g. the median of the resampled exposures (NaN allowed).
-    corners : array_like, shape (ny + 1, nx + 1, 2)
-        The input frame's corner map; pixel centres are the means of their 4 corners.
+        E.g. the median of the resampled exposures (NaN = no data).
+    pixmap : array_like, shape (ny, nx, 2)
+        The input frame's pixel map onto the image's grid.
+    interp : str
+        One of :data:`BLOT_INTERPOLATIONS` (jwst uses ``poly5``: bilinear lowers the peaks
+        of undersampled stars enough for their cores to be flagged as outliers).
 
     Returns
     -------
-    ndarray, shape (ny, nx)
-        NaN where the centre falls outside the grid or next to a NaN.
+    ndarray of float32, shape (ny, nx)
+        NaN where the pixel centre falls outside the image or within the interpolation
+        footprint of a NaN.
     """
+    from drizzle.resample import blot_image
     from scipy import ndimage
 
-    cg = np.asarray(corners, dtype=np.float64)
-    centre = 0.25 * (cg[:-1, :-1] + cg[:-1, 1:] + cg[1:, 1:] + cg[1:, :-1])
-    img = np.asarray(image, dtype=np.float64)
+    if interp not in BLOT_INTERPOLATIONS:
+        raise StepInputError(f"blot interpolation must be one of "
+                             f"{', '.join(BLOT_INTERPOLATIONS)}, got {interp!r}")
+    img = np.asarray(image, dtype=np.float32)
+    pm = np.asarray(pixmap, dtype=np.float64)
+    if img.ndim != 2 or pm.ndim != 3 or pm.shape[-1] != 2:
+        raise StepInputError(f"blot needs a 2-D image and a (ny, nx, 2) pixel map, got "
+                             f"{img.shape} and {pm.shape}")
     nan = ~np.isfinite(img)
-    values = ndimage.map_coordinates(
-        np.where(nan, 0.0, img), [centre[..., 1], centre[..., 0]], order=1, cval=np.nan
-    )
-    near_nan = ndimage.map_coordinates(
-        nan.astype(np.float64), [centre[..., 1], centre[..., 0]], order=1, cval=1.0
-    )
-    values[near_nan > 0] = np.nan
+    fill = float(np.median(img[~nan])) if (~nan).any() else 0.0
+    values = blot_image(np.where(nan, np.float32(fill), img), pm, iscale=1.0,
+                        fillval=np.nan, interp=interp)
+    values = np.asarray(values, dtype=np.float32)
+    reach = _BLOT_REACH[interp]
+    if nan.any():
+        grown = ndimage.binary_dilation(nan, iterations=reach) if reach else nan
+        inside = np.isfinite(pm).all(axis=-1)
+        ix = np.clip(np.rint(np.where(inside, pm[..., 0], 0)), 0, img.shape[1] - 1)
+        iy = np.clip(np.rint(np.where(inside, pm[..., 1], 0)), 0, img.shape[0] - 1)
+        values[grown[iy.astype(np.intp), ix.astype(np.intp)]] = np.nan
+    # outside the image: drizzle leaves fillval; be explicit for partially covered maps
+    ny, nx = img.shape
+    outside = ~((pm[..., 0] > -0.5) & (pm[..., 0] < nx - 0.5)
+                & (pm[..., 1] > -0.5) & (pm[..., 1] < ny - 0.5))
+    values[outside] = np.nan
     return values

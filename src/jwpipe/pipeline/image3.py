@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from jwpipe.atomic import atomic_path
-from jwpipe.steps._image_common import check_members, label, load_members, product_name
+from jwpipe.steps._image_common import label
+from jwpipe.steps._members import check_members, load_members, product_name
 from jwpipe.steps.outlier_detection import OutlierDetectionStep
 from jwpipe.steps.resample import ResampleStep
 from jwpipe.steps.skymatch import SkyMatchStep
@@ -110,10 +110,5 @@ class Image3Pipeline(Pipeline):
             del model
 
     def _save_catalog(self, table: Any) -> None:
-        path = self.make_output_path(suffix="cat", ext=".ecsv")
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        with atomic_path(path) as tmp:
-            table.write(tmp, format="ascii.ecsv", overwrite=True)
-        self.log.info("Saved catalogue in %s", path)
+        self.source_catalog.save_catalog(table, self.make_output_path(suffix="cat",
+                                                                      ext=".ecsv"))

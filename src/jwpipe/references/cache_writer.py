@@ -59,6 +59,8 @@ PARKEYS: dict[str, tuple[str, ...]] = {
     "flat": ("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL"),
     "photom": ("DETECTOR", "EXP_TYPE"),
     "area": ("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL"),
+    "apcorr": ("EXP_TYPE",),
+    "abvegaoffset": ("EXP_TYPE",),
 }
 
 _FITS_TO_META = {

@@ -46,6 +46,7 @@ from jwpipe.simulate.reffiles import (
     NOT_APPLICABLE_TYPES,
     PHOTMJSR,
     pixel_area_sr,
+    write_photometry_references,
     write_reference_files,
 )
 from jwpipe.simulate.scene import make_catalog, render_scene
@@ -213,6 +214,11 @@ def simulate_field(
         for path in written.values():
             rule = rule_from_file(path)[1]
             rules.setdefault(rule.reftype, []).append(rule)
+    photometry = write_photometry_references(reference_dir(store, "NIRCAM"), cfg,
+                                             counter=1 + 10 * len(dets))
+    for path in photometry.values():
+        rule = rule_from_file(path)[1]
+        rules.setdefault(rule.reftype, []).append(rule)
     context = write_context(store, {"NIRCAM": rules}, derived_from="jwpipe simulation")
     timings["references"] = time.perf_counter() - tick
 

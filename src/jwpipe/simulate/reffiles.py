@@ -16,7 +16,8 @@ from jwpipe.simulate._io import write_fits_atomic
 from jwpipe.simulate.config import ARCSEC_PER_PIXEL, DETECTORS, SimulationConfig
 from jwpipe.simulate.detector import DQ, DetectorProperties
 
-__all__ = ["NOT_APPLICABLE_TYPES", "PHOTMJSR", "pixel_area_sr", "write_reference_files"]
+__all__ = ["NOT_APPLICABLE_TYPES", "PHOTMJSR", "measured_encircled_energy", "pixel_area_sr",
+           "write_photometry_references", "write_reference_files"]
 
 #: Illustrative MJy/sr per DN/s for the short-wavelength filters (CLEAR pupil).
 PHOTMJSR: dict[str, float] = {
@@ -179,4 +180,89 @@ def write_reference_files(
         primary = _primary(cfg, detector, reftype, **extra.get(reftype, {}))
         write_fits_atomic(fits.HDUList([primary, *hdus[reftype]]), path)
         paths[reftype] = path
+    return paths
+
+
+#: Encircled-energy levels written to the simulator's APCORR reference (fractions).
+APCORR_EEFRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Illustrative AB - Vega offsets (mag) of the simulated filters.
+ABVEGA_OFFSET = 1.0
+
+
+def measured_encircled_energy(cfg: SimulationConfig, radius: np.ndarray) -> np.ndarray:
+    """Fraction of a simulated star's flux that circular-aperture photometry on the default
+    mosaic finds within ``radius`` (native pixels), averaged over sub-pixel phases.
+
+    The simulator's PSF is a Gaussian of FWHM ``cfg.psf_fwhm`` integrated over the detector
+    pixel; drizzling (square kernel, pixfrac 1, native scale) spreads it over the input pixel
+    footprint, the output pixel averages it, and exact-overlap apertures treat pixels as
+    uniform. Averaged over phases each of the four is a convolution with a unit box, so the
+    profile is a Gaussian convolved with four unit boxes along each axis, integrated here
+    numerically over the disc.
+    """
+    sigma = cfg.psf_fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    h = 0.01
+    half = 6.0 * sigma + 3.0
+    t = np.arange(-half, half + h / 2, h)
+    profile = np.exp(-0.5 * (t / sigma) ** 2)
+    box = np.ones(round(1.0 / h))
+    for _ in range(4):
+        profile = np.convolve(profile, box, mode="same")
+    profile /= profile.sum()
+    rr = np.hypot(t[:, None], t[None, :])
+    weights = profile[:, None] * profile[None, :]
+    order = np.argsort(rr, axis=None)
+    cum = np.cumsum(weights.ravel()[order])
+    return np.interp(np.asarray(radius, dtype=np.float64), rr.ravel()[order], cum)
+
+
+def write_photometry_references(directory: Path, cfg: SimulationConfig, counter: int
+                                ) -> dict[str, Path]:
+    """Write APCORR (FITS) and ABVEGAOFFSET (ASDF) references for the source catalogue.
+
+    APCORR rows are exact for the simulated PSF as measured on the default mosaic
+    (:func:`measured_encircled_energy`): the radius enclosing ``eefraction``,
+    ``apcorr = 1 / eefraction``, and a background annulus well outside the PSF. Files:
+    ``jwst_nircam_apcorr_<NNNN>.fits`` and ``jwst_nircam_abvegaoffset_<NNNN>.asdf``.
+    """
+    import asdf
+    from astropy.table import Table
+
+    ee = np.array(APCORR_EEFRACTIONS)
+    n = ee.size
+    grid = np.linspace(0.05, 4.0 * cfg.psf_fwhm, 2000)
+    radius = np.interp(ee, measured_encircled_energy(cfg, grid), grid)
+    skyin, skyout = np.ceil(4.0 * cfg.psf_fwhm), np.ceil(6.0 * cfg.psf_fwhm)
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column("filter", "12A", array=np.array([cfg.filter] * n)),
+         fits.Column("pupil", "15A", array=np.array([cfg.pupil] * n)),
+         fits.Column("eefraction", "E", array=ee.astype(np.float32)),
+         fits.Column("radius", "E", array=radius.astype(np.float32)),
+         fits.Column("apcorr", "E", array=(1.0 / ee).astype(np.float32)),
+         fits.Column("skyin", "E", array=np.full(n, skyin, np.float32)),
+         fits.Column("skyout", "E", array=np.full(n, skyout, np.float32))],
+        name="APCORR")
+    h = fits.Header()
+    for key, value in (("DATE", cfg.useafter), ("REFTYPE", "APCORR"),
+                       ("DESCRIP", "Aperture corrections of the simulated PSF"),
+                       ("AUTHOR", "jwpipe.simulate"), ("USEAFTER", cfg.useafter),
+                       ("PEDIGREE", "SIMULATION"), ("TELESCOP", "JWST"), ("INSTRUME", "NIRCAM"),
+                       ("EXP_TYPE", "NRC_IMAGE"), ("FILETYPE", "APCORR"),
+                       ("DATAMODL", "NrcImgApcorrModel")):
+        h[key] = value
+    paths = {"apcorr": directory / f"jwst_nircam_apcorr_{counter:04d}.fits",
+             "abvegaoffset": directory / f"jwst_nircam_abvegaoffset_{counter + 1:04d}.asdf"}
+    write_fits_atomic(fits.HDUList([fits.PrimaryHDU(header=h), table]), paths["apcorr"])
+    filters = sorted(set(PHOTMJSR) | {cfg.filter})
+    tree = {
+        "meta": {"reftype": "ABVEGAOFFSET", "useafter": cfg.useafter, "author": "jwpipe.simulate",
+                 "pedigree": "SIMULATION", "telescope": "JWST", "model_type": "ABVegaOffsetModel",
+                 "description": "AB - Vega offsets (jwpipe simulation)",
+                 "instrument": {"name": "NIRCAM"}, "exposure": {"type": "NRC_IMAGE"}},
+        "abvega_offset": Table({"filter": filters, "pupil": [cfg.pupil] * len(filters),
+                                "abvega_offset": [ABVEGA_OFFSET] * len(filters)}),
+    }
+    tmp = paths["abvegaoffset"].with_name(paths["abvegaoffset"].name + ".part")
+    asdf.AsdfFile(tree).write_to(tmp)
+    tmp.replace(paths["abvegaoffset"])
     return paths

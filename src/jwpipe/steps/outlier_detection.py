@@ -1,13 +1,14 @@
 """``OutlierDetectionStep``: flag pixels that disagree with the other exposures (jwst
 ``outlier_detection``, imaging mode).
 
-1. Every member is drizzled alone onto the common output grid (sky level measured by
-   skymatch but not subtracted is removed first); each resampled image and its weight map go
-   to a temporary ``.npy`` file, so memory holds one member plus the grid.
+1. Every member is drizzled alone onto the common output grid with drizzle's C kernels (sky
+   level measured by skymatch but not subtracted is removed first); each resampled image
+   goes to a temporary ``.npy`` file, so memory holds one member plus the grid.
 2. The median image: nan-median across members, ignoring resampled pixels whose weight is
    below ``maskpt`` times the member's sigma-clipped mean weight; computed a block of rows at
    a time from those files (at most 24 MB of stack, files mapped only while read).
-3. The median is blotted back to each member's frame (cubic spline, plus its sky level) and
+3. The median is blotted back to each member's frame (drizzle's ``blot_image``, 5th-order
+   polynomial as in jwst, plus the member's sky level) and
    :func:`jwpipe.algorithms.image_outliers.flag_outliers` applies the two thresholds
    (``snr``, ``scale``) with the member's ERR; flagged pixels get DQ DO_NOT_USE|OUTLIER and
    NaN in SCI, ERR and the variances.
@@ -24,25 +25,28 @@ from typing import Any
 
 import numpy as np
 
+from jwpipe.algorithms.image_geometry import isolated_footprints, pixel_map, pixel_scale_deg
 from jwpipe.algorithms.image_outliers import (
+    block_median,
     flag_outliers,
     parse_pair,
     weight_threshold_mask,
 )
-from jwpipe.algorithms.image_resample import corner_map, drizzle_one
+from jwpipe.algorithms.image_resample import blot, drizzle_one
 from jwpipe.datamodels import dqflags
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
-    Workspace,
     bad_pixel_mask,
-    check_members,
-    footprints_overlap,
     label,
-    load_members,
-    map_members,
     member_weight,
     output_grid,
     sky_offset,
+)
+from jwpipe.steps._members import (
+    Workspace,
+    check_members,
+    load_members,
+    map_members,
     workspace_dir,
 )
 from jwpipe.stpipe import Step
@@ -51,69 +55,6 @@ from jwpipe.stpipe.outputs import Output
 __all__ = ["OutlierDetectionStep"]
 
 _FLAG = np.uint32(dqflags.pixel["DO_NOT_USE"] | dqflags.pixel["OUTLIER"])
-#: Bytes of the member stack combined at a time when computing the median.
-MEDIAN_BLOCK_BYTES = 24 * 2**20
-
-
-def _nanmedian_first_axis(stack: np.ndarray) -> np.ndarray:
-    """Median over axis 0 ignoring NaN (NaN where all are NaN), sorting in place.
-
-    Same result as ``np.nanmedian(stack, axis=0)`` without its masked-array copies.
-    """
-    stack.sort(axis=0)  # NaN sorts last
-    n = np.isfinite(stack).sum(axis=0)
-    lo = np.clip((n - 1) // 2, 0, None)[None]
-    hi = np.clip(n // 2, 0, stack.shape[0] - 1)[None]
-    med = 0.5 * (np.take_along_axis(stack, lo, 0)[0] + np.take_along_axis(stack, hi, 0)[0])
-    med[n == 0] = np.nan
-    return med.astype(np.float32)
-
-
-def block_median(files: list[str], shape: tuple[int, int],
-                 block_bytes: int = MEDIAN_BLOCK_BYTES) -> np.ndarray:
-    """Nan-median of same-shape float32 ``.npy`` files, a block of rows at a time.
-
-    Each file is memory-mapped only while its rows are copied, so neither the mapped pages
-    nor the stack (at most ``block_bytes``, plus numpy's working copy) grow with the number
-    of files.
-    """
-
-    ny, nx = shape
-    rows = int(max(1, min(ny, block_bytes // max(1, len(files) * nx * 4))))
-    out = np.empty(shape, dtype=np.float32)
-    for r0 in range(0, ny, rows):
-        r1 = min(r0 + rows, ny)
-        stack = np.empty((len(files), r1 - r0, nx), dtype=np.float32)
-        for k, path in enumerate(files):
-            mapped = np.load(path, mmap_mode="r")
-            stack[k] = mapped[r0:r1]
-            del mapped
-        out[r0:r1] = _nanmedian_first_axis(stack)
-        del stack
-    return out
-
-
-def blot_cubic(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """The median image interpolated at an input frame's pixel centres (cubic spline).
-
-    Bilinear blotting lowers the peaks of undersampled stars enough for their cores to be
-    flagged as outliers; jwst blots with a 5th-order polynomial for the same reason. NaN
-    (no data) is filled with the image median for the spline and put back as NaN wherever
-    the interpolation touched it.
-    """
-    from scipy import ndimage
-
-    cg = np.asarray(corners, dtype=np.float64)
-    centre = 0.25 * (cg[:-1, :-1] + cg[:-1, 1:] + cg[1:, 1:] + cg[1:, :-1])
-    img = np.asarray(image, dtype=np.float64)
-    nan = ~np.isfinite(img)
-    fill = float(np.median(img[~nan])) if (~nan).any() else 0.0
-    coords = [centre[..., 1], centre[..., 0]]
-    values = ndimage.map_coordinates(np.where(nan, fill, img), coords, order=3, cval=np.nan,
-                                     mode="constant")
-    near_nan = ndimage.map_coordinates(nan.astype(np.float64), coords, order=1, cval=1.0)
-    values[near_nan > 0] = np.nan
-    return values
 
 
 class OutlierDetectionStep(Step):
@@ -123,7 +64,7 @@ class OutlierDetectionStep(Step):
     spec = """
     weight_type = option('ivm', 'exptime', None, default='ivm')  # Drizzle weighting
     pixfrac = float(default=1.0)  # Drizzle pixel shrink factor
-    kernel = option('square', default='square')  # Drizzle kernel (only square)
+    kernel = option('square', 'point', 'turbo', 'gaussian', 'lanczos3', default='square')
     fillval = string(default='NAN')  # Value of output pixels without data
     maskpt = float(default=0.7)  # Resampled pixels below maskpt x mean weight are ignored
     snr = string(default='5.0 4.0')  # The two S/N thresholds
@@ -152,7 +93,8 @@ class OutlierDetectionStep(Step):
         if not self.resample_data:
             return self._direct(container, shapes)
         grid, gshape = output_grid(wcss, shapes)
-        lonely = footprints_overlap(wcss, shapes, grid)
+        ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
+        lonely = isolated_footprints(wcss, shapes, grid)
         if lonely:
             self.log.warning("member(s) %s overlap no other member: their outliers cannot be "
                              "found", ", ".join(str(container.paths[k]) for k in lonely))
@@ -162,9 +104,10 @@ class OutlierDetectionStep(Step):
             model = container[i]
             bad = self._bad(model)
             data = np.asarray(model.data, dtype=np.float32) - np.float32(sky_offset(model))
-            res = drizzle_one(data, corner_map(wcss[i], grid, data.shape), gshape,
+            res = drizzle_one(data, pixel_map(wcss[i], grid, data.shape), gshape,
                               weight=member_weight(model, self.weight_type, bad),
-                              pixfrac=self.pixfrac)
+                              pixfrac=self.pixfrac, kernel=self.kernel,
+                              pixel_scale_ratio=ratio)
             # resampled pixels of low weight (edges, bad pixels) do not enter the median
             low = weight_threshold_mask(res.wht, self.maskpt) if (res.wht > 0).any() \
                 else np.ones(gshape, dtype=bool)
@@ -180,7 +123,7 @@ class OutlierDetectionStep(Step):
 
         def flag(i: int, model: Any) -> None:
             level = sky_offset(model)
-            blotted = blot_cubic(median, corner_map(wcss[i], grid, model.data.shape)) + level
+            blotted = blot(median, pixel_map(wcss[i], grid, model.data.shape)) + level
             outliers = flag_outliers(model.data, model.err, blotted, self.snr, self.scale,
                                      self.backg)
             outliers &= ~self._bad(model)

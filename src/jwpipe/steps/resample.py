@@ -4,10 +4,13 @@ The output grid is a tangent plane covering every member: pixel scale ``pixel_sc
 (arcsec) or the first member's scale times ``pixel_scale_ratio``; +y axis at ``rotation``
 degrees east of north (default: the first member's orientation); optional ``crval`` and
 ``output_shape`` (nx, ny). Members are added one at a time
-(:class:`jwpipe.algorithms.image_resample.DrizzleAccumulator`: exact polygon overlaps, square
-kernel shrunk by ``pixfrac``), weighted by ``weight_type`` (``ivm`` = 1/VAR_RNOISE,
-``exptime``, or None = 1); pixels with DO_NOT_USE, NON_SCIENCE or REFERENCE_PIXEL get no
-weight, and a sky level measured by skymatch but not subtracted is removed first.
+(:class:`jwpipe.algorithms.image_resample.DrizzleAccumulator`, the C kernels of STScI's
+``drizzle`` package: ``square``, ``point``, ``turbo``, ``gaussian``, ``lanczos3``, shrunk by
+``pixfrac``), through pixel maps interpolated from a coarse grid to better than 0.01 pixel
+(:func:`jwpipe.algorithms.image_geometry.pixel_map`), weighted by ``weight_type`` (``ivm`` =
+1/VAR_RNOISE, ``exptime``, or None = 1); pixels with DO_NOT_USE, NON_SCIENCE or
+REFERENCE_PIXEL get no weight, and a sky level measured by skymatch but not subtracted is
+removed first.
 
 Output (``_i2d``): SCI (weighted mean surface brightness; ``fillval`` where nothing
 contributed), ERR (``sqrt`` of the resampled variances), WHT (summed weights), CON (context:
@@ -23,36 +26,24 @@ from typing import Any
 
 import numpy as np
 
-from jwpipe.algorithms.image_resample import (
-    DrizzleAccumulator,
-    corner_map,
-    pixel_scale_deg,
-)
+from jwpipe.algorithms.image_geometry import pixel_map, pixel_scale_deg
+from jwpipe.algorithms.image_resample import DrizzleAccumulator, exposure_count
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
     bad_pixel_mask,
-    check_members,
     label,
-    load_members,
     member_weight,
     output_grid,
     set_model_wcs,
     sky_offset,
 )
+from jwpipe.steps._members import check_members, load_members
 from jwpipe.stpipe import Step
 from jwpipe.stpipe.outputs import Output
 
 __all__ = ["ResampleStep", "exposure_count"]
 
 _VARIANCES = ("var_rnoise", "var_poisson", "var_flat")
-
-
-def exposure_count(con: np.ndarray) -> np.ndarray:
-    """Number of exposures that contributed to each pixel, from a CON context array."""
-    planes = np.asarray(con).astype(np.int64) & 0xFFFFFFFF
-    bits = np.unpackbits(planes.astype(">u4").view(np.uint8).reshape(*planes.shape, 4),
-                         axis=-1)
-    return bits.sum(axis=(0, -1)).astype(np.int32)
 
 
 def _fillval(text: str) -> float:
@@ -70,7 +61,7 @@ class ResampleStep(Step):
     class_alias = "resample"
     spec = """
     pixfrac = float(default=1.0)  # Drizzle pixel shrink factor, in (0, 1]
-    kernel = option('square', default='square')  # Drizzle kernel (only square)
+    kernel = option('square', 'point', 'turbo', 'gaussian', 'lanczos3', default='square')
     fillval = string(default='NAN')  # Value of output pixels without data
     weight_type = option('ivm', 'exptime', None, default='ivm')  # Input weighting
     output_shape = int_list(min=2, max=2, default=None)  # Output (nx, ny)
@@ -98,7 +89,9 @@ class ResampleStep(Step):
             crval=tuple(self.crval) if self.crval else None,
             output_shape=tuple(self.output_shape) if self.output_shape else None)
         self.log.info("Output grid %d x %d pixels", gshape[1], gshape[0])
-        acc = DrizzleAccumulator(gshape)
+        ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
+        acc = DrizzleAccumulator(gshape, _VARIANCES, kernel=self.kernel, pixfrac=self.pixfrac,
+                                 n_exposures=len(container))
         names = []
         for i in range(len(container)):
             model = container[i]
@@ -107,8 +100,8 @@ class ResampleStep(Step):
                 model.dq, good_bits=self.good_bits) | ~np.isfinite(data)
             weight = member_weight(model, self.weight_type, bad)
             variances = {k: getattr(model, k) for k in _VARIANCES}
-            acc.add(data - np.float32(sky_offset(model)), corner_map(wcss[i], grid, data.shape),
-                    weight, variances, pixfrac=self.pixfrac, exposure_index=i)
+            acc.add(data - np.float32(sky_offset(model)), pixel_map(wcss[i], grid, data.shape),
+                    weight, variances, pixel_scale_ratio=ratio)
             names.append(label(model))
             if i == 0:
                 out = self._output_shell(model)
@@ -118,12 +111,11 @@ class ResampleStep(Step):
         out.data = res.sci
         out.err = res.err
         out.wht = res.wht
-        out.con = res.context.view(np.int32)
+        out.con = res.context
         for key in _VARIANCES:
             setattr(out, key, res.variances[key])
         out.dq = np.where(res.wht > 0, 0, dqflags.pixel["DO_NOT_USE"]).astype(np.uint32)
         set_model_wcs(out, grid)
-        ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
         ph = out.meta.photometry
         if ph.pixelarea_steradians is not None:
             ph.pixelarea_steradians = float(ph.pixelarea_steradians) * ratio**2

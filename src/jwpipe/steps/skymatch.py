@@ -16,18 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from jwpipe.algorithms.image_resample import corner_map, drizzle_one
+from jwpipe.algorithms.image_geometry import pixel_map
+from jwpipe.algorithms.image_resample import drizzle_one
 from jwpipe.algorithms.image_skymatch import match_sky
 from jwpipe.datamodels import dqflags
 from jwpipe.errors import StepInputError
-from jwpipe.steps._image_common import (
-    bad_pixel_mask,
-    check_members,
-    label,
-    load_members,
-    map_members,
-    output_grid,
-)
+from jwpipe.steps._image_common import bad_pixel_mask, label, output_grid
+from jwpipe.steps._members import check_members, load_members, map_members
 from jwpipe.stpipe import Step
 
 __all__ = ["SkyMatchStep"]
@@ -71,10 +66,10 @@ class SkyMatchStep(Step):
                 bad |= data > self.upper
             if bad.all():
                 raise StepInputError(f"{self.qualified_name}: {label(model)} has no good pixels")
-            corners = corner_map(wcss[i], grid, data.shape)
-            res = drizzle_one(data, corners, gshape, weight=(~bad).astype(np.float32))
+            pixmap = pixel_map(wcss[i], grid, data.shape)
+            res = drizzle_one(data, pixmap, gshape, weight=(~bad).astype(np.float32))
             coarse.append(res.sci)
-            del model, data, corners, res
+            del model, data, pixmap, res
         try:
             levels = match_sky(coarse, skymethod=self.skymethod, skystat=self.skystat,
                                nclip=self.nclip, lsigma=self.lsigma, usigma=self.usigma,

@@ -1,8 +1,11 @@
 """``TweakRegStep``: joint relative (and optional absolute) alignment of exposures.
 
-1. Sources are detected in every member (Gaussian matched filter, :mod:`image_sources`);
-   the ``brightest`` unflagged ones are kept and projected with the member's current WCS
-   onto one tangent plane (arcsec about the mean reference point of all members).
+1. Sources are detected in every member with the source catalogue's photutils detection
+   (:func:`jwpipe.algorithms.image_catalog.find_sources`: Background2D, matched filter,
+   segmentation, windowed centroids; no deblending, which alignment does not need); the
+   ``brightest`` ones not touching a bad pixel or the edge are kept and projected with the
+   member's current WCS onto one tangent plane (arcsec about the mean reference point of all
+   members).
 2. Members of one exposure (same ``group_id``: all detectors of an exposure) are pooled and
    aligned as one rigid unit.
 3. :func:`jwpipe.algorithms.image_align.align_catalogs` matches every pair of
@@ -28,19 +31,12 @@ from typing import Any
 import numpy as np
 
 from jwpipe.algorithms.image_align import AlignmentError, align_catalogs, tangent_plane
-from jwpipe.algorithms.image_sources import background_mesh, detect_sources
+from jwpipe.algorithms.image_catalog import find_sources
+from jwpipe.algorithms.image_geometry import boxes_overlap, sky_footprint
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
-from jwpipe.steps._image_common import (
-    bad_pixel_mask,
-    check_members,
-    group_ids,
-    load_members,
-    map_members,
-    model_wcs,
-    rotate_shift_wcs,
-    set_model_wcs,
-)
+from jwpipe.steps._image_common import bad_pixel_mask, model_wcs, rotate_shift_wcs, set_model_wcs
+from jwpipe.steps._members import check_members, group_ids, load_members, map_members
 from jwpipe.stpipe import Step
 
 __all__ = ["TweakRegStep", "detect_member_sources", "read_reference_catalog"]
@@ -49,21 +45,25 @@ __all__ = ["TweakRegStep", "detect_member_sources", "read_reference_catalog"]
 def detect_member_sources(model: Any, kernel_fwhm: float, snr_threshold: float,
                           bkg_boxsize: int, brightest: int, peakmax: float | None,
                           npixels: int = 5) -> np.ndarray:
-    """Unflagged sources of one image, brightest first (``SOURCE_DTYPE`` rows)."""
+    """Untruncated sources of one image, brightest first (``find_sources`` rows)."""
     data = np.asarray(model.data, dtype=np.float32)
     bad = bad_pixel_mask(model.dq, data.shape) | ~np.isfinite(data)
     err = np.asarray(model.err, dtype=np.float32)
-    if bad.all():
-        return np.zeros(0, dtype=[("x", float), ("y", float), ("flux", float)])
-    box = int(max(16, min(bkg_boxsize, max(data.shape))))
-    bkg, _ = background_mesh(data, bad, box_size=box)
-    use_err = err if np.isfinite(err[~bad]).any() and (err[~bad] > 0).any() else None
-    src = detect_sources(data, bad, fwhm=kernel_fwhm, snr_threshold=snr_threshold,
-                         npixels=npixels, background=bkg, error=use_err)
-    src = src[src["flags"] == 0]
+    usable = np.isfinite(err[~bad]).any() and (err[~bad] > 0).any()
+    # no deblending: alignment needs the brightest isolated sources only, and deblending
+    # thousands of segments of a full frame costs more than the rest of the step
+    src = find_sources(data, bad, err if usable else None, kernel_fwhm=kernel_fwhm,
+                       snr_threshold=snr_threshold, npixels=npixels,
+                       box_size=int(max(16, min(bkg_boxsize, max(data.shape)))), deblend=False,
+                       brightest=2 * brightest + 50)  # room for the truncated ones dropped
+    src = src[~src["truncated"]]
     if peakmax is not None:
         src = src[src["peak"] <= peakmax]
     return src[:brightest]
+
+
+_RA_NAMES = ("ra", "ra_deg", "ra_icrs", "raj2000")
+_DEC_NAMES = ("dec", "dec_deg", "de_icrs", "dej2000", "decj2000")
 
 
 def read_reference_catalog(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +77,9 @@ def read_reference_catalog(path: str) -> tuple[np.ndarray, np.ndarray]:
     except Exception as exc:  # astropy raises many types for unreadable tables
         raise StepInputError(f"abs_refcat {path}: cannot read the table ({exc})") from None
     names = {n.lower(): n for n in table.colnames}
-    ra = names.get("ra") or names.get("ra_deg")
-    dec = names.get("dec") or names.get("dec_deg")
+    # Gaia archive (ra, dec), VizieR Gaia DR3 (RA_ICRS, DE_ICRS), J2000 catalogues
+    ra = next((names[k] for k in _RA_NAMES if k in names), None)
+    dec = next((names[k] for k in _DEC_NAMES if k in names), None)
     if ra is None or dec is None:
         raise StepInputError(f"abs_refcat {path} needs RA and DEC columns (degrees), has "
                              f"{', '.join(table.colnames)}")
@@ -215,22 +216,13 @@ def _overlapping_groups(wcss: list[Any], groups: list[str], names: list[str],
     """Pairs of groups whose footprints (tangent-plane boxes, arcsec) overlap."""
     boxes = {name: [np.inf, -np.inf, np.inf, -np.inf] for name in names}
     for wcs, g in zip(wcss, groups, strict=True):
-        nx, ny = wcs.pixel_shape
-        ra, dec = wcs.all_pix2world([-0.5, nx - 0.5, nx - 0.5, -0.5],
-                                    [-0.5, -0.5, ny - 0.5, ny - 0.5], 0)
-        xi, eta = tangent_plane(ra, dec, *tp)
+        sky = sky_footprint(wcs, (wcs.pixel_shape[1], wcs.pixel_shape[0]))
+        xi, eta = tangent_plane(sky[:, 0], sky[:, 1], *tp)
         b = boxes[g]
         b[:] = [min(b[0], xi.min()), max(b[1], xi.max()), min(b[2], eta.min()),
                 max(b[3], eta.max())]
-    out = []
-    for i, a in enumerate(names):
-        for j in range(i + 1, len(names)):
-            b = boxes[names[j]]
-            ba = boxes[a]
-            if ba[0] < b[1] + margin and b[0] < ba[1] + margin and \
-                    ba[2] < b[3] + margin and b[2] < ba[3] + margin:
-                out.append((i, j))
-    return out
+    return [(i, j) for i, a in enumerate(names) for j in range(i + 1, len(names))
+            if boxes_overlap(boxes[a], boxes[names[j]], margin)]
 
 
 def _mean_direction(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:

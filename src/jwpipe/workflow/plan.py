@@ -426,7 +426,10 @@ def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict
         try:
             selected = store.best_references(dataset, from_crds)
         except Exception as exc:
-            raise WorkflowError(f"{where}: {exc}") from None
+            if step_class.prefetch_references:
+                raise WorkflowError(f"{where}: {exc}") from None
+            # optional references (the step has a documented fallback): N/A when not found
+            selected = {t: "N/A" for t in from_crds}
     refs: dict[str, Any] = {}
     for reftype in step_class.reference_file_types:
         key = f"override_{reftype}"
