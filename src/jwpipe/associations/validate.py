@@ -56,6 +56,13 @@ def check_product_name(name: object, source: str = "<dict>", where: str = "produ
     """
     if not isinstance(name, str) or not name:
         raise _fail(source, where, f"'name' must be a non-empty string, got {name!r}")
+    if "{" in name and "}" in name:
+        raise _fail(
+            source,
+            where,
+            f"product name {name!r} is a template (fields such as '{{suffix}}' or "
+            "'{source_id}' filled in by the jwst pipeline), which jwpipe does not support",
+        )
     if not _SAFE_PART.fullmatch(name) or name.startswith("-") or name in (".", ".."):
         raise _fail(
             source,

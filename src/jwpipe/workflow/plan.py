@@ -27,7 +27,7 @@ from jwpipe.stpipe.config_file import load_parameter_file
 from jwpipe.stpipe.pipeline import Pipeline
 from jwpipe.stpipe.step import Step
 
-__all__ = ["Plan", "Unit", "check_name", "plan_workflow"]
+__all__ = ["Plan", "Refusal", "Unit", "check_name", "plan_workflow", "stage_for_association"]
 
 #: Parameters that only say where/whether to write files: a workflow job ignores them (it writes
 #: exactly its declared outputs), so changing them must not rerun anything.
@@ -76,6 +76,15 @@ class Unit:
         }
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An association that was not planned: its file, a short reason and the full message."""
+
+    asn: str
+    reason: str
+    message: str
+
+
 @dataclass
 class Plan:
     """Everything the Snakefile and the unit files are written from."""
@@ -86,6 +95,8 @@ class Plan:
     exposures: list[str]
     products: list[str]
     context: str | None
+    notes: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
     def units_of(self, step: str) -> list[Unit]:
         return [u for u in self.units if u.step == step]
@@ -106,11 +117,22 @@ def _default_stages() -> list[type[Pipeline]]:
     return [Detector1Pipeline, Image2Pipeline, Image3Pipeline]
 
 
-def _stage_index_for_asn(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
-    """The stage an association asks for: image3 -> the product stage, else the last exposure
-    stage."""
+def stage_for_association(asn: Any, stages: Sequence[type[Pipeline]]) -> int:
+    """Stage dispatch: the last stage an association asks for, from its ``asn_type``.
+
+    Level-2 imaging types end at the last exposure-scope stage (Image2), level-3 imaging types
+    (``image3``, ``mosaic``) at the product stage (Image3). Every other type is refused
+    (:func:`jwpipe.associations.types.dispatch`): nothing is planned as something it is not.
+    """
+    from jwpipe.associations.types import UnsupportedAssociationError, dispatch
+
+    kind = dispatch(asn.asn_type, asn.source)
     scopes = [s.workflow_stage_scope for s in stages]
-    if asn_type and "image3" in asn_type.lower() and "product" in scopes:
+    if kind.level == 3:
+        if "product" not in scopes:
+            raise UnsupportedAssociationError(
+                f"{asn.source}: a level-3 '{kind.asn_type}' association needs a product stage, "
+                "and this workflow's stages have none", "no product stage")
         return scopes.index("product")
     return max(i for i, scope in enumerate(scopes) if scope == "exposure")
 
@@ -249,6 +271,7 @@ def plan_workflow(
     input_dir: str | os.PathLike[str] | None = None,
     store: Any = None,
     stages: Sequence[type[Pipeline]] | None = None,
+    keep_going: bool = False,
 ) -> Plan:
     """Plan the units for the given associations.
 
@@ -266,8 +289,10 @@ def plan_workflow(
         Used for parameter references and reference selection.
     stages : list of Pipeline classes
         The chain of stages (default: Detector1, Image2, Image3).
+    keep_going : bool
+        Plan the associations that can be planned and list the others in ``Plan.refused``
+        (default: the first refused association is an error).
     """
-    from jwpipe.associations import load_asn, member_root
     from jwpipe.errors import JwpipeError
 
     stages = list(stages or _default_stages())
@@ -278,33 +303,28 @@ def plan_workflow(
     exposures: dict[str, _Exposure] = {}
     products: list[tuple[int, str, list[str]]] = []
     targets: list[str] = []
+    notes: list[str] = []
+    refused: list[Refusal] = []
     for asn_path in asn_paths:
         try:
-            asn = load_asn(asn_path)
+            found, made, said = _plan_association(asn_path, stages, input_dir, keywords,
+                                                  exposures)
         except JwpipeError as exc:
-            raise WorkflowError(str(exc)) from None
-        top = _stage_index_for_asn(asn.asn_type, stages)
-        base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
-        for product in asn.products:
-            for member in product.members:
-                if member.exptype != "science":
-                    raise WorkflowError(
-                        f"{asn_path}: product {product.name!r} has a {member.exptype} member "
-                        f"({member.expname}); workflows process science members only — run "
-                        "calwebb_image2 on this association with jwpipe strun instead")
-            roots = []
-            for member in product.science:
-                root = check_name(member_root(member.expname), "member")
-                roots.append(root)
-                if root in exposures:
-                    continue
-                start, path = _locate(root, base, stages, top)
-                exposures[root] = _Exposure(root, start, path, *_read_exposure(path, keywords))
-            if not roots:
-                raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
-                                    "members")
-            products.append((top, check_name(product.name, "product name"), roots))
+            if not keep_going:
+                raise WorkflowError(str(exc)) from None
+            reason = getattr(exc, "reason", None) or _reason_of(exc)
+            refused.append(Refusal(str(asn_path), reason, str(exc)))
+            continue
+        exposures.update(found)
+        products += made
+        notes += said
     if not exposures:
+        if refused:
+            error = WorkflowError(refused[0].message if len(refused) == 1 else
+                                  f"nothing could be planned: {len(refused)} association(s) "
+                                  f"refused (first: {refused[0].message})")
+            error.refused = refused  # type: ignore[attr-defined]
+            raise error
         raise WorkflowError("no exposures to process")
     units: list[Unit] = []
     steps: list[dict[str, Any]] = []
@@ -330,7 +350,63 @@ def plan_workflow(
             for root in roots:
                 targets += [streams[root][0]]
     return Plan(steps, units, sorted(set(targets)), sorted(exposures),
-                [name for _, name, _ in products], context)
+                [name for _, name, _ in products], context, notes, refused)
+
+
+def _reason_of(exc: Exception) -> str:
+    from jwpipe.errors import AssociationError
+
+    return "invalid association" if isinstance(exc, AssociationError) else "cannot plan"
+
+
+def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pipeline]],
+                      input_dir: str | os.PathLike[str] | None, keywords: frozenset[str],
+                      known: dict[str, _Exposure]
+                      ) -> tuple[dict[str, _Exposure], list[tuple[int, str, list[str]]],
+                                 list[str]]:
+    """One association's new exposures, its products and notes; nothing is kept if it fails."""
+    from jwpipe.associations import load_asn, member_root
+    from jwpipe.associations.types import (
+        UnsupportedAssociationError,
+        association_kind,
+        nonscience_advice,
+    )
+
+    asn = load_asn(asn_path)
+    source = str(asn_path)
+    top = stage_for_association(asn, stages)
+    kind = association_kind(asn.asn_type)
+    assert kind is not None  # stage_for_association refused unknown types
+    base = Path(input_dir).absolute() if input_dir else Path(asn_path).resolve().parent
+    found: dict[str, _Exposure] = {}
+    made: list[tuple[int, str, list[str]]] = []
+    notes: list[str] = []
+    for product in asn.products:
+        others = [m for m in product.members if m.exptype != "science"]
+        if others and kind.level == 2:
+            roles = sorted({m.exptype for m in others})
+            raise UnsupportedAssociationError(
+                f"{source}: product {product.name!r} has {', '.join(roles)} member(s) "
+                f"({others[0].expname}); workflows process science members only: "
+                + nonscience_advice(kind, roles, source), "non-science members")
+        if others:  # calwebb_image3 combines the science members only, and so does Image3
+            notes.append(f"{source}: product {product.name!r}: {len(others)} non-science "
+                         f"member(s) ({', '.join(sorted({m.exptype for m in others}))}) not "
+                         f"used, as {kind.jwst_pipeline} uses science members only")
+        roots = []
+        for member in product.science:
+            root = check_name(member_root(member.expname), "member")
+            roots.append(root)
+            if root in known or root in found:
+                continue
+            try:
+                start, path = _locate(root, base, stages, top)
+            except WorkflowError as exc:
+                raise UnsupportedAssociationError(f"{source}: {exc}", "missing member files"
+                                                  ) from None
+            found[root] = _Exposure(root, start, path, *_read_exposure(path, keywords))
+        made.append((top, check_name(product.name, "product name"), roots))
+    return found, made, notes
 
 
 def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
