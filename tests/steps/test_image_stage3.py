@@ -202,12 +202,16 @@ def test_skymatch_without_subtract_only_records(field):
     assert level == pytest.approx(0.2, abs=0.01)  # the simulated sky, MJy/sr
 
 
-def test_skymatch_exposure_without_overlap_is_an_error(field, tmp_path):
+def test_skymatch_exposure_without_overlap_warns_and_keeps_level_zero(field, tmp_path,
+                                                                     caplog):
     with datamodels.open(field.cals[3]) as m:
         m.header("SCI")["CRVAL2"] = m.header("SCI")["CRVAL2"] + 0.1  # 6 arcmin away
         far = m.save(tmp_path / "far_cal.fits")
-    with pytest.raises(StepInputError, match="overlap no other"):
-        SkyMatchStep.call([str(field.cals[0]), str(field.cals[1]), far])
+    with caplog.at_level("WARNING", logger="jwpipe"):
+        out = SkyMatchStep.call([str(field.cals[0]), str(field.cals[1]), far])
+    assert "overlap no other group" in caplog.text
+    assert [m.extra["skymatch"]["overlaps_other_groups"] for m in out] == [True, True, False]
+    assert out[2].meta.background.level == 0.0
 
 
 # ----------------------------------------------------------------------------- outliers

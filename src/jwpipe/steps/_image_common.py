@@ -440,9 +440,11 @@ def output_grid(wcs_list: list[Any], shapes: list[tuple[int, int]], *,
     return wcs, shape
 
 
-def footprints_overlap(wcs_list: list[Any], shapes: list[tuple[int, int]], out_wcs: Any
-                       ) -> list[int]:
-    """Indices of members whose footprint overlaps no other member's (on ``out_wcs``)."""
+def footprints_overlap(wcs_list: list[Any], shapes: list[tuple[int, int]], out_wcs: Any,
+                       groups: list[str] | None = None) -> list[int]:
+    """Indices of members whose footprint overlaps no other member's (on ``out_wcs``); with
+    ``groups``, only members of other exposure groups count (detectors of one exposure do not
+    see the same sky)."""
     boxes = []
     for w, s in zip(wcs_list, shapes, strict=True):
         ny, nx = s
@@ -452,7 +454,8 @@ def footprints_overlap(wcs_list: list[Any], shapes: list[tuple[int, int]], out_w
         boxes.append((x.min(), x.max(), y.min(), y.max()))
     lonely = []
     for i, a in enumerate(boxes):
-        if not any(j != i and a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+        if not any(j != i and (groups is None or groups[j] != groups[i])
+                   and a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
                    for j, b in enumerate(boxes)):
             lonely.append(i)
     return lonely
