@@ -219,7 +219,7 @@ class _Resolver:
     def __init__(self, stage: type[Pipeline], param_files: list[str], overrides: dict[str, Any],
                  store: Any) -> None:
         self.stage = stage
-        self.files = [f for f in param_files if _file_is_for(f, stage)]
+        self.files = param_files
         self.overrides = overrides
         self.store = store
         self._cache: dict[tuple, dict[str, Any]] = {}
@@ -240,13 +240,51 @@ class _Resolver:
         return self._cache[key]
 
 
-def _file_is_for(path: str, stage: type[Pipeline]) -> bool:
-    cfg = load_parameter_file(path)
-    if not cfg.class_name:
-        raise WorkflowError(f"parameter file {path} has no 'class': cannot tell which pipeline "
-                            "it configures")
-    last = cfg.class_name.rsplit(".", 1)[-1]
-    return last in (stage.__name__, stage.class_alias)
+def route_parameter_files(param_files: Sequence[str], stages: Sequence[type[Pipeline]]
+                          ) -> tuple[list[list[str]], list[dict[str, str]]]:
+    """Which stage each parameter file configures: a pipeline file goes to the stage of its
+    class; a step-level file (e.g. jwst's ``jump.cfg``) to every stage step of its class.
+
+    Raises
+    ------
+    WorkflowError
+        A file without ``class``, or whose class names nothing jwpipe knows, or a step or
+        pipeline that is not part of this workflow's stages (e.g. jwst's Spec2Pipeline).
+    """
+    from jwpipe.errors import JwpipeError
+    from jwpipe.stpipe import registry
+
+    stage_files: list[list[str]] = [[] for _ in stages]
+    step_files: list[dict[str, str]] = [{} for _ in stages]
+    for path in param_files:
+        try:
+            cfg = load_parameter_file(path)
+        except JwpipeError as exc:
+            raise WorkflowError(str(exc)) from None
+        if not cfg.class_name:
+            raise WorkflowError(f"parameter file {path} has no 'class': cannot tell which "
+                                "pipeline or step it configures")
+        unknown = registry.describe_unknown(cfg.class_name)
+        if unknown:
+            raise WorkflowError(f"parameter file {path}: class {unknown}")
+        name = registry.jwpipe_class_name(cfg.class_name)
+        full = os.path.abspath(path)
+        hits = [i for i, st in enumerate(stages) if name in (st.__name__, st.class_alias)]
+        for i in hits:
+            stage_files[i].append(full)
+        owners = [(i, step) for i, st in enumerate(stages) for step, c in st.step_defs.items()
+                  if name in (c.__name__, c.class_alias)]
+        for i, step in owners:
+            if step in step_files[i]:
+                raise WorkflowError(f"more than one parameter file for step {step!r}: "
+                                    f"{step_files[i][step]}, {full}")
+            step_files[i][step] = full
+        if not hits and not owners:
+            known = ", ".join(st.__name__ for st in stages)
+            raise WorkflowError(f"parameter file {path} is for {cfg.class_name}, which is "
+                                f"neither one of this workflow's stages ({known}) nor one of "
+                                "their steps")
+    return stage_files, step_files
 
 
 def _split_overrides(overrides: Mapping[str, Any], stages: Sequence[type[Pipeline]]
@@ -299,7 +337,11 @@ def plan_workflow(
     keywords = _selection_keywords(store)
     store = _CachedStore(store) if store is not None else None
     routed = _split_overrides(dict(overrides or {}), stages)
-    resolvers = [_Resolver(s, list(param_files), routed[i], store) for i, s in enumerate(stages)]
+    stage_files, step_files = route_parameter_files(list(param_files), stages)
+    for i, files in enumerate(step_files):
+        for step, path in files.items():  # beneath the command-line values of that step
+            routed[i][step] = {"config_file": path, **routed[i].get(step, {})}
+    resolvers = [_Resolver(s, stage_files[i], routed[i], store) for i, s in enumerate(stages)]
     exposures: dict[str, _Exposure] = {}
     products: list[tuple[int, str, list[str]]] = []
     targets: list[str] = []
