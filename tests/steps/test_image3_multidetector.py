@@ -142,3 +142,28 @@ def test_lone_pointing_warns_falls_back_and_records(pointings, tmp_path, caplog)
     assert len(lonely) == (16 if pointings["n"] == 2 else 8)
     assert all(m.extra["outlier_detection"]["n_outliers"] == 0 for m in lonely)
     assert "overlap no other exposure" in caplog.text
+
+
+def test_single_pointing_of_several_detectors_makes_a_mosaic(pointings, tmp_path, caplog):
+    """The case of most real multi-detector image3 associations: the detectors of one
+    pointing, no dither. Nothing to match or align between exposures: the mosaic is made."""
+    from jwpipe.pipeline import Image3Pipeline
+
+    if pointings["n"] != 2:
+        pytest.skip("one pointing is enough")
+    one = _groups(pointings["cals"])[sorted(_groups(pointings["cals"]))[0]][:4]
+    asn = asn_from_list([c.name for c in one], product_name="jw01234-o001_t001_nircam_one")
+    path = one[0].parent / "one_pointing_asn.json"
+    write_asn(asn, path)
+    os.environ["JWPIPE_REFS"] = str(pointings["store"])
+    try:
+        with caplog.at_level(logging.WARNING, logger="jwpipe"):
+            Image3Pipeline.call(str(path), output_dir=str(tmp_path), save_results=True)
+    finally:
+        os.environ.pop("JWPIPE_REFS", None)
+    assert (tmp_path / "jw01234-o001_t001_nircam_one_i2d.fits").is_file()
+    assert "tweakreg skipped: only one exposure (group)" in caplog.text
+    for crf in tmp_path.glob("*_crf.fits"):
+        with datamodels.open(str(crf)) as m:
+            assert m.meta.background.level == 0.0
+            assert m.extra["outlier_detection"]["overlaps_other_exposures"] is False
