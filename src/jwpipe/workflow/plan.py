@@ -124,16 +124,13 @@ def stage_for_association(asn: Any, stages: Sequence[type[Pipeline]]) -> int:
     (``image3``, ``mosaic``) at the product stage (Image3). Every other type is refused
     (:func:`jwpipe.associations.types.dispatch`): nothing is planned as something it is not.
     """
-    from jwpipe.associations.types import UnsupportedAssociationError, dispatch
+    from jwpipe.associations.types import dispatch
 
     kind = dispatch(asn.asn_type, asn.source)
     scopes = [s.workflow_stage_scope for s in stages]
-    if kind.level == 3:
-        if "product" not in scopes:
-            raise UnsupportedAssociationError(
-                f"{asn.source}: a level-3 '{kind.asn_type}' association needs a product stage, "
-                "and this workflow's stages have none", "no product stage")
+    if kind.level == 3 and "product" in scopes:
         return scopes.index("product")
+    # level 2, or stages chosen from Python without a product stage: the exposure stages only
     return max(i for i, scope in enumerate(scopes) if scope == "exposure")
 
 
