@@ -117,8 +117,11 @@ def test_asn_check_checks_every_file_and_summarises(tmp_path):
     failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("FAILED ")]
     assert len(ok) == len(REAL) - 1  # all but the template-named wfs-image3
     assert len(failed) == 2 and any("invalid JSON" in ln for ln in failed)
+    n_ours = sum(1 for ln in ok if "jwpipe engine" in ln)
+    assert n_ours == 12  # 4 image2, 4 image3, wfs-image2, nrslamp-image2, mosaic, image
     assert proc.stdout.strip().splitlines()[-1] == (
-        f"{len(files)} file(s) checked: {len(REAL) - 1} valid, 2 failed")
+        f"{len(files)} file(s) checked: {len(REAL) - 1} valid ({n_ours} for jwpipe's engine, "
+        f"{len(REAL) - 1 - n_ours} for jwst pipelines), 2 failed")
     spec3 = next(ln for ln in ok if "_spec3_" in ln)
     assert "not for jwpipe's engine: type spec3" in spec3
     image3 = next(ln for ln in ok if "o001_image3_" in ln)

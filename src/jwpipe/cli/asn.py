@@ -88,41 +88,45 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_one(name: str, require_files: bool) -> tuple[bool, str]:
-    """(ok, one-line summary) for one association file."""
+def _check_one(name: str, require_files: bool) -> tuple[bool, str, bool]:
+    """(ok, one-line summary, for jwpipe's engine) for one association file."""
     from jwpipe.associations.types import UnsupportedAssociationError, dispatch
 
     try:
         asn = load_asn(name)
     except AssociationError as exc:
-        return False, f"FAILED {exc}"
+        return False, f"FAILED {exc}", False
     counts: dict[str, int] = {}
     for member in asn.members:
         counts[member.exptype] = counts.get(member.exptype, 0) + 1
     roles = ", ".join(f"{n} {role}" for role, n in sorted(counts.items()))
+    ours = True
     try:
         kind = dispatch(asn.asn_type, name)
         engine = f"jwpipe engine ({kind.jwst_pipeline} equivalent)"
     except UnsupportedAssociationError as exc:
+        ours = False
         engine = f"not for jwpipe's engine: {exc.reason}"
     missing = asn.missing_members()
     line = (f"{name}: OK {asn.asn_type or '?'} ({asn.asn_rule or 'no rule'}), "
             f"{len(asn.products)} product(s), {len(asn.members)} member(s) ({roles}); {engine}"
             + (f"; {len(missing)} member file(s) missing" if missing else ""))
     if missing and require_files:
-        return False, f"FAILED {name}: member file not found: {missing[0]}"
-    return True, line
+        return False, f"FAILED {name}: member file not found: {missing[0]}", ours
+    return True, line, ours
 
 
 def _check(args: argparse.Namespace) -> int:
-    failed = 0
+    failed = ours = 0
     for name in args.asns:
-        ok, line = _check_one(name, args.require_files)
+        ok, line, engine = _check_one(name, args.require_files)
         failed += not ok
+        ours += ok and engine
         print(line, file=sys.stdout if ok else sys.stderr, flush=True)
     if len(args.asns) > 1:
-        print(f"{len(args.asns)} file(s) checked: {len(args.asns) - failed} valid, "
-              f"{failed} failed")
+        valid = len(args.asns) - failed
+        print(f"{len(args.asns)} file(s) checked: {valid} valid ({ours} for jwpipe's engine, "
+              f"{valid - ours} for jwst pipelines), {failed} failed")
     return 1 if failed else 0
 
 
