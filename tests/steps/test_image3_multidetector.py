@@ -19,7 +19,7 @@ from test_image_simdata import simulate_rates
 
 from jwpipe import datamodels
 from jwpipe.associations import asn_from_list, write_asn
-from jwpipe.steps import OutlierDetectionStep, SkyMatchStep
+from jwpipe.steps import OutlierDetectionStep, SkyMatchStep, TweakRegStep
 
 SIZE = 48
 
@@ -112,7 +112,7 @@ def test_skymatch_groups_share_one_level(pointings):
 
 
 def test_lone_pointing_warns_falls_back_and_records(pointings, tmp_path, caplog):
-    """One exposure's detectors moved 36 arcsec away overlap nothing: skymatch and
+    """One exposure's detectors moved 36 arcsec away overlap nothing: skymatch, tweakreg and
     outlier_detection warn, keep going and record it."""
     groups = _groups(pointings["cals"])
     moved = []
@@ -133,6 +133,20 @@ def test_lone_pointing_warns_falls_back_and_records(pointings, tmp_path, caplog)
         assert {m.meta.filename for m in isolated} == {p.name for p in moved}
     assert all(m.meta.background.level == 0.0 for m in isolated)
     assert "overlap no other group" in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jwpipe"):
+        aligned = TweakRegStep.call(inputs, minobj=3)
+    skipped = [m for m in aligned if "skipped" in m.extra["tweakreg"]]
+    if pointings["n"] == 2:  # no two groups overlap: nothing aligned
+        assert len(skipped) == 16 and "no two exposure groups overlap" in caplog.text
+    else:  # the 3 overlapping pointings are aligned, the moved one is left as it was
+        assert {m.meta.filename for m in skipped} == {p.name for p in moved}
+        assert all(m.extra["tweakreg"]["skipped"] == "overlaps no aligned exposure group"
+                   for m in skipped)
+        assert "left unaligned" in caplog.text
+        done = [m for m in aligned if "shift_arcsec" in m.extra["tweakreg"]]
+        assert len(done) == 24
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="jwpipe"):

@@ -54,8 +54,9 @@ class SkyMatch:
     isolated: NDArray[np.bool_]
 
 
-def _components(n: int, edges: list[tuple[int, int]]) -> NDArray[np.int64]:
-    """Connected components of ``n`` nodes (union-find; n is the number of exposure groups)."""
+def connected_components(n: int, edges: Sequence[tuple[int, int]]) -> NDArray[np.int64]:
+    """Label of the connected component of each of ``n`` nodes (numbered in order of their
+    first node), given undirected ``edges``; union-find over exposure groups."""
     parent = list(range(n))
 
     def find(k: int) -> int:
@@ -147,7 +148,7 @@ def match_sky_groups(
             rhs.append(stat(arrays[i][common] - arrays[j][common]))
             wts.append(np.sqrt(npix))
             edges.append((int(gi[i]), int(gi[j])))
-    comp = _components(ng, edges)
+    comp = connected_components(ng, edges)
     linked = np.zeros(ng, dtype=bool)
     for i, j in edges:
         linked[i] = linked[j] = True
