@@ -181,3 +181,4 @@ def test_single_pointing_of_several_detectors_makes_a_mosaic(pointings, tmp_path
         with datamodels.open(str(crf)) as m:
             assert m.meta.background.level == 0.0
             assert m.extra["outlier_detection"]["overlaps_other_exposures"] is False
+

@@ -92,12 +92,19 @@ def test_real_pipeline_files_load():
 
 @pytest.mark.parametrize("name", ["jwst_generic_pars-tweakreg_0001.asdf",
                                   "jwst_miri_pars-tweakreg_0001.asdf", "tweakreg.cfg"])
-def test_fitgeometry_general_is_refused_listing_allowed_values(name):
+def test_fitgeometry_general_is_accepted(name):
+    config, _ = TweakRegStep.build_config(None, config_file=str(PARS / name))
+    assert config["fitgeometry"] == "general"
+
+
+def test_fitgeometry_rscale_is_refused_listing_allowed_values(tmp_path):
+    path = tmp_path / "tw.cfg"
+    path.write_text((PARS / "tweakreg.cfg").read_text().replace("general", "rscale"))
     with pytest.raises(ValidationError) as err:
-        TweakRegStep.build_config(None, config_file=str(PARS / name))
+        TweakRegStep.build_config(None, config_file=str(path))
     msg = str(err.value)
-    assert "'fitgeometry'" in msg and '"general"' in msg
-    assert "(allowed: shift, rshift)" in msg
+    assert "'fitgeometry'" in msg and '"rscale"' in msg
+    assert "(allowed: shift, rshift, general)" in msg
 
 
 def test_ignored_warning_is_printed_once(caplog, tmp_path):

@@ -29,6 +29,7 @@ from jwpipe.errors import AssociationError, DataModelError, StepInputError
 
 __all__ = [
     "Workspace",
+    "affine_wcs",
     "bad_pixel_mask",
     "check_members",
     "footprints_overlap",
@@ -174,6 +175,32 @@ def rotate_shift_wcs(wcs: Any, shift_arcsec: NDArray, rotation_deg: float,
     th = np.radians(rotation_deg)
     rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
     cd = rot @ (np.diag(new.wcs.get_cdelt()) @ new.wcs.get_pc())
+    cdelt = new.wcs.get_cdelt().copy()
+    if new.wcs.has_cd():
+        new.wcs.cd = cd
+    else:
+        new.wcs.pc = np.diag(1.0 / cdelt) @ cd
+    new.wcs.crval = [float(ra[0]), float(dec[0])]
+    new.wcs.set()
+    return new
+
+
+def affine_wcs(wcs: Any, matrix: NDArray, shift_arcsec: NDArray,
+               tangent_point: tuple[float, float]) -> Any:
+    """Apply a tangent-plane correction ``p -> A p + shift`` (``fitgeometry='general'``) to a
+    WCS: the reference point moves by it and the CD matrix becomes ``A @ CD`` (the correction
+    is linear on the tangent plane, so its linear part multiplies the pixel-to-plane one);
+    SIP terms (pixel domain) are unchanged.
+    """
+    from jwpipe.algorithms.image_align import tangent_plane
+
+    new = wcs.deepcopy()
+    ra0, dec0 = tangent_point
+    xi, eta = tangent_plane(new.wcs.crval[0], new.wcs.crval[1], ra0, dec0)
+    a = np.asarray(matrix, dtype=np.float64)
+    p = a @ np.array([float(xi), float(eta)]) + np.asarray(shift_arcsec, dtype=np.float64)
+    ra, dec = _deproject(p[:1], p[1:], ra0, dec0)
+    cd = a @ (np.diag(new.wcs.get_cdelt()) @ new.wcs.get_pc())
     cdelt = new.wcs.get_cdelt().copy()
     if new.wcs.has_cd():
         new.wcs.cd = cd

@@ -9,9 +9,11 @@
    groups whose footprints overlap (2-D histogram vote, then mutual nearest neighbours within
    ``tolerance``) and solves one least-squares system for all groups at once (shift, plus
    rotation for ``rshift``) through normal equations accumulated pair by pair, the first
-   group held fixed, or every group tied to ``abs_refcat`` when one is given.
+   group held fixed, or every group tied to ``abs_refcat`` when one is given. ``general``
+   (jwst's full affine, used by STScI's generic and MIRI ``pars-tweakreg`` files) matches with
+   the ``rshift`` fit, then fits ``A p + t`` (6 parameters per group) to the final matches.
 4. Each member's WCS (SCI header) is corrected: the reference point moves with the fitted
-   transformation and the CD matrix rotates with it.
+   transformation and the CD matrix rotates with it (``general``: is multiplied by ``A``).
 
 Fallback: if the fit fails (fewer than ``minobj`` sources or matches, groups that share no
 sources) the WCSs are left unchanged, ``S_TWKREG = SKIPPED`` is recorded in every member and
@@ -36,6 +38,7 @@ from jwpipe.algorithms.image_sources import background_mesh, detect_sources
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import (
+    affine_wcs,
     bad_pixel_mask,
     check_members,
     group_ids,
@@ -102,7 +105,7 @@ class TweakRegStep(Step):
     brightest = integer(default=200)  # Keep this many brightest sources per image
     peakmax = float(default=None)  # Reject sources with a peak above this value
     minobj = integer(default=15)  # Least number of sources / matches per exposure
-    fitgeometry = option('shift', 'rshift', default='rshift')  # Fitted transformation
+    fitgeometry = option('shift', 'rshift', 'general', default='rshift')  # Fitted transformation
     nclip = integer(min=0, default=3)  # Sigma-clipping iterations of the fit
     sigma = float(min=0.0, default=3.0)  # Clipping limit in units of the fit RMS
     searchrad = float(default=2.0)  # Largest initial offset between exposures (arcsec)
@@ -167,7 +170,8 @@ class TweakRegStep(Step):
                 return self._skip(container, "no two exposure groups overlap")
         try:
             result = align_catalogs(plane, reference=reference, fixed=0,
-                                          fit_rotation=self.fitgeometry == "rshift",
+                                          fit_rotation=self.fitgeometry != "shift",
+                                          affine=self.fitgeometry == "general",
                                           searchrad=searchrad, tolerance=tolerance,
                                           minobj=minobj, nclip=self.nclip, sigma=self.sigma,
                                           candidate_pairs=pairs)
@@ -183,12 +187,16 @@ class TweakRegStep(Step):
                 self.record_step_status(model, "SKIPPED")
                 return
             k = index[groups[i]]
-            new = rotate_shift_wcs(wcss[i], result.shift[k], float(result.rotation[k]), tp)
+            if result.matrix is not None:
+                new = affine_wcs(wcss[i], result.matrix[k], result.shift[k], tp)
+            else:
+                new = rotate_shift_wcs(wcss[i], result.shift[k], float(result.rotation[k]), tp)
             set_model_wcs(model, new)
             model.extra["tweakreg"] = {
                 "group": groups[i],
                 "shift_arcsec": [float(v) for v in result.shift[k]],
                 "rotation_deg": float(result.rotation[k]),
+                **({"matrix": result.matrix[k].tolist()} if result.matrix is not None else {}),
                 "rms_arcsec": float(result.rms[k]),
                 "nmatch": int(result.nmatch[k]),
                 "reference": "abs_refcat" if reference is not None else aligned[0],
