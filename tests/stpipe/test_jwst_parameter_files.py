@@ -81,13 +81,16 @@ def test_pipeline_step_entry_without_name_is_matched_by_class(tmp_path):
 
 
 def test_real_pipeline_files_load():
-    """jwst's calwebb_detector1.cfg / calwebb_image2.cfg and their step files load; the steps
-    jwpipe does not implement are ignored with one warning."""
+    """jwst's calwebb_detector1.cfg / calwebb_image2.cfg / calwebb_image3.cfg and their step
+    files load; the steps jwpipe does not implement are ignored with one warning."""
     config, _ = Detector1Pipeline.build_config(None,
                                                 config_file=str(PARS / "calwebb_detector1.cfg"))
     assert config["steps"]["jump"]["rejection_threshold"] == 4.0
     config, _ = Image2Pipeline.build_config(None, config_file=str(PARS / "calwebb_image2.cfg"))
     assert config["save_results"] is True
+    config, _ = Image3Pipeline.build_config(None, config_file=str(PARS / "calwebb_image3.cfg"))
+    assert config["steps"]["tweakreg"]["fitgeometry"] == "general"
+    assert config["steps"]["source_catalog"]["save_results"] is True
 
 
 @pytest.mark.parametrize("name", ["jwst_generic_pars-tweakreg_0001.asdf",
