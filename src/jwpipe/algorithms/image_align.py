@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -171,6 +172,21 @@ def _blocks(p: NDArray, q: NDArray, r: NDArray) -> tuple[NDArray, NDArray, NDArr
     return jtj(p), cross, jtj(q), jtr(p), jtr(q)
 
 
+def _clipped(pairs: list[Pair], keep: list[NDArray], corrected: Any, sigma: float
+             ) -> list[NDArray] | None:
+    """Matches kept after clipping residuals at ``sigma`` times their RMS; None when nothing
+    changes or too few are left (the fit has converged)."""
+    res = [np.hypot(*(corrected(i, p) - corrected(j, q)).T) for i, j, p, q in pairs]
+    kept = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)]) if res else []
+    if len(kept) < 3:
+        return None
+    rms = np.sqrt(np.mean(np.square(kept)))
+    new_keep = [r <= sigma * rms for r in res]
+    if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
+        return None
+    return new_keep
+
+
 def _solve(pairs: list[Pair], params: NDArray, free: NDArray, fit_rotation: bool, nclip: int,
            sigma: float) -> tuple[NDArray, list[NDArray]]:
     n = params.shape[0]
@@ -218,13 +234,8 @@ def _solve(pairs: list[Pair], params: NDArray, free: NDArray, fit_rotation: bool
                 break
         if it == nclip:
             break
-        res = [np.hypot(*(corrected(i, p) - corrected(j, q)).T) for i, j, p, q in pairs]
-        kept = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)]) if res else []
-        if len(kept) < 3:
-            break
-        rms = np.sqrt(np.mean(np.square(kept)))
-        new_keep = [r <= sigma * rms for r in res]
-        if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
+        new_keep = _clipped(pairs, keep, corrected, sigma)
+        if new_keep is None:
             break
         keep = new_keep
     return params, keep
@@ -273,13 +284,8 @@ def _solve_affine(pairs: list[Pair], free: NDArray, nclip: int, sigma: float
             shifts[k] = sol[c + 4:c + 6]
         if it == nclip:
             break
-        res = [np.hypot(*(corrected(i, p) - corrected(j, q)).T) for i, j, p, q in pairs]
-        kept = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)]) if res else []
-        if len(kept) < 3:
-            break
-        rms = np.sqrt(np.mean(np.square(kept)))
-        new_keep = [r <= sigma * rms for r in res]
-        if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
+        new_keep = _clipped(pairs, keep, corrected, sigma)
+        if new_keep is None:
             break
         keep = new_keep
     return mats, shifts, keep

@@ -165,24 +165,9 @@ def rotate_shift_wcs(wcs: Any, shift_arcsec: NDArray, rotation_deg: float,
     moves with it and the linear matrix rotates by the same angle; SIP terms (pixel domain)
     are unchanged.
     """
-    from jwpipe.algorithms.image_align import apply_correction, tangent_plane
-
-    new = wcs.deepcopy()
-    ra0, dec0 = tangent_point
-    xi, eta = tangent_plane(new.wcs.crval[0], new.wcs.crval[1], ra0, dec0)
-    p = apply_correction(np.array([[float(xi), float(eta)]]), shift_arcsec, rotation_deg)
-    ra, dec = _deproject(p[:, 0], p[:, 1], ra0, dec0)
     th = np.radians(rotation_deg)
     rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    cd = rot @ (np.diag(new.wcs.get_cdelt()) @ new.wcs.get_pc())
-    cdelt = new.wcs.get_cdelt().copy()
-    if new.wcs.has_cd():
-        new.wcs.cd = cd
-    else:
-        new.wcs.pc = np.diag(1.0 / cdelt) @ cd
-    new.wcs.crval = [float(ra[0]), float(dec[0])]
-    new.wcs.set()
-    return new
+    return affine_wcs(wcs, rot, shift_arcsec, tangent_point)
 
 
 def affine_wcs(wcs: Any, matrix: NDArray, shift_arcsec: NDArray,
