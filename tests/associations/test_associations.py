@@ -22,7 +22,8 @@ from jwpipe.cli.main import main as jwpipe_main
 from jwpipe.errors import AssociationError
 
 ASN_DIR = Path(__file__).parent.parent / "data" / "asn"
-REAL_FILES = sorted(ASN_DIR.glob("*.json"))
+#: The imaging associations (the other types are tested in test_asn_types.py).
+REAL_FILES = sorted([*ASN_DIR.glob("jw*_image[23]_*_asn.json"), ASN_DIR / "asn_level2.json"])
 
 
 def _minimal() -> dict:

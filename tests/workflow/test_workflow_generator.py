@@ -159,11 +159,14 @@ def test_sigkill_then_resume_gives_identical_products(field):
 
 def test_non_science_members_are_refused_with_advice(field):
     asn = json.loads(open(field["asn"]).read())
-    asn["products"][0]["members"].append(
-        {"expname": "jw01234001001_01101_00009_nrca1_cal.fits", "exptype": "background"})
+    asn["asn_type"] = "image2"
+    asn["products"][0]["members"] = [
+        asn["products"][0]["members"][0],
+        {"expname": "jw01234001001_01101_00009_nrca1_cal.fits", "exptype": "background"}]
     path = field["dir"] / "bg_asn.json"
     path.write_text(json.dumps(asn))
-    with pytest.raises(WorkflowError, match=r"background member .* science members only"):
+    with pytest.raises(WorkflowError, match=r"background member.* science members only: run "
+                                            r"'jwpipe strun calwebb_image2"):
         generate_workflow([str(path)], field["tmp"] / "wf", stages=STAGES)
     assert not (field["tmp"] / "wf").exists()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -49,6 +50,9 @@ class AlignResult:
         Number of matched pairs used for each exposure.
     fixed : int or None
         Index of the exposure held fixed (None when a reference catalogue was used).
+    matrix : ndarray, shape (n, 2, 2), or None
+        With ``affine``: the full linear part ``A_i`` of ``T_i(p) = A_i p + shift_i``
+        (``rotation`` is then its mean rotation angle, for information).
     """
 
     shift: NDArray[np.float64]
@@ -56,6 +60,7 @@ class AlignResult:
     rms: NDArray[np.float64]
     nmatch: NDArray[np.int64]
     fixed: int | None
+    matrix: NDArray[np.float64] | None = None
 
 
 def tangent_plane(
@@ -167,6 +172,21 @@ def _blocks(p: NDArray, q: NDArray, r: NDArray) -> tuple[NDArray, NDArray, NDArr
     return jtj(p), cross, jtj(q), jtr(p), jtr(q)
 
 
+def _clipped(pairs: list[Pair], keep: list[NDArray], corrected: Any, sigma: float
+             ) -> list[NDArray] | None:
+    """Matches kept after clipping residuals at ``sigma`` times their RMS; None when nothing
+    changes or too few are left (the fit has converged)."""
+    res = [np.hypot(*(corrected(i, p) - corrected(j, q)).T) for i, j, p, q in pairs]
+    kept = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)]) if res else []
+    if len(kept) < 3:
+        return None
+    rms = np.sqrt(np.mean(np.square(kept)))
+    new_keep = [r <= sigma * rms for r in res]
+    if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
+        return None
+    return new_keep
+
+
 def _solve(pairs: list[Pair], params: NDArray, free: NDArray, fit_rotation: bool, nclip: int,
            sigma: float) -> tuple[NDArray, list[NDArray]]:
     n = params.shape[0]
@@ -214,16 +234,61 @@ def _solve(pairs: list[Pair], params: NDArray, free: NDArray, fit_rotation: bool
                 break
         if it == nclip:
             break
-        res = [np.hypot(*(corrected(i, p) - corrected(j, q)).T) for i, j, p, q in pairs]
-        kept = np.concatenate([r[k] for r, k in zip(res, keep, strict=True)]) if res else []
-        if len(kept) < 3:
-            break
-        rms = np.sqrt(np.mean(np.square(kept)))
-        new_keep = [r <= sigma * rms for r in res]
-        if all(np.array_equal(a, b) for a, b in zip(new_keep, keep, strict=True)):
+        new_keep = _clipped(pairs, keep, corrected, sigma)
+        if new_keep is None:
             break
         keep = new_keep
     return params, keep
+
+
+def _solve_affine(pairs: list[Pair], free: NDArray, nclip: int, sigma: float
+                  ) -> tuple[NDArray, NDArray, list[NDArray]]:
+    """Full affine ``A_k p + t_k`` per free exposure (others the identity), linear least squares
+    over all matched pairs, sigma-clipped like :func:`_solve`. Returns (A, t, keep)."""
+    n = len(free)
+    col = -np.ones(n, dtype=np.intp)
+    col[free] = np.arange(int(free.sum())) * 6
+    nunk = int(free.sum()) * 6
+    mats = np.tile(np.eye(2), (n, 1, 1))
+    shifts = np.zeros((n, 2))
+    keep = [np.ones(len(p), dtype=bool) for _, _, p, _ in pairs]
+
+    def corrected(k: int, pts: NDArray) -> NDArray:
+        return pts @ mats[k].T + shifts[k]
+
+    for it in range(nclip + 1):
+        rows, rhs = [], []
+        for (i, j, p, q), kp in zip(pairs, keep, strict=True):
+            if not kp.any():
+                continue
+            m = int(kp.sum())
+            block = np.zeros((2 * m, nunk))
+            const = np.zeros(2 * m)
+            for k, pts, sign in ((i, p[kp], 1.0), (j, q[kp], -1.0)):
+                if col[k] < 0:
+                    const -= sign * corrected(k, pts).T.reshape(-1)  # x rows, then y rows
+                    continue
+                c = col[k]
+                block[:m, c:c + 2] = sign * pts  # a11, a12
+                block[:m, c + 4] = sign  # tx
+                block[m:, c + 2:c + 4] = sign * pts  # a21, a22
+                block[m:, c + 5] = sign  # ty
+            rows.append(block)
+            rhs.append(const)
+        if not rows or nunk == 0:
+            break
+        sol, *_ = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)
+        for k in np.flatnonzero(free):
+            c = col[k]
+            mats[k] = sol[c:c + 4].reshape(2, 2)
+            shifts[k] = sol[c + 4:c + 6]
+        if it == nclip:
+            break
+        new_keep = _clipped(pairs, keep, corrected, sigma)
+        if new_keep is None:
+            break
+        keep = new_keep
+    return mats, shifts, keep
 
 
 def _connected(pairs: list[Pair], n: int, anchor: int) -> list[int]:
@@ -249,6 +314,7 @@ def align_catalogs(
     nclip: int = 3,
     sigma: float = 3.0,
     candidate_pairs: Iterable[tuple[int, int]] | None = None,
+    affine: bool = False,
 ) -> AlignResult:
     """Jointly align exposures' source catalogues (and optionally to a reference catalogue).
 
@@ -271,6 +337,10 @@ def align_catalogs(
     candidate_pairs : iterable of (i, j), optional
         Exposure pairs worth matching (e.g. overlapping footprints; default all). With a
         reference catalogue every exposure is also matched to it.
+    affine : bool
+        Fit a full affine transformation per exposure (jwst's ``fitgeometry='general'``):
+        matching uses the shift-and-rotation fit, then the final matches are fitted with
+        ``A_i p + t_i`` (6 parameters; at least 3 matches per exposure are needed).
 
     Returns
     -------
@@ -323,11 +393,21 @@ def align_catalogs(
             raise AlignmentError(f"{', '.join(name(k) for k in missing)} share(s) too few "
                                  f"matched sources with {name(anchor)}")
         params, keep = _solve(pairs, params, free, fit_rotation, nclip, sigma)
+    mats = None
+    if affine:
+        mats, shifts, keep = _solve_affine(pairs, free, nclip, sigma)
+        params[:, :2] = shifts
+        params[:, 2] = np.arctan2(mats[:, 1, 0] - mats[:, 0, 1], mats[:, 0, 0] + mats[:, 1, 1])
+
+    def final(k: int, pts: NDArray) -> NDArray:
+        if mats is not None:
+            return pts @ mats[k].T + params[k, :2]
+        return apply_correction(pts, params[k, :2], np.degrees(params[k, 2]))
+
     nmatch = np.zeros(n, dtype=np.int64)
     sq = np.zeros(n)
     for (i, j, p, q), kp in zip(pairs, keep, strict=True):
-        r = apply_correction(p[kp], params[i, :2], np.degrees(params[i, 2])) - apply_correction(
-            q[kp], params[j, :2], np.degrees(params[j, 2]))
+        r = final(i, p[kp]) - final(j, q[kp])
         d2 = (r**2).sum()
         for k in (i, j):
             nmatch[k] += kp.sum()
@@ -339,4 +419,5 @@ def align_catalogs(
     rms = np.sqrt(sq / np.maximum(nmatch, 1))
     return AlignResult(shift=params[:m, :2].copy(), rotation=np.degrees(params[:m, 2]),
                        rms=rms[:m], nmatch=nmatch[:m],
-                       fixed=None if reference is not None else fixed)
+                       fixed=None if reference is not None else fixed,
+                       matrix=None if mats is None else mats[:m].copy())

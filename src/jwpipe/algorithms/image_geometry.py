@@ -168,15 +168,19 @@ def boxes_overlap(a: tuple[float, float, float, float], b: tuple[float, float, f
 
 
 def isolated_footprints(wcs_list: list[PixelWorldMapping], shapes: list[tuple[int, int]],
-                        out_wcs: PixelWorldMapping) -> list[int]:
-    """Indices of images whose footprint box on ``out_wcs`` overlaps no other image's."""
+                        out_wcs: PixelWorldMapping, groups: list[str] | None = None
+                        ) -> list[int]:
+    """Indices of images whose footprint box on ``out_wcs`` overlaps no other image's; with
+    ``groups``, only images of other exposure groups count (the detectors of one exposure do
+    not see the same sky)."""
     boxes = []
     for w, s in zip(wcs_list, shapes, strict=True):
         sky = sky_footprint(w, s)
         x, y = out_wcs.world_to_pixel_values(sky[:, 0], sky[:, 1])
         boxes.append((float(np.min(x)), float(np.max(x)), float(np.min(y)), float(np.max(y))))
     return [i for i, a in enumerate(boxes)
-            if not any(j != i and boxes_overlap(a, b) for j, b in enumerate(boxes))]
+            if not any(j != i and (groups is None or groups[j] != groups[i])
+                       and boxes_overlap(a, b) for j, b in enumerate(boxes))]
 
 
 # ----------------------------------------------------------------------------- pixel maps

@@ -14,7 +14,8 @@ Exposures are given on a common grid (e.g. each resampled with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,6 +31,147 @@ def _valid(img: NDArray, mask: ArrayLike | None) -> NDArray[np.bool_]:
     if mask is not None:
         ok &= ~np.asarray(mask, dtype=bool)
     return ok
+
+
+@dataclass(frozen=True)
+class SkyMatch:
+    """Sky levels of a set of exposures, and how they were linked.
+
+    Attributes
+    ----------
+    levels : ndarray, shape (n,)
+        Sky level of each image (images of one group share it).
+    component : ndarray of int, shape (n,)
+        Index of the set of mutually overlapping groups each image was matched in (matching
+        methods); levels of different sets are each relative to their own lowest level.
+    isolated : ndarray of bool, shape (n,)
+        Images whose group overlaps no other group: matching could not set their level
+        (``match``: 0; ``global+match``: the global level).
+    """
+
+    levels: NDArray[np.float64]
+    component: NDArray[np.int64]
+    isolated: NDArray[np.bool_]
+
+
+def connected_components(n: int, edges: Sequence[tuple[int, int]]) -> NDArray[np.int64]:
+    """Label of the connected component of each of ``n`` nodes (numbered in order of their
+    first node), given undirected ``edges``; union-find over exposure groups."""
+    parent = list(range(n))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for i, j in edges:
+        parent[find(i)] = find(j)
+    roots = [find(k) for k in range(n)]
+    labels = {r: c for c, r in enumerate(dict.fromkeys(roots))}
+    return np.array([labels[r] for r in roots], dtype=np.int64)
+
+
+def match_sky_groups(
+    images: Sequence[ArrayLike],
+    groups: Sequence[Hashable] | None = None,
+    masks: Sequence[ArrayLike | None] | None = None,
+    skymethod: str = "match",
+    skystat: str = "mode",
+    nclip: int = 5,
+    lsigma: float = 4.0,
+    usigma: float = 4.0,
+    min_overlap: int = 100,
+) -> SkyMatch:
+    """Sky levels per exposure group, matched within each set of overlapping groups.
+
+    Images with the same ``groups`` label (the detectors of one exposure, as jwst's
+    ``group_id``) share one level and are never compared with each other. For the matching
+    methods, groups are linked by overlaps of at least ``min_overlap`` common pixels; each set
+    of linked groups is solved on its own with its lowest level 0, and a group linked to none
+    is flagged ``isolated`` instead of failing (jwst likewise matches independent subsets).
+
+    Parameters
+    ----------
+    images : sequence of array_like, each (ny, nx)
+        Exposures on a common grid (NaN = no data).
+    groups : sequence of hashable, optional
+        Exposure group of each image (default: each image its own group).
+    masks, skymethod, skystat, nclip, lsigma, usigma, min_overlap
+        As for :func:`match_sky`.
+
+    Returns
+    -------
+    SkyMatch
+    """
+    if skymethod not in SKYMETHODS:
+        raise StepInputError(f"skymethod must be one of {SKYMETHODS}, got {skymethod!r}")
+    n = len(images)
+    if n == 0:
+        raise StepInputError("skymatch needs at least one exposure")
+    masks = list(masks) if masks is not None else [None] * n
+    labels = list(groups) if groups is not None else list(range(n))
+    if len(labels) != n:
+        raise StepInputError(f"skymatch: {len(labels)} group labels for {n} images")
+    names = list(dict.fromkeys(labels))
+    gi = np.array([names.index(g) for g in labels], dtype=np.int64)
+    ng = len(names)
+
+    def stat(values: NDArray, bad: NDArray | None = None) -> float:
+        return sigma_clipped_stats(values, bad, lsigma, usigma, nclip).stat(skystat)
+
+    arrays = [np.asarray(im, dtype=np.float64) for im in images]
+    valid = [_valid(a, m) for a, m in zip(arrays, masks, strict=True)]
+
+    def group_stat(g: int, levels: NDArray | None = None) -> float:
+        idx = np.flatnonzero(gi == g)
+        vals = np.concatenate([(arrays[k] - (0.0 if levels is None else levels[g]))[valid[k]]
+                               for k in idx])
+        return stat(vals) if vals.size else np.nan
+
+    none = np.zeros(n, dtype=bool)
+    if skymethod in ("local", "global"):
+        local = np.array([group_stat(g) for g in range(ng)])
+        per_group = local if skymethod == "local" else np.full(ng, np.nanmin(local))
+        return SkyMatch(per_group[gi], gi.copy(), none)
+
+    rows, rhs, wts, edges = [], [], [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            if gi[i] == gi[j]:
+                continue
+            common = valid[i] & valid[j]
+            npix = int(common.sum())
+            if npix < min_overlap:
+                continue
+            rows.append((gi[i], gi[j]))
+            rhs.append(stat(arrays[i][common] - arrays[j][common]))
+            wts.append(np.sqrt(npix))
+            edges.append((int(gi[i]), int(gi[j])))
+    comp = connected_components(ng, edges)
+    linked = np.zeros(ng, dtype=bool)
+    for i, j in edges:
+        linked[i] = linked[j] = True
+    per_group = np.zeros(ng)
+    if rows:
+        a = np.zeros((len(rows), ng))
+        for k, (i, j) in enumerate(rows):
+            a[k, i], a[k, j] = wts[k], -wts[k]
+        b = np.array(rhs) * np.array(wts)
+        # each component fixes only differences: add sum(s) = 0 per component, then shift
+        ncomp = int(comp.max()) + 1
+        gauge = np.zeros((ncomp, ng))
+        gauge[comp, np.arange(ng)] = 1.0
+        solution, *_ = np.linalg.lstsq(np.vstack([a, gauge]), np.append(b, np.zeros(ncomp)),
+                                       rcond=None)
+        for c in range(ncomp):
+            members = comp == c
+            per_group[members] = solution[members] - solution[members].min()
+    per_group[~linked] = 0.0
+    if skymethod == "global+match":
+        residual = np.array([group_stat(g, per_group) for g in range(ng)])
+        per_group = per_group + np.nanmin(residual)
+    return SkyMatch(per_group[gi], comp[gi], ~linked[gi] if ng > 1 else none)
 
 
 def match_sky(
@@ -68,54 +210,9 @@ def match_sky(
     StepInputError
         Unknown method, or (for matching) an exposure that overlaps no other.
     """
-    if skymethod not in SKYMETHODS:
-        raise StepInputError(f"skymethod must be one of {SKYMETHODS}, got {skymethod!r}")
-    n = len(images)
-    if n == 0:
-        raise StepInputError("skymatch needs at least one exposure")
-    masks = list(masks) if masks is not None else [None] * n
-
-    def stat(values: NDArray, bad: NDArray | None = None) -> float:
-        return sigma_clipped_stats(values, bad, lsigma, usigma, nclip).stat(skystat)
-
-    arrays = [np.asarray(im, dtype=np.float64) for im in images]
-    valid = [_valid(a, m) for a, m in zip(arrays, masks, strict=True)]
-    local = np.array([stat(a, ~v) for a, v in zip(arrays, valid, strict=True)])
-    if skymethod == "local":
-        return local
-    if skymethod == "global":
-        return np.full(n, np.nanmin(local))
-
-    rows, rhs, wts = [], [], []
-    for i in range(n):
-        for j in range(i + 1, n):
-            common = valid[i] & valid[j]
-            npix = int(common.sum())
-            if npix < min_overlap:
-                continue
-            d = stat(arrays[i][common] - arrays[j][common])
-            row = np.zeros(n)
-            row[i], row[j] = 1.0, -1.0
-            rows.append(row)
-            rhs.append(d)
-            wts.append(np.sqrt(npix))
-    linked = np.zeros(n, dtype=bool)
-    for row in rows:
-        linked |= row != 0
-    if n > 1 and not linked.all():
-        lonely = ", ".join(str(k) for k in np.flatnonzero(~linked))
+    result = match_sky_groups(images, None, masks, skymethod, skystat, nclip, lsigma, usigma,
+                              min_overlap)
+    if skymethod in ("match", "global+match") and result.isolated.any():
+        lonely = ", ".join(str(k) for k in np.flatnonzero(result.isolated))
         raise StepInputError(f"skymatch: exposure(s) {lonely} overlap no other exposure")
-    if n == 1:
-        levels = np.zeros(1)
-    else:
-        a = np.array(rows) * np.array(wts)[:, None]
-        b = np.array(rhs) * np.array(wts)
-        # the system fixes only differences: add sum(s) = 0, then shift
-        a = np.vstack([a, np.ones(n)])
-        b = np.append(b, 0.0)
-        levels, *_ = np.linalg.lstsq(a, b, rcond=None)
-    levels = levels - levels.min()
-    if skymethod == "global+match":
-        residual = [stat(a - s, ~v) for a, s, v in zip(arrays, levels, valid, strict=True)]
-        levels = levels + np.nanmin(residual)
-    return levels
+    return result.levels

@@ -130,9 +130,10 @@ def sip_header(wcs: Any, shape: tuple[int, int], *, max_pix_error: float = 0.01,
 
 
 def sky_correction(shift_arcsec: ArrayLike, rotation_deg: float,
-                   tangent_point: tuple[float, float]) -> Any:
+                   tangent_point: tuple[float, float], matrix: ArrayLike | None = None) -> Any:
     """RA, Dec -> RA, Dec: ``p -> R(rotation) p + shift`` on the tangent plane about
-    ``tangent_point`` (xi east, eta north, arcsec), as :func:`image_align.apply_correction`."""
+    ``tangent_point`` (xi east, eta north, arcsec), as :func:`image_align.apply_correction`;
+    with ``matrix``, ``p -> matrix p + shift`` (a general affine correction)."""
     from astropy.modeling.models import (
         AffineTransformation2D,
         Pix2Sky_TAN,
@@ -144,7 +145,9 @@ def sky_correction(shift_arcsec: ArrayLike, rotation_deg: float,
     ra0, dec0 = (float(v) for v in tangent_point)
     th = np.radians(rotation_deg)
     # with LONPOLE 180 the projection plane's (x, y) in degrees are (xi, eta)
-    matrix = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    if matrix is None:
+        matrix = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    matrix = np.asarray(matrix, dtype=np.float64)
     translation = np.asarray(shift_arcsec, dtype=np.float64) / 3600.0
     model = (RotateCelestial2Native(ra0, dec0, 180.0) | Sky2Pix_TAN()
              | AffineTransformation2D(matrix=matrix, translation=translation)

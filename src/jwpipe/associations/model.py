@@ -25,6 +25,7 @@ KNOWN_EXPTYPES: frozenset[str] = frozenset(
         "selfcal",
         # roles the DMS generator maps other EXP_TYPEs to
         "target_acquisition",
+        "target_acquistion",  # spelled so by jwst's generator in 2018 (asn_standards files)
         "dark",
         "flat",
         "engineering",

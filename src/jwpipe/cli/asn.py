@@ -4,13 +4,16 @@
 writes an association whose member names are the files' paths relative to OUT's directory
 (files must lie in that directory or below it).
 ``jwpipe asn check ASN.json...`` validates association files and prints a one-line summary of
-each; ``--require-files`` also fails when member files are missing.
+each (whether jwpipe's engine processes its type, or which jwst pipeline does), checking every
+file even after a failure, then a summary; exit status 1 if any failed.
+``--require-files`` also fails a file whose member files are missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from jwpipe.associations import asn_from_list, load_asn, write_asn
@@ -85,22 +88,46 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
-    for name in args.asns:
+def _check_one(name: str, require_files: bool) -> tuple[bool, str, bool]:
+    """(ok, one-line summary, for jwpipe's engine) for one association file."""
+    from jwpipe.associations.types import UnsupportedAssociationError, dispatch
+
+    try:
         asn = load_asn(name)
-        counts: dict[str, int] = {}
-        for member in asn.members:
-            counts[member.exptype] = counts.get(member.exptype, 0) + 1
-        roles = ", ".join(f"{n} {role}" for role, n in sorted(counts.items()))
-        missing = asn.missing_members()
-        print(
-            f"{name}: OK {asn.asn_type or '?'} ({asn.asn_rule or 'no rule'}), "
-            f"{len(asn.products)} product(s), {len(asn.members)} member(s) ({roles})"
-            + (f", {len(missing)} member file(s) missing" if missing else "")
-        )
-        if missing and args.require_files:
-            raise AssociationError(f"{name}: member file not found: {missing[0]}")
-    return 0
+    except AssociationError as exc:
+        return False, f"FAILED {exc}", False
+    counts: dict[str, int] = {}
+    for member in asn.members:
+        counts[member.exptype] = counts.get(member.exptype, 0) + 1
+    roles = ", ".join(f"{n} {role}" for role, n in sorted(counts.items()))
+    ours = True
+    try:
+        kind = dispatch(asn.asn_type, name)
+        engine = f"jwpipe engine ({kind.jwst_pipeline} equivalent)"
+    except UnsupportedAssociationError as exc:
+        ours = False
+        engine = f"not for jwpipe's engine: {exc.reason}"
+    missing = asn.missing_members()
+    line = (f"{name}: OK {asn.asn_type or '?'} ({asn.asn_rule or 'no rule'}), "
+            f"{len(asn.products)} product(s), {len(asn.members)} member(s) ({roles}); {engine}"
+            + (f"; {len(missing)} member file(s) missing" if missing else ""))
+    if missing and require_files:
+        return False, f"FAILED {name}: member file not found: {missing[0]}", ours
+    return True, line, ours
+
+
+def _check(args: argparse.Namespace) -> int:
+    failed = ours = 0
+    for name in args.asns:
+        ok, line, engine = _check_one(name, args.require_files)
+        failed += not ok
+        ours += ok and engine
+        print(line, file=sys.stdout if ok else sys.stderr, flush=True)
+    if len(args.asns) > 1:
+        valid = len(args.asns) - failed
+        print(f"{len(args.asns)} file(s) checked: {valid} valid ({ours} for jwpipe's engine, "
+              f"{valid - ours} for jwst pipelines), {failed} failed")
+    return 1 if failed else 0
 
 
 def main(argv: list[str]) -> int:

@@ -17,7 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("outdir", help="output directory (created if needed)")
     p.add_argument("--exposures", type=int, default=4, help="dithered exposures (default 4)")
     p.add_argument("--detectors", nargs="+", default=["nrca1"], metavar="DET",
-                   help="SW detectors, e.g. nrca1 nrca2 or nrca1,nrca2 (default nrca1)")
+                   help="SW detectors, e.g. nrca1 nrca2 or nrca1,nrca2; 'sw' for all 8 of a "
+                        "NIRCam pointing (default nrca1)")
     p.add_argument("--size", type=int, default=256,
                    help="array size in pixels, 16..2048; 2048 = full frame (default 256)")
     p.add_argument("--ngroups", type=int, default=10, help="groups per integration (default 10)")

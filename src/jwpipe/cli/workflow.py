@@ -31,6 +31,32 @@ def _overrides(extra: list[str]) -> dict[str, Any]:
     return out
 
 
+def _expand_associations(items: list[str]) -> list[str]:
+    """Files as given; a directory stands for its ``*_asn.json`` files (else its ``*.json``)."""
+    out: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(path.glob("*_asn.json")) or sorted(path.glob("*.json"))
+            if not found:
+                raise WorkflowError(f"{item}: directory holds no association (*.json) files")
+            out += [str(p) for p in found]
+        else:
+            out.append(item)
+    return out
+
+
+def _report_refused(refused: list[Any]) -> None:
+    """One line per refused association, then counts by reason."""
+    if not refused:
+        return
+    for r in refused:
+        print(f"refused: {r.message}", file=sys.stderr)
+    reasons = Counter(r.reason for r in refused)
+    print(f"{len(refused)} association(s) refused: "
+          + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common()), file=sys.stderr)
+
+
 def make_workflow(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="jwpipe make-workflow",
@@ -38,7 +64,8 @@ def make_workflow(argv: list[str]) -> int:
         epilog="Step parameters: --steps.<step>.<parameter>=<value> (e.g. "
                "--steps.jump.rejection_threshold=5). Rerunning the command after editing a "
                "parameter file updates only what changed.")
-    parser.add_argument("asn", nargs="*", help="association JSON file(s)")
+    parser.add_argument("asn", nargs="*",
+                        help="association JSON file(s), or directories of *_asn.json files")
     parser.add_argument("-p", "--params", action="append", default=[], metavar="FILE",
                         help="parameter file (ASDF/YAML); repeat for several pipelines")
     parser.add_argument("--input-dir", help="where member files are (default: next to the asn)")
@@ -53,11 +80,14 @@ def make_workflow(argv: list[str]) -> int:
                              "by commas; others are temporary [all]")
     parser.add_argument("--group-detector1", action="store_true",
                         help="run each exposure's Detector1 chain as one cluster job")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (and write nothing) if any association cannot be planned; "
+                             "by default those are reported and the others planned")
     parser.add_argument("--again", metavar="WORKDIR",
                         help="regenerate WORKDIR with the arguments it was made with")
     ns, extra = parser.parse_known_args(argv)
     overrides = _overrides(extra)
-    from jwpipe.workflow.generate import generate_workflow
+    from jwpipe.workflow.generate import plan_for_workflow, write_workflow
 
     if ns.again:
         gen = json.loads((Path(ns.again) / "generation.json").read_text())
@@ -72,9 +102,23 @@ def make_workflow(argv: list[str]) -> int:
         keep = None if ns.keep == "all" else [] if ns.keep == "none" else \
             [s for s in ns.keep.split(",") if s]
         group = ns.group_detector1
-    plan, counts = generate_workflow(ns.asn, ns.output, param_files=ns.params,
-                                     overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
-                                     keep=keep, group_detector1=group)
+    asns = _expand_associations(ns.asn)
+    try:
+        plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
+                                 input_dir=ns.input_dir, refs=ns.refs, keep_going=True)
+    except WorkflowError as exc:
+        if len(getattr(exc, "refused", [])) > 1:
+            _report_refused(exc.refused)  # type: ignore[attr-defined]
+        raise
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    _report_refused(plan.refused)
+    if ns.strict and plan.refused:
+        raise WorkflowError(f"--strict: {len(plan.refused)} of {len(asns)} association(s) "
+                            "cannot be planned; nothing written")
+    counts = write_workflow(plan, ns.output, asn_paths=asns, param_files=ns.params,
+                            overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
+                            keep=keep, group_detector1=group)
     per_step = Counter(u.step for u in plan.units)
     print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
           f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "

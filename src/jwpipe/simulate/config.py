@@ -98,9 +98,11 @@ class SimulationConfig:
 
     def __post_init__(self) -> None:
         names = [self.detectors] if isinstance(self.detectors, str) else list(self.detectors)
-        self.detectors = tuple(
-            part.strip().upper() for name in names for part in str(name).split(",") if part.strip()
-        )
+        parts = [part.strip().upper() for name in names for part in str(name).split(",")
+                 if part.strip()]
+        # multi-detector mode: "sw" (or "all") is the 8 short-wave detectors of one pointing
+        self.detectors = tuple(d for part in parts
+                               for d in (DETECTORS if part in ("SW", "ALL") else (part,)))
         self.readpatt = self.readpatt.strip().upper()
         self.filter = self.filter.strip().upper()
         self.pupil = self.pupil.strip().upper()

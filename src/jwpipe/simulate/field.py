@@ -149,7 +149,8 @@ def simulate_field(
     n_exposures : int
         Number of dithered exposures.
     detectors : sequence of str
-        Short-wavelength NIRCam detectors (``nrca1`` ... ``nrcb4``).
+        Short-wavelength NIRCam detectors (``nrca1`` ... ``nrcb4``); ``"sw"`` for all 8
+        (the multi-detector mode: every exposure is one 8-detector pointing).
     size : int
         Array size in pixels (square, 16..2048; 2048 is the full frame with 4 outputs).
     ngroups, nints : int
@@ -181,7 +182,8 @@ def simulate_field(
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ValidationError(f"simulate: unknown option(s) {', '.join(unknown)}")
-    cfg = SimulationConfig(n_exposures=n_exposures, detectors=tuple(detectors), size=size,
+    detectors = (detectors,) if isinstance(detectors, str) else tuple(detectors)
+    cfg = SimulationConfig(n_exposures=n_exposures, detectors=detectors, size=size,
                            ngroups=ngroups, nints=nints, readpatt=readpatt, seed=seed, **options)
     if cfg.filter not in PHOTMJSR:
         raise ValidationError(

@@ -29,6 +29,7 @@ from jwpipe.datamodels import dqflags
 from jwpipe.errors import StepInputError
 
 __all__ = [
+    "affine_wcs",
     "bad_pixel_mask",
     "label",
     "member_weight",
@@ -185,19 +186,32 @@ def rotate_shift_wcs(wcs: Any, shift_arcsec: NDArray, rotation_deg: float,
     terms (pixel domain) are unchanged. A gWCS gets the correction appended to its transform
     to ``world`` (exact on the whole image).
     """
-    from jwpipe.algorithms.image_align import apply_correction, tangent_plane
+    th = np.radians(rotation_deg)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    return affine_wcs(wcs, rot, shift_arcsec, tangent_point)
+
+
+def affine_wcs(wcs: Any, matrix: NDArray, shift_arcsec: NDArray,
+               tangent_point: tuple[float, float]) -> Any:
+    """Apply a tangent-plane correction ``p -> A p + shift`` (``fitgeometry='general'``) to a
+    WCS. An astropy WCS: the reference point moves by it and the CD matrix becomes ``A @ CD``
+    (the correction is linear on the tangent plane, so its linear part multiplies the
+    pixel-to-plane one); SIP terms (pixel domain) are unchanged. A gWCS gets the correction
+    appended to its transform to ``world`` (exact on the whole image).
+    """
+    from jwpipe.algorithms.image_align import tangent_plane
     from jwpipe.algorithms.imaging_wcs import GwcsAdapter, sky_correction
 
+    a = np.asarray(matrix, dtype=np.float64)
     if isinstance(wcs, GwcsAdapter):
-        return wcs.with_sky_correction(sky_correction(shift_arcsec, rotation_deg, tangent_point))
+        return wcs.with_sky_correction(sky_correction(shift_arcsec, 0.0, tangent_point,
+                                                      matrix=a))
     new = wcs.deepcopy()
     ra0, dec0 = tangent_point
     xi, eta = tangent_plane(new.wcs.crval[0], new.wcs.crval[1], ra0, dec0)
-    p = apply_correction(np.array([[float(xi), float(eta)]]), shift_arcsec, rotation_deg)
-    ra, dec = _deproject(p[:, 0], p[:, 1], ra0, dec0)
-    th = np.radians(rotation_deg)
-    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    cd = rot @ (np.diag(new.wcs.get_cdelt()) @ new.wcs.get_pc())
+    p = a @ np.array([float(xi), float(eta)]) + np.asarray(shift_arcsec, dtype=np.float64)
+    ra, dec = _deproject(p[:1], p[1:], ra0, dec0)
+    cd = a @ (np.diag(new.wcs.get_cdelt()) @ new.wcs.get_pc())
     cdelt = new.wcs.get_cdelt().copy()
     if new.wcs.has_cd():
         new.wcs.cd = cd

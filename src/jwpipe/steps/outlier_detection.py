@@ -13,6 +13,10 @@
    (``snr``, ``scale``) with the member's ERR; flagged pixels get DQ DO_NOT_USE|OUTLIER and
    NaN in SCI, ERR and the variances.
 
+Members that overlap no member of another exposure group (detectors of one exposure do not
+count) are warned about and record ``overlaps_other_exposures: false``: their median is
+themselves, so no outlier can be found in them.
+
 ``resample_data=False`` compares members directly pixel by pixel (same shape required):
 ``|sci - median| > snr1 * err``. Fewer than two members: SKIPPED, as in jwst.
 The step returns the flagged members; ``Image3Pipeline`` writes them as ``_crf`` files.
@@ -45,6 +49,7 @@ from jwpipe.steps._image_common import (
 from jwpipe.steps._members import (
     Workspace,
     check_members,
+    group_ids,
     load_members,
     map_members,
     workspace_dir,
@@ -94,10 +99,10 @@ class OutlierDetectionStep(Step):
             return self._direct(container, shapes)
         grid, gshape = output_grid(wcss, shapes)
         ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
-        lonely = isolated_footprints(wcss, shapes, grid)
+        lonely = set(isolated_footprints(wcss, shapes, grid, group_ids(container)))
         if lonely:
-            self.log.warning("member(s) %s overlap no other member: their outliers cannot be "
-                             "found", ", ".join(str(container.paths[k]) for k in lonely))
+            self.log.warning("member(s) %s overlap no other exposure: their outliers cannot be "
+                             "found", ", ".join(str(container.paths[k]) for k in sorted(lonely)))
         scratch = Workspace(workspace_dir(self), f"{self.name}_grid")
         sci_files = []
         for i in range(len(container)):
@@ -128,6 +133,8 @@ class OutlierDetectionStep(Step):
                                      self.backg)
             outliers &= ~self._bad(model)
             self._apply(model, outliers)
+            if i in lonely:  # compared with itself only: nothing could be flagged
+                model.extra["outlier_detection"]["overlaps_other_exposures"] = False
 
         result = map_members(self, container, flag)
         del scratch

@@ -6,8 +6,13 @@ than the mosaic, so N members cost N small images, not N full ones. On that grid
 member's own clipped sky), ``global`` (the lowest local sky for all), ``match`` (pairwise
 clipped differences over the overlaps, solved jointly, lowest level 0) or ``global+match``.
 Each member gets ``BKGLEVEL`` (the level, in the data's units), ``BKGMETH`` and ``BKGSUB``;
-the level is subtracted from SCI only if ``subtract`` is True. Members that overlap no other
-member are an error for the matching methods.
+the level is subtracted from SCI only if ``subtract`` is True.
+
+Members of one exposure group (the detectors of one exposure: the association's ``group_id``,
+else the exposure's identity in the headers, as jwst's ``group_id``) share one sky level and are
+measured together. For the matching methods, groups are matched within each set of mutually
+overlapping groups; a group that overlaps no other keeps level 0 (``global+match``: the global
+level), with a warning, and every member records what happened in ``extra['skymatch']``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import numpy as np
 
 from jwpipe.algorithms.image_geometry import pixel_map
 from jwpipe.algorithms.image_resample import drizzle_one
-from jwpipe.algorithms.image_skymatch import match_sky
+from jwpipe.algorithms.image_skymatch import match_sky_groups
 from jwpipe.datamodels import dqflags
 from jwpipe.errors import StepInputError
 from jwpipe.steps._image_common import bad_pixel_mask, label, output_grid
-from jwpipe.steps._members import check_members, load_members, map_members
+from jwpipe.steps._members import check_members, group_ids, load_members, map_members
 from jwpipe.stpipe import Step
 
 __all__ = ["SkyMatchStep"]
@@ -70,17 +75,29 @@ class SkyMatchStep(Step):
             res = drizzle_one(data, pixmap, gshape, weight=(~bad).astype(np.float32))
             coarse.append(res.sci)
             del model, data, pixmap, res
+        groups = group_ids(container)
         try:
-            levels = match_sky(coarse, skymethod=self.skymethod, skystat=self.skystat,
-                               nclip=self.nclip, lsigma=self.lsigma, usigma=self.usigma,
-                               min_overlap=max(10, min(100, gshape[0] * gshape[1] // 100)))
+            sky = match_sky_groups(coarse, groups, skymethod=self.skymethod,
+                                   skystat=self.skystat, nclip=self.nclip, lsigma=self.lsigma,
+                                   usigma=self.usigma,
+                                   min_overlap=max(10, min(100, gshape[0] * gshape[1] // 100)))
         except StepInputError as exc:
             names = ", ".join(f"{k}={p}" for k, p in enumerate(container.paths))
             raise StepInputError(f"{self.qualified_name}: {exc} (members {names})") from None
         del coarse
+        lonely = sorted({groups[k] for k in np.flatnonzero(sky.isolated)})
+        if lonely:
+            self.log.warning("exposure group(s) %s overlap no other group: their sky is not "
+                             "matched (level %s)", ", ".join(lonely),
+                             "0" if self.skymethod == "match" else "global")
+        if "match" in self.skymethod and int(sky.component.max()) > 0:
+            self.log.warning("the exposures form %d sets that do not overlap each other: sky "
+                             "levels are matched within each set", int(sky.component.max()) + 1)
 
         def record(i: int, model: Any) -> None:
-            level = float(levels[i])
+            level = float(sky.levels[i])
+            model.extra["skymatch"] = {"group": groups[i], "set": int(sky.component[i]),
+                                       "overlaps_other_groups": not bool(sky.isolated[i])}
             bg = model.meta.background
             bg.level = level
             bg.method = self.skymethod

@@ -12,13 +12,18 @@
    groups whose footprints overlap (2-D histogram vote, then mutual nearest neighbours within
    ``tolerance``) and solves one least-squares system for all groups at once (shift, plus
    rotation for ``rshift``) through normal equations accumulated pair by pair, the first
-   group held fixed, or every group tied to ``abs_refcat`` when one is given.
+   group held fixed, or every group tied to ``abs_refcat`` when one is given. ``general``
+   (jwst's full affine, used by STScI's generic and MIRI ``pars-tweakreg`` files) matches with
+   the ``rshift`` fit, then fits ``A p + t`` (6 parameters per group) to the final matches.
 4. Each member's WCS (SCI header) is corrected: the reference point moves with the fitted
-   transformation and the CD matrix rotates with it.
+   transformation and the CD matrix rotates with it (``general``: is multiplied by ``A``).
 
 Fallback: if the fit fails (fewer than ``minobj`` sources or matches, groups that share no
 sources) the WCSs are left unchanged, ``S_TWKREG = SKIPPED`` is recorded in every member and
 the reason is logged; a single exposure without ``abs_refcat`` is also SKIPPED, as in jwst.
+Without ``abs_refcat``, groups whose footprints overlap none of the largest set of overlapping
+groups (e.g. a separate pointing) are left unaligned with a warning, SKIPPED and
+``extra['tweakreg']['skipped']`` recorded, while that set is aligned.
 Per-member results go to ``model.extra['tweakreg']`` (shift in arcsec, rotation in deg,
 RMS, number of matches).
 """
@@ -33,9 +38,16 @@ import numpy as np
 from jwpipe.algorithms.image_align import AlignmentError, align_catalogs, tangent_plane
 from jwpipe.algorithms.image_catalog import find_sources
 from jwpipe.algorithms.image_geometry import boxes_overlap, sky_footprint
+from jwpipe.algorithms.image_skymatch import connected_components
 from jwpipe.atomic import atomic_path
 from jwpipe.errors import StepInputError
-from jwpipe.steps._image_common import bad_pixel_mask, model_wcs, rotate_shift_wcs, set_model_wcs
+from jwpipe.steps._image_common import (
+    affine_wcs,
+    bad_pixel_mask,
+    model_wcs,
+    rotate_shift_wcs,
+    set_model_wcs,
+)
 from jwpipe.steps._members import check_members, group_ids, load_members, map_members
 from jwpipe.stpipe import Step
 
@@ -99,7 +111,7 @@ class TweakRegStep(Step):
     brightest = integer(default=200)  # Keep this many brightest sources per image
     peakmax = float(default=None)  # Reject sources with a peak above this value
     minobj = integer(default=15)  # Least number of sources / matches per exposure
-    fitgeometry = option('shift', 'rshift', default='rshift')  # Fitted transformation
+    fitgeometry = option('shift', 'rshift', 'general', default='rshift')  # Fitted transformation
     nclip = integer(min=0, default=3)  # Sigma-clipping iterations of the fit
     sigma = float(min=0.0, default=3.0)  # Clipping limit in units of the fit RMS
     searchrad = float(default=2.0)  # Largest initial offset between exposures (arcsec)
@@ -157,36 +169,68 @@ class TweakRegStep(Step):
             minobj, searchrad, tolerance = self.abs_minobj, self.abs_searchrad, \
                 self.abs_tolerance
         pairs = _overlapping_groups(wcss, groups, names, tp, margin=searchrad)
+        aligned = names
+        if reference is None:
+            aligned, plane, pairs = self._largest_overlapping_set(names, plane, pairs)
+            if len(aligned) < 2:
+                return self._skip(container, "no two exposure groups overlap")
         try:
             result = align_catalogs(plane, reference=reference, fixed=0,
-                                          fit_rotation=self.fitgeometry == "rshift",
+                                          fit_rotation=self.fitgeometry != "shift",
+                                          affine=self.fitgeometry == "general",
                                           searchrad=searchrad, tolerance=tolerance,
                                           minobj=minobj, nclip=self.nclip, sigma=self.sigma,
                                           candidate_pairs=pairs)
         except AlignmentError as exc:
             return self._skip(container, f"alignment failed: {exc}")
 
-        index = {name: k for k, name in enumerate(names)}
+        index = {name: k for k, name in enumerate(aligned)}
 
         def correct(i: int, model: Any) -> None:
+            if groups[i] not in index:  # overlaps none of the aligned exposures: unchanged
+                model.extra["tweakreg"] = {"group": groups[i],
+                                           "skipped": "overlaps no aligned exposure group"}
+                self.record_step_status(model, "SKIPPED")
+                return
             k = index[groups[i]]
-            new = rotate_shift_wcs(wcss[i], result.shift[k], float(result.rotation[k]), tp)
+            if result.matrix is not None:
+                new = affine_wcs(wcss[i], result.matrix[k], result.shift[k], tp)
+            else:
+                new = rotate_shift_wcs(wcss[i], result.shift[k], float(result.rotation[k]), tp)
             set_model_wcs(model, new)
             model.extra["tweakreg"] = {
                 "group": groups[i],
                 "shift_arcsec": [float(v) for v in result.shift[k]],
                 "rotation_deg": float(result.rotation[k]),
+                **({"matrix": result.matrix[k].tolist()} if result.matrix is not None else {}),
                 "rms_arcsec": float(result.rms[k]),
                 "nmatch": int(result.nmatch[k]),
-                "reference": "abs_refcat" if reference is not None else names[0],
+                "reference": "abs_refcat" if reference is not None else aligned[0],
             }
             self.record_step_status(model, "COMPLETE")
 
-        for k, name in enumerate(names):
+        for k, name in enumerate(aligned):
             self.log.info("%s: shift (%.4f, %.4f)\" rotation %.5f deg, rms %.4f\", %d matches",
                           name, *result.shift[k], result.rotation[k], result.rms[k],
                           result.nmatch[k])
         return map_members(self, container, correct)
+
+    def _largest_overlapping_set(self, names: list[str], plane: list[np.ndarray],
+                                 pairs: list[tuple[int, int]]
+                                 ) -> tuple[list[str], list[np.ndarray], list[tuple[int, int]]]:
+        """Keep the largest set of groups linked by overlapping footprints (ties: the set of
+        the first group); the others cannot be aligned to it and are left as they are."""
+        comp = connected_components(len(names), pairs)
+        main = int(np.argmax(np.bincount(comp)))
+        keep = [k for k in range(len(names)) if comp[k] == main]
+        if len(keep) == len(names):
+            return names, plane, pairs
+        self.log.warning("exposure group(s) %s overlap none of %s: left unaligned",
+                         ", ".join(names[k] for k in range(len(names)) if comp[k] != main),
+                         ", ".join(names[k] for k in keep))
+        new = {old: k for k, old in enumerate(keep)}
+        return ([names[k] for k in keep], [plane[k] for k in keep],
+                [(new[i], new[j]) for i, j in pairs if i in new and j in new])
 
     def _skip(self, container: Any, reason: str) -> Any:
         self.log.warning("tweakreg skipped: %s", reason)

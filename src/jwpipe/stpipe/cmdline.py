@@ -132,6 +132,8 @@ def step_from_cmdline(args: list[str]) -> Step:
     for prefix in first.allow_import:
         registry.allow_class_paths(prefix)
     step_class, config_file = _resolve(first.identifier)
+    if config_file is not None and ("-h" in args or "--help" in args):
+        step_class.build_config(None, config_file=config_file)  # help for a file that loads
     parser = build_parser(step_class)
     ns = parser.parse_args(args)
     configure_logging(ns.verbose, ns.log_level)

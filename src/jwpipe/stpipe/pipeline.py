@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from jwpipe.errors import ValidationError
+from jwpipe.stpipe import registry
 from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import StepConfig, load_parameter_file
 from jwpipe.stpipe.step import Step, _merge_layers, _plain_value
@@ -102,7 +103,7 @@ class Pipeline(Step):
         if entry.name and entry.name in cls.step_defs:
             return entry.name
         if entry.class_name:
-            last = entry.class_name.rsplit(".", 1)[-1]
+            last = registry.jwpipe_class_name(entry.class_name)
             hits = [n for n, c in cls.step_defs.items()
                     if last in (c.__name__, c.class_alias)]
             if len(hits) == 1:

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_STEPS",
+    "JWST_CLASSES",
     "StepEntry",
     "allow_class_paths",
     "builtin_entries",
+    "describe_unknown",
+    "jwpipe_class_name",
     "known_suffixes",
     "register_class",
     "resolve_step_class",
@@ -73,6 +76,85 @@ BUILTIN_STEPS: tuple[StepEntry, ...] = (
     StepEntry("jwpipe.steps.ResampleStep", "resample", False),
     StepEntry("jwpipe.steps.SourceCatalogStep", "source_catalog", False),
 )
+
+#: Every step and pipeline class of jwst's Detector1, Image2 and Image3 pipelines, by jwst class
+#: name -> the jwpipe class name that implements it, or None where jwpipe has no such step.
+#: (jwst spells some names differently: SuperBiasStep is jwpipe's SuperbiasStep.)
+JWST_CLASSES: dict[str, str | None] = {
+    "Detector1Pipeline": "Detector1Pipeline",
+    "Image2Pipeline": "Image2Pipeline",
+    "Image3Pipeline": "Image3Pipeline",
+    # calwebb_detector1
+    "GroupScaleStep": "GroupScaleStep",
+    "DQInitStep": "DQInitStep",
+    "EmiCorrStep": None,
+    "SaturationStep": "SaturationStep",
+    "IPCStep": None,
+    "SuperBiasStep": "SuperbiasStep",
+    "RefPixStep": "RefPixStep",
+    "RscdStep": None,
+    "FirstFrameStep": None,
+    "LastFrameStep": None,
+    "LinearityStep": "LinearityStep",
+    "DarkCurrentStep": "DarkCurrentStep",
+    "ResetStep": None,
+    "PersistenceStep": None,
+    "ChargeMigrationStep": None,
+    "JumpStep": "JumpStep",
+    "PictureFrameStep": None,
+    "CleanFlickerNoiseStep": None,
+    "RampFitStep": "RampFitStep",
+    "GainScaleStep": "GainScaleStep",
+    # calwebb_image2
+    "BackgroundStep": "BackgroundStep",
+    "AssignWcsStep": "AssignWcsStep",
+    "FlatFieldStep": "FlatFieldStep",
+    "PhotomStep": "PhotomStep",
+    "ResampleStep": "ResampleStep",
+    # calwebb_image3
+    "AssignMTWcsStep": None,
+    "TweakRegStep": "TweakRegStep",
+    "SkyMatchStep": "SkyMatchStep",
+    "OutlierDetectionStep": "OutlierDetectionStep",
+    "SourceCatalogStep": "SourceCatalogStep",
+}
+
+
+def jwpipe_class_name(class_name: str) -> str:
+    """The jwpipe class name a parameter file's ``class`` stands for (last dotted part; a jwst
+    class translated through :data:`JWST_CLASSES`), without importing anything.
+
+    A jwst class jwpipe does not implement keeps its own name (it then matches nothing).
+    """
+    ident = class_name.strip()
+    last = ident.rsplit(".", 1)[-1]
+    if ident.startswith("jwst.") or (ident == last and last not in _BUILTIN_NAMES):
+        return JWST_CLASSES.get(last) or last
+    return last
+
+
+def describe_unknown(class_name: str) -> str | None:
+    """Why ``class_name`` names nothing jwpipe can run (None if it names a known class).
+
+    Checked without importing: built-in entries, jwst names of them, and Step subclasses
+    already defined in this process.
+    """
+    ident = class_name.strip()
+    if _builtin_by(ident) or ident in _DEFINED or (
+            ident.startswith("jwpipe.") and _builtin_by(ident.rsplit(".", 1)[1])):
+        return None
+    if ident.startswith("jwst."):
+        last = ident.rsplit(".", 1)[1]
+        mapped = JWST_CLASSES.get(last)
+        if mapped and _builtin_by(mapped):
+            return None
+        return (f"'{class_name}' is a jwst class that jwpipe does not implement; run it with "
+                "jwst's own strun")
+    if "." in ident and any(ident == p or ident.startswith(p + ".") for p in _allowed_prefixes()):
+        return None
+    return (f"'{class_name}' names no step or pipeline jwpipe knows (run 'jwpipe list' for the "
+            "built-in ones)")
+
 
 _ALLOWED_PREFIXES: list[str] = []
 #: Step subclasses defined in this process, by dotted path and by class name.
@@ -155,7 +237,7 @@ def resolve_step_class(identifier: str, *, what: str = "class") -> type[Step]:
     if entry is None and ident.startswith("jwpipe."):  # e.g. the defining module's full path
         entry = _builtin_by(ident.rsplit(".", 1)[1])
     if entry is None and ident.startswith("jwst."):
-        entry = _builtin_by(ident.rsplit(".", 1)[1])
+        entry = _builtin_by(jwpipe_class_name(ident))
         if entry is None:
             raise ValidationError(
                 f"{what} '{identifier}' is a jwst class that jwpipe does not implement"
@@ -201,6 +283,8 @@ def known_suffixes() -> frozenset[str]:
             names.add(alias)
     return frozenset(names - _DISCARDED)
 
+
+_BUILTIN_NAMES = frozenset(e.class_name for e in BUILTIN_STEPS)
 
 _PRODUCT_SUFFIXES = (
     "ami", "ami-oi", "aminorm", "aminorm-oi", "blot", "bsub", "bsubints", "c1d", "cal", "calints",

@@ -12,6 +12,7 @@ file or source it came from, and every unknown key is reported, not only the fir
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from collections.abc import Mapping
 from typing import Any
@@ -241,8 +242,18 @@ def _check_section(
         try:
             typed[key] = _plain_str(VALIDATOR.check(check, value))
         except _vdt.ValidateError as exc:
-            errors.append(f"Config parameter '{_path(prefix, key)}': {exc}")
+            errors.append(f"Config parameter '{_path(prefix, key)}': {exc}"
+                          + _allowed_values(check))
     return typed
+
+
+def _allowed_values(check: str) -> str:
+    """`` (allowed: a, b)`` for an ``option(...)`` check, else empty."""
+    if not check.startswith("option("):
+        return ""
+    inner = check[len("option("):].split("default=", 1)[0]
+    values = [a or b for a, b in re.findall(r"'([^']*)'|\"([^\"]*)\"", inner)]
+    return f" (allowed: {', '.join(values)})" if values else ""
 
 
 def _plain_str(value: Any) -> Any:

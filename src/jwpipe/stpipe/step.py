@@ -261,9 +261,12 @@ class Step:
         """A parameter file written for another step is an error (checked without importing)."""
         if not cfg.class_name:
             return
-        last = cfg.class_name.strip().rsplit(".", 1)[-1]
+        last = registry.jwpipe_class_name(cfg.class_name)
         names = {k.__name__ for k in cls.__mro__} | {cls.class_alias or ""}
         if last not in names:
+            unknown = registry.describe_unknown(cfg.class_name)
+            if unknown:
+                raise ValidationError(f"Parameter file '{cfg.source}': class {unknown}")
             raise ValidationError(
                 f"Parameter file '{cfg.source}' is for class '{cfg.class_name}', not "
                 f"{cls.__name__}"
@@ -818,6 +821,9 @@ class Step:
         return step_from_cmdline(args)
 
 
+_WARNED_IGNORED: set[str] = set()
+
+
 def _merge_layers(spec: _spec.SpecNode, layers: list[tuple[str, Mapping[str, Any], bool]]
                   ) -> dict[str, Any]:
     """Type-check each layer (lowest first) and merge them; ``name`` comes from the highest
@@ -835,9 +841,10 @@ def _merge_layers(spec: _spec.SpecNode, layers: list[tuple[str, Mapping[str, Any
             ignored_all.append(f"{source}: {', '.join(ignored)}")
         if name:
             merged["name"] = name
-    if ignored_all:
-        log.warning("Parameters and steps jwpipe does not implement were ignored: %s",
-                    "; ".join(ignored_all))
+    message = "; ".join(ignored_all)
+    if message and message not in _WARNED_IGNORED:  # once per process, not once per dataset
+        _WARNED_IGNORED.add(message)
+        log.warning("Parameters and steps jwpipe does not implement were ignored: %s", message)
     return merged
 
 

@@ -111,25 +111,19 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def generate_workflow(
+def plan_for_workflow(
     asn_paths: list[str],
-    workdir: str | os.PathLike[str],
     *,
     param_files: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     input_dir: str | None = None,
     refs: str | None = None,
-    keep: list[str] | None = None,
-    group_detector1: bool = False,
     stages: list | None = None,
-) -> tuple[Plan, dict[str, int]]:
-    """Plan and write (or update) a workflow directory.
-
-    Returns
-    -------
-    plan, counts
-        The plan, and how many unit files were written, unchanged and removed.
-    """
+    keep_going: bool = False,
+) -> Plan:
+    """Plan a workflow without writing anything (the reference store from ``refs`` or the
+    active one). With ``keep_going``, associations that cannot be planned are listed in
+    ``plan.refused`` (see :func:`jwpipe.workflow.plan.plan_workflow`)."""
     from jwpipe.stpipe import refstore
 
     store = None
@@ -142,10 +136,62 @@ def generate_workflow(
     previous = refstore._ACTIVE[:]
     refstore.set_store(store)  # parameter references are looked up in the same store
     try:
-        plan = plan_workflow(asn_paths, param_files=param_files or [], overrides=overrides or {},
-                             input_dir=input_dir, store=store, stages=stages)
+        return plan_workflow(asn_paths, param_files=param_files or [],
+                             overrides=overrides or {}, input_dir=input_dir, store=store,
+                             stages=stages, keep_going=keep_going)
     finally:
         refstore._ACTIVE[:] = previous
+
+
+def generate_workflow(
+    asn_paths: list[str],
+    workdir: str | os.PathLike[str],
+    *,
+    param_files: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    input_dir: str | None = None,
+    refs: str | None = None,
+    keep: list[str] | None = None,
+    group_detector1: bool = False,
+    stages: list | None = None,
+    keep_going: bool = False,
+) -> tuple[Plan, dict[str, int]]:
+    """Plan and write (or update) a workflow directory.
+
+    With ``keep_going``, associations that cannot be planned are listed in ``plan.refused``
+    instead of stopping the generation.
+
+    Returns
+    -------
+    plan, counts
+        The plan, and how many unit files were written, unchanged and removed.
+    """
+    plan = plan_for_workflow(asn_paths, param_files=param_files, overrides=overrides,
+                             input_dir=input_dir, refs=refs, stages=stages,
+                             keep_going=keep_going)
+    counts = write_workflow(plan, workdir, asn_paths=asn_paths, param_files=param_files,
+                            overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
+                            group_detector1=group_detector1)
+    return plan, counts
+
+
+def write_workflow(
+    plan: Plan,
+    workdir: str | os.PathLike[str],
+    *,
+    asn_paths: list[str],
+    param_files: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    input_dir: str | None = None,
+    refs: str | None = None,
+    keep: list[str] | None = None,
+    group_detector1: bool = False,
+) -> dict[str, int]:
+    """Write (or update) the workflow directory of a plan; return the unit-file counts.
+
+    A new workflow is written next to its final name and renamed into place when complete, so
+    a failure leaves nothing behind.
+    """
     target = Path(workdir)
     fresh = not target.exists()
     work = _staging_dir(target) if fresh else target
@@ -158,12 +204,10 @@ def generate_workflow(
         raise
     if fresh:
         os.rename(work, target)
-    return plan, counts
+    return counts
 
 
 def _staging_dir(target: Path) -> Path:
-    """A new workflow is written next to its final name and renamed into place when complete,
-    so a failure leaves nothing behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     work.chmod(0o777 & ~umask())

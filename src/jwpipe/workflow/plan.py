@@ -27,7 +27,8 @@ from jwpipe.stpipe.config_file import load_parameter_file
 from jwpipe.stpipe.pipeline import Pipeline
 from jwpipe.stpipe.step import Step
 
-__all__ = ["Plan", "Unit", "check_name", "file_spec", "plan_workflow", "stages_for_association"]
+__all__ = ["Plan", "Refusal", "Unit", "check_name", "file_spec", "plan_workflow",
+           "stage_for_association"]
 
 #: Parameters that only say where/whether to write files: a workflow job ignores them (it writes
 #: exactly its declared outputs), so changing them must not rerun anything.
@@ -132,6 +133,15 @@ class Unit:
         }
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An association that was not planned: its file, a short reason and the full message."""
+
+    asn: str
+    reason: str
+    message: str
+
+
 @dataclass
 class Plan:
     """Everything the Snakefile and the unit files are written from."""
@@ -142,6 +152,8 @@ class Plan:
     exposures: list[str]
     products: list[str]
     context: str | None
+    notes: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
     def units_of(self, step: str) -> list[Unit]:
         return [u for u in self.units if u.step == step]
@@ -162,13 +174,20 @@ def _default_stages() -> list[type[Pipeline]]:
     return [Detector1Pipeline, Image2Pipeline, Image3Pipeline]
 
 
-def stages_for_association(asn_type: str | None, stages: Sequence[type[Pipeline]]) -> int:
-    """The last stage an association gets (each member runs from the first stage whose input
-    exists up to it): image3 associations get the product stage, others the last exposure
-    stage."""
+def stage_for_association(asn: Any, stages: Sequence[type[Pipeline]]) -> int:
+    """Stage dispatch: the last stage an association asks for, from its ``asn_type``.
+
+    Level-2 imaging types end at the last exposure-scope stage (Image2), level-3 imaging types
+    (``image3``, ``mosaic``) at the product stage (Image3). Every other type is refused
+    (:func:`jwpipe.associations.types.dispatch`): nothing is planned as something it is not.
+    """
+    from jwpipe.associations.types import dispatch
+
+    kind = dispatch(asn.asn_type, asn.source)
     scopes = [s.workflow_stage_scope for s in stages]
-    if asn_type and "image3" in asn_type.lower() and "product" in scopes:
+    if kind.level == 3 and "product" in scopes:
         return scopes.index("product")
+    # level 2, or stages chosen from Python without a product stage: the exposure stages only
     return max(i for i, scope in enumerate(scopes) if scope == "exposure")
 
 
@@ -266,7 +285,7 @@ class _Resolver:
     def __init__(self, stage: type[Pipeline], param_files: list[str], overrides: dict[str, Any],
                  store: Any) -> None:
         self.stage = stage
-        self.files = [f for f in param_files if _file_is_for(f, stage)]
+        self.files = param_files
         self.overrides = overrides
         self.store = store
         self._cache: dict[tuple, dict[str, Any]] = {}
@@ -287,13 +306,51 @@ class _Resolver:
         return self._cache[key]
 
 
-def _file_is_for(path: str, stage: type[Pipeline]) -> bool:
-    cfg = load_parameter_file(path)
-    if not cfg.class_name:
-        raise WorkflowError(f"parameter file {path} has no 'class': cannot tell which pipeline "
-                            "it configures")
-    last = cfg.class_name.rsplit(".", 1)[-1]
-    return last in (stage.__name__, stage.class_alias)
+def route_parameter_files(param_files: Sequence[str], stages: Sequence[type[Pipeline]]
+                          ) -> tuple[list[list[str]], list[dict[str, str]]]:
+    """Which stage each parameter file configures: a pipeline file goes to the stage of its
+    class; a step-level file (e.g. jwst's ``jump.cfg``) to every stage step of its class.
+
+    Raises
+    ------
+    WorkflowError
+        A file without ``class``, or whose class names nothing jwpipe knows, or a step or
+        pipeline that is not part of this workflow's stages (e.g. jwst's Spec2Pipeline).
+    """
+    from jwpipe.errors import JwpipeError
+    from jwpipe.stpipe import registry
+
+    stage_files: list[list[str]] = [[] for _ in stages]
+    step_files: list[dict[str, str]] = [{} for _ in stages]
+    for path in param_files:
+        try:
+            cfg = load_parameter_file(path)
+        except JwpipeError as exc:
+            raise WorkflowError(str(exc)) from None
+        if not cfg.class_name:
+            raise WorkflowError(f"parameter file {path} has no 'class': cannot tell which "
+                                "pipeline or step it configures")
+        unknown = registry.describe_unknown(cfg.class_name)
+        if unknown:
+            raise WorkflowError(f"parameter file {path}: class {unknown}")
+        name = registry.jwpipe_class_name(cfg.class_name)
+        full = os.path.abspath(path)
+        hits = [i for i, st in enumerate(stages) if name in (st.__name__, st.class_alias)]
+        for i in hits:
+            stage_files[i].append(full)
+        owners = [(i, step) for i, st in enumerate(stages) for step, c in st.step_defs.items()
+                  if name in (c.__name__, c.class_alias)]
+        for i, step in owners:
+            if step in step_files[i]:
+                raise WorkflowError(f"more than one parameter file for step {step!r}: "
+                                    f"{step_files[i][step]}, {full}")
+            step_files[i][step] = full
+        if not hits and not owners:
+            known = ", ".join(st.__name__ for st in stages)
+            raise WorkflowError(f"parameter file {path} is for {cfg.class_name}, which is "
+                                f"neither one of this workflow's stages ({known}) nor one of "
+                                "their steps")
+    return stage_files, step_files
 
 
 def _split_overrides(overrides: Mapping[str, Any], stages: Sequence[type[Pipeline]]
@@ -318,6 +375,7 @@ def plan_workflow(
     input_dir: str | os.PathLike[str] | None = None,
     store: Any = None,
     stages: Sequence[type[Pipeline]] | None = None,
+    keep_going: bool = False,
 ) -> Plan:
     """Plan the units for the given associations.
 
@@ -335,53 +393,46 @@ def plan_workflow(
         The CRDS cache (and context) parameter references and references are selected from.
     stages : list of Pipeline classes
         The chain of stages (default: Detector1, Image2, Image3).
+    keep_going : bool
+        Plan the associations that can be planned and list the others in ``Plan.refused``
+        (default: the first refused association is an error).
     """
-    from jwpipe.associations import load_asn, member_root, product_root
     from jwpipe.errors import JwpipeError
 
     stages = list(stages or _default_stages())
     keywords = _selection_keywords()
     store = _CachedStore(store) if store is not None else None
     routed = _split_overrides(dict(overrides or {}), stages)
-    resolvers = [_Resolver(s, list(param_files), routed[i], store) for i, s in enumerate(stages)]
+    stage_files, step_files = route_parameter_files(list(param_files), stages)
+    for i, files in enumerate(step_files):
+        for step, path in files.items():  # beneath the command-line values of that step
+            routed[i][step] = {"config_file": path, **routed[i].get(step, {})}
+    resolvers = [_Resolver(s, stage_files[i], routed[i], store) for i, s in enumerate(stages)]
     exposures: dict[str, _Exposure] = {}
     products: list[tuple[int, str, list[str]]] = []
     targets: list[str] = []
+    notes: list[str] = []
+    refused: list[Refusal] = []
     for asn_path in asn_paths:
         try:
-            asn = load_asn(asn_path)
+            found, made, said = _plan_association(asn_path, stages, input_dir, keywords,
+                                                  exposures)
         except JwpipeError as exc:
-            raise WorkflowError(str(exc)) from None
-        if not asn.asn_type:
-            raise WorkflowError(
-                f"{asn_path}: the association has no asn_type, so the stage to run is unknown; "
-                'add "asn_type": "image2" (to _cal) or "image3" (to the mosaic)')
-        top = stages_for_association(asn.asn_type, stages)
-        base = Path(input_dir) if input_dir else Path(asn_path).resolve().parent
-        for product in asn.products:
-            for member in product.members:
-                if member.exptype != "science":
-                    raise WorkflowError(
-                        f"{asn_path}: product {product.name!r} has a {member.exptype} member "
-                        f"({member.expname}); workflows process science members only — run "
-                        "calwebb_image2 on this association with jwpipe strun instead")
-            roots = []
-            for member in product.science:
-                root = check_name(member_root(member.expname), "member")
-                roots.append(root)
-                if root in exposures:
-                    continue
-                start, path = _locate(root, base, stages, top)
-                exposures[root] = _Exposure(root, start, path, *_read_exposure(path, keywords))
-            if not roots:
-                raise WorkflowError(f"{asn_path}: product {product.name!r} has no science "
-                                    "members")
-            try:
-                root_name = product_root(product.name)
-            except JwpipeError as exc:
-                raise WorkflowError(f"{asn_path}: {exc}") from None
-            products.append((top, check_name(root_name, "product name"), roots))
+            if not keep_going:
+                raise WorkflowError(str(exc)) from None
+            reason = getattr(exc, "reason", None) or _reason_of(exc)
+            refused.append(Refusal(str(asn_path), reason, str(exc)))
+            continue
+        exposures.update(found)
+        products += made
+        notes += said
     if not exposures:
+        if refused:
+            error = WorkflowError(refused[0].message if len(refused) == 1 else
+                                  f"nothing could be planned: {len(refused)} association(s) "
+                                  f"refused (first: {refused[0].message})")
+            error.refused = refused  # type: ignore[attr-defined]
+            raise error
         raise WorkflowError("no exposures to process")
     units: list[Unit] = []
     steps: list[dict[str, Any]] = []
@@ -407,7 +458,63 @@ def plan_workflow(
             for root in roots:
                 targets += [streams[root][0]]
     return Plan(steps, units, sorted(set(targets)), sorted(exposures),
-                [name for _, name, _ in products], context)
+                [name for _, name, _ in products], context, notes, refused)
+
+
+def _reason_of(exc: Exception) -> str:
+    from jwpipe.errors import AssociationError
+
+    return "invalid association" if isinstance(exc, AssociationError) else "cannot plan"
+
+
+def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pipeline]],
+                      input_dir: str | os.PathLike[str] | None, keywords: frozenset[str],
+                      known: dict[str, _Exposure]
+                      ) -> tuple[dict[str, _Exposure], list[tuple[int, str, list[str]]],
+                                 list[str]]:
+    """One association's new exposures, its products and notes; nothing is kept if it fails."""
+    from jwpipe.associations import load_asn, member_root, product_root
+    from jwpipe.associations.types import (
+        UnsupportedAssociationError,
+        association_kind,
+        nonscience_advice,
+    )
+
+    asn = load_asn(asn_path)
+    source = str(asn_path)
+    top = stage_for_association(asn, stages)
+    kind = association_kind(asn.asn_type)
+    assert kind is not None  # stage_for_association refused unknown types
+    base = Path(input_dir).absolute() if input_dir else Path(asn_path).resolve().parent
+    found: dict[str, _Exposure] = {}
+    made: list[tuple[int, str, list[str]]] = []
+    notes: list[str] = []
+    for product in asn.products:
+        others = [m for m in product.members if m.exptype != "science"]
+        if others and kind.level == 2:
+            roles = sorted({m.exptype for m in others})
+            raise UnsupportedAssociationError(
+                f"{source}: product {product.name!r} has {', '.join(roles)} member(s) "
+                f"({others[0].expname}); workflows process science members only: "
+                + nonscience_advice(kind, roles, source), "non-science members")
+        if others:  # calwebb_image3 combines the science members only, and so does Image3
+            notes.append(f"{source}: product {product.name!r}: {len(others)} non-science "
+                         f"member(s) ({', '.join(sorted({m.exptype for m in others}))}) not "
+                         f"used, as {kind.jwst_pipeline} uses science members only")
+        roots = []
+        for member in product.science:
+            root = check_name(member_root(member.expname), "member")
+            roots.append(root)
+            if root in known or root in found:
+                continue
+            try:
+                start, path = _locate(root, base, stages, top)
+            except WorkflowError as exc:
+                raise UnsupportedAssociationError(f"{source}: {exc}", "missing member files"
+                                                  ) from None
+            found[root] = _Exposure(root, start, path, *_read_exposure(path, keywords))
+        made.append((top, check_name(product_root(product.name), "product name"), roots))
+    return found, made, notes
 
 
 def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
