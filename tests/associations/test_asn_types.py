@@ -21,7 +21,7 @@ from jwpipe.associations.types import (
     association_kind,
     dispatch,
 )
-from jwpipe.errors import AssociationError, WorkflowError
+from jwpipe.errors import JwpipeError, WorkflowError
 from jwpipe.workflow.plan import _default_stages, plan_workflow, stage_for_association
 
 ASN = Path(__file__).parents[1] / "data" / "asn"
@@ -99,10 +99,16 @@ def test_type_table_matches_jwst_conventions():
 
 
 def test_template_product_names_are_called_unsupported():
+    """jwst's template fields load (``{source_id}``, a trailing ``_{suffix}``); a ``{suffix}``
+    inside the name (the wfs-image3 rule) is refused as unsupported, not as unsafe."""
+    from jwpipe.associations import product_root
+
     path = ASN / "jw00711_20181027T043250_pool-o002_wfs-image3_001_asn.json"
-    with pytest.raises(AssociationError) as err:
-        load_asn(path)
-    assert "template" in str(err.value) and "not support" in str(err.value)
+    name = load_asn(path).products[0].name
+    assert name.endswith("_{suffix}-05")
+    with pytest.raises(JwpipeError) as err:
+        product_root(name)
+    assert "template" in str(err.value) and "support" in str(err.value)
     assert "unsafe" not in str(err.value)
 
 
@@ -115,13 +121,13 @@ def test_asn_check_checks_every_file_and_summarises(tmp_path):
     assert proc.returncode == 1
     ok = [ln for ln in proc.stdout.splitlines() if ": OK " in ln]
     failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("FAILED ")]
-    assert len(ok) == len(REAL) - 1  # all but the template-named wfs-image3
-    assert len(failed) == 2 and any("invalid JSON" in ln for ln in failed)
+    assert len(ok) == len(REAL)  # template names (jwst's {suffix}) load too
+    assert len(failed) == 1 and "invalid JSON" in failed[0]
     n_ours = sum(1 for ln in ok if "jwpipe engine" in ln)
     assert n_ours == 12  # 4 image2, 4 image3, wfs-image2, nrslamp-image2, mosaic, image
     assert proc.stdout.strip().splitlines()[-1] == (
-        f"{len(files)} file(s) checked: {len(REAL) - 1} valid ({n_ours} for jwpipe's engine, "
-        f"{len(REAL) - 1 - n_ours} for jwst pipelines), 2 failed")
+        f"{len(files)} file(s) checked: {len(REAL)} valid ({n_ours} for jwpipe's engine, "
+        f"{len(REAL) - n_ours} for jwst pipelines), 1 failed")
     spec3 = next(ln for ln in ok if "_spec3_" in ln)
     assert "not for jwpipe's engine: type spec3" in spec3
     image3 = next(ln for ln in ok if "o001_image3_" in ln)
