@@ -80,6 +80,9 @@ def make_workflow(argv: list[str]) -> int:
                              "by commas; others are temporary [all]")
     parser.add_argument("--group-detector1", action="store_true",
                         help="run each exposure's Detector1 chain as one cluster job")
+    parser.add_argument("--no-pictures", action="store_true",
+                        help="leave out the rules that draw the report's pictures (quick-looks "
+                             "add one job per exposure)")
     parser.add_argument("--strict", action="store_true",
                         help="fail (and write nothing) if any association cannot be planned; "
                              "by default those are reported and the others planned")
@@ -96,12 +99,14 @@ def make_workflow(argv: list[str]) -> int:
         overrides = {**gen["overrides"], **overrides}
         keep = gen["keep"]
         group = gen["group_detector1"]
+        pictures = gen.get("pictures", True)
     else:
         if not ns.asn:
             parser.error("give at least one association file (or --again WORKDIR)")
         keep = None if ns.keep == "all" else [] if ns.keep == "none" else \
             [s for s in ns.keep.split(",") if s]
         group = ns.group_detector1
+        pictures = not ns.no_pictures
     asns = _expand_associations(ns.asn)
     try:
         plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
@@ -118,7 +123,7 @@ def make_workflow(argv: list[str]) -> int:
                             "cannot be planned; nothing written")
     counts = write_workflow(plan, ns.output, asn_paths=asns, param_files=ns.params,
                             overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
-                            keep=keep, group_detector1=group)
+                            keep=keep, group_detector1=group, pictures=pictures)
     per_step = Counter(u.step for u in plan.units)
     print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
           f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "
@@ -126,6 +131,8 @@ def make_workflow(argv: list[str]) -> int:
     print(f"unit files: {counts['written']} written, {counts['unchanged']} unchanged, "
           f"{counts['removed']} removed")
     print(f"run it with:  cd {ns.output} && snakemake --profile profiles/local")
+    if pictures:
+        print("then see the pictures:  snakemake --report report.html")
     print(f"after an interruption (a killed Snakemake too):  jwpipe resume {ns.output}")
     return 0
 

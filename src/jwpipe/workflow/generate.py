@@ -155,6 +155,7 @@ def generate_workflow(
     group_detector1: bool = False,
     stages: list | None = None,
     keep_going: bool = False,
+    pictures: bool = True,
 ) -> tuple[Plan, dict[str, int]]:
     """Plan and write (or update) a workflow directory.
 
@@ -171,7 +172,7 @@ def generate_workflow(
                              keep_going=keep_going)
     counts = write_workflow(plan, workdir, asn_paths=asn_paths, param_files=param_files,
                             overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
-                            group_detector1=group_detector1)
+                            group_detector1=group_detector1, pictures=pictures)
     return plan, counts
 
 
@@ -186,8 +187,12 @@ def write_workflow(
     refs: str | None = None,
     keep: list[str] | None = None,
     group_detector1: bool = False,
+    pictures: bool = True,
 ) -> dict[str, int]:
     """Write (or update) the workflow directory of a plan; return the unit-file counts.
+
+    With ``pictures``, the Snakefile also draws the report's pictures
+    (:mod:`jwpipe.workflow.report_rules`; ``snakemake --report report.html``).
 
     A new workflow is written next to its final name and renamed into place when complete, so
     a failure leaves nothing behind.
@@ -197,7 +202,7 @@ def write_workflow(
     work = _staging_dir(target) if fresh else target
     try:
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
-                                 keep, group_detector1)
+                                 keep, group_detector1, pictures)
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -216,8 +221,10 @@ def _staging_dir(target: Path) -> Path:
 
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
-                    keep: list[str] | None, group_detector1: bool) -> dict[str, int]:
+                    keep: list[str] | None, group_detector1: bool, pictures: bool
+                    ) -> dict[str, int]:
     from jwpipe import __version__
+    from jwpipe.workflow.report_rules import picture_targets, report_caption
 
     counts = {"written": 0, "unchanged": 0, "removed": 0}
     wanted = set()
@@ -232,10 +239,17 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         if stale not in wanted:
             stale.unlink()
             counts["removed"] += 1
-    write_if_changed(work / "plan.json", canonical_json(_plan_json(plan)))
+    drawn = None
+    if pictures:
+        drawn = picture_targets(plan.exposures, plan.products,
+                                {path for u in plan.units for path in u.output_paths})
+        write_if_changed(work / "report" / "workflow.rst",
+                         report_caption(len(plan.exposures), plan.products))
+    write_if_changed(work / "plan.json", canonical_json(
+        {**_plan_json(plan), "pictures": drawn.files() if drawn else []}))
     write_if_changed(work / "Snakefile", render_snakefile(
         plan, version=__version__, keep=set(keep) if keep is not None else None,
-        group_detector1=group_detector1))
+        group_detector1=group_detector1, pictures=drawn))
     write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE.read_text())
     write_if_changed(work / "envs" / "jwpipe.yaml", CONDA_ENV)
     generation = {
@@ -246,6 +260,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         "refs": os.path.abspath(refs) if refs else None,
         "keep": keep,
         "group_detector1": group_detector1,
+        "pictures": pictures,
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):

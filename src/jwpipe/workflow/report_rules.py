@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["PictureTargets", "render_picture_rules", "report_caption"]
+__all__ = ["PictureTargets", "picture_targets", "render_picture_rules", "report_caption"]
+
+#: Per-exposure products drawn in the report (JWST product suffixes).
+EXPOSURE_KINDS = ("rate", "cal")
 
 
 @dataclass
@@ -20,10 +23,8 @@ class PictureTargets:
 
     Attributes
     ----------
-    exposure_kinds : list of str
-        Per-exposure 2-D products to draw (``rate``, ``cal``).
-    exposures : list of str
-        Exposure names.
+    exposures : list of (str, str)
+        (exposure, kind) of every per-exposure 2-D product to draw (kind ``rate`` or ``cal``).
     mosaics : list of str
         Level-3 product names that get an ``_i2d`` (and, if ``catalogs``, a ``_cat.ecsv``).
     catalogs : bool
@@ -32,20 +33,30 @@ class PictureTargets:
         Whether the products have a ``.tweakreg`` directory of aligned members.
     """
 
-    exposure_kinds: list[str] = field(default_factory=list)
-    exposures: list[str] = field(default_factory=list)
+    exposures: list[tuple[str, str]] = field(default_factory=list)
     mosaics: list[str] = field(default_factory=list)
     catalogs: bool = False
     aligned: bool = False
 
     def files(self) -> list[str]:
         """Every picture the rules make (the report's targets)."""
-        out = [f"pictures/{exp}_{kind}.png" for exp in self.exposures
-               for kind in self.exposure_kinds]
+        out = [f"pictures/{exp}_{kind}.png" for exp, kind in self.exposures]
         out += [f"pictures/{name}_i2d.png" for name in self.mosaics]
         if self.aligned:
             out += [f"pictures/{name}_tweakreg.png" for name in self.mosaics]
         return [*out, "pictures/timings.png", "pictures/status.html"]
+
+
+def picture_targets(exposures: list[str], products: list[str], outputs: set[str]
+                    ) -> PictureTargets:
+    """What can be drawn, from the plan's exposures, products and every unit output path."""
+    shown = [(exp, kind) for exp in exposures for kind in EXPOSURE_KINDS
+             if f"products/{exp}_{kind}.fits" in outputs]
+    mosaics = [p for p in products if f"products/{p}_i2d.fits" in outputs]
+    return PictureTargets(
+        exposures=shown, mosaics=mosaics,
+        catalogs=bool(mosaics) and all(f"products/{p}_cat.ecsv" in outputs for p in mosaics),
+        aligned=bool(mosaics) and all(f"products/{p}.tweakreg" in outputs for p in mosaics))
 
 
 def report_caption(n_exposures: int, products: list[str]) -> str:
@@ -78,6 +89,8 @@ rule quicklook:
         "logs/pictures/{{exp}}_{{kind}}.log",
     params:
         jwpipe=JWPIPE,
+    conda:
+        "envs/jwpipe.yaml"
     shell:
         "{{params.jwpipe}} figure image {{input:q}} {{output:q}} > {{log:q}} 2>&1"
 '''
@@ -97,6 +110,8 @@ rule quicklook_mosaic:
         "logs/pictures/{{product}}_i2d.log",
     params:
         jwpipe=JWPIPE,
+    conda:
+        "envs/jwpipe.yaml"
     shell:
         "{{params.jwpipe}} figure image {{input.image:q}} {{output:q}}{catalog_arg} "
         "> {{log:q}} 2>&1"
@@ -117,11 +132,18 @@ rule alignment_residuals:
         "logs/pictures/{product}_tweakreg.log",
     params:
         jwpipe=JWPIPE,
+    conda:
+        "envs/jwpipe.yaml"
     shell:
         "{params.jwpipe} figure alignment {output:q} {input:q} > {log:q} 2>&1"
 '''
 
 _SUMMARY_RULES = '''
+
+localrules:
+    timings,
+    status_table,
+
 
 rule timings:
     input:
@@ -133,6 +155,8 @@ rule timings:
     params:
         jwpipe=JWPIPE,
         order=",".join(step["name"] for step in PLAN["steps"]),
+    conda:
+        "envs/jwpipe.yaml"
     shell:
         "{params.jwpipe} figure benchmarks {output:q} benchmarks --order {params.order:q} "
         "> {log:q} 2>&1"
@@ -147,6 +171,8 @@ rule status_table:
         "logs/pictures/status.log",
     params:
         jwpipe=JWPIPE,
+    conda:
+        "envs/jwpipe.yaml"
     shell:
         "{params.jwpipe} figure status . {output:q} > {log:q} 2>&1"
 '''
@@ -155,8 +181,9 @@ rule status_table:
 def render_picture_rules(targets: PictureTargets) -> str:
     """Snakefile text of the picture rules for ``targets`` (empty kinds give no rule)."""
     text = '\n\nreport: "report/workflow.rst"\n'
-    if targets.exposure_kinds and targets.exposures:
-        text += _EXPOSURE_RULE.format(kinds="|".join(targets.exposure_kinds))
+    kinds = sorted({kind for _, kind in targets.exposures})
+    if kinds:
+        text += _EXPOSURE_RULE.format(kinds="|".join(kinds))
     if targets.mosaics:
         text += _MOSAIC_RULE.format(
             catalog_input='\n        catalog="products/{product}_cat.ecsv",'

@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from jwpipe.workflow.plan import Plan
+from jwpipe.workflow.report_rules import PictureTargets, render_picture_rules
 
 __all__ = ["render_snakefile"]
 
@@ -54,6 +55,7 @@ localrules:
 rule all:
     input:
         PLAN["targets"],
+        PLAN["pictures"],
     default_target: True
 '''
 
@@ -102,7 +104,8 @@ def _output_lines(step: dict[str, Any], temporary: bool) -> str:
 
 
 def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
-                     group_detector1: bool = False) -> str:
+                     group_detector1: bool = False, pictures: PictureTargets | None = None
+                     ) -> str:
     """The Snakefile text for ``plan``.
 
     Parameters
@@ -113,6 +116,8 @@ def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
         ``_rate``, ``_cal``, ``_crf``, ``_i2d``, ``_cat``) and targets are always kept.
     group_detector1 : bool
         Put an exposure's Detector1 jobs into one group (one cluster job per chain).
+    pictures : PictureTargets, optional
+        Add the picture rules for Snakemake's report (:mod:`jwpipe.workflow.report_rules`).
     """
     text = _HEADER.format(version=version)
     targets = set(plan.targets)
@@ -126,4 +131,6 @@ def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
             group_detector1 and step["stage"] == "Detector1Pipeline") else ""
         text += _RULE.format(name=step["name"], wc=step["wildcard"],
                              outputs=_output_lines(step, temporary), group=group)
+    if pictures is not None:
+        text += render_picture_rules(pictures)
     return text
