@@ -87,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([sys.executable, "-m", "jwpipe", "status", str(work)], check=False)
     print("\n5. What a second run would do (jwpipe plan):")
     subprocess.run([sys.executable, "-m", "jwpipe", "plan", str(work)], check=False)
+    print("\n6. The pictures, in Snakemake's report (snakemake --report report.html):")
+    report = work / "report.html"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--report", str(report), "all"],
+                          cwd=work, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print("demo: the report could not be made:\n" + proc.stderr[-2000:], file=sys.stderr)
+        return proc.returncode
+    pictures = sorted(p.name for p in (work / "pictures").iterdir())
+    print(f"   {report}  ({_human(report.stat().st_size)}; {len(pictures)} pictures: "
+          f"quick-looks of every _rate and _cal, the mosaic with its sources, alignment "
+          f"residuals, timings, status) -- open it in a browser")
     print(f"\nTotal {time.perf_counter() - t0:.1f} s. Try: jwpipe status {work}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -46,6 +47,38 @@ def _expand_associations(items: list[str]) -> list[str]:
     return out
 
 
+_EXPOSURE_SUFFIXES = (".fits", ".fits.gz")
+
+
+def _associations_from_exposures(files: list[str], workdir: str) -> tuple[list[str], str]:
+    """Group exposure files into image3 associations written to ``<workdir>/associations``.
+
+    Returns the association paths and the input directory (the files' common directory).
+    """
+    from jwpipe.associations import write_asn
+    from jwpipe.associations.from_exposures import associations_from_exposures
+
+    dirs = {os.path.dirname(os.path.abspath(f)) for f in files}
+    if len(dirs) != 1:
+        raise WorkflowError("exposure files given on the command line must be in one directory "
+                            f"(found {len(dirs)}); write association files for the others")
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise WorkflowError(f"exposure file(s) not found: {', '.join(missing[:5])}")
+    asns, skipped = associations_from_exposures(files)
+    for line in skipped:
+        print(f"note: {line}", file=sys.stderr)
+    where = Path(workdir) / "associations"
+    where.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for asn in asns:
+        name = asn["products"][0]["name"]
+        paths.append(write_asn(asn, where / f"{name}_image3_asn.json"))
+        print(f"association {paths[-1]}: {len(asn['products'][0]['members'])} exposure(s) "
+              f"-> {name}", file=sys.stderr)
+    return [str(p) for p in paths], dirs.pop()
+
+
 def _report_refused(refused: list[Any]) -> None:
     """One line per refused association, then counts by reason."""
     if not refused:
@@ -65,7 +98,9 @@ def make_workflow(argv: list[str]) -> int:
                "--steps.jump.rejection_threshold=5). Rerunning the command after editing a "
                "parameter file updates only what changed.")
     parser.add_argument("asn", nargs="*",
-                        help="association JSON file(s), or directories of *_asn.json files")
+                        help="association JSON file(s), directories of *_asn.json files, or "
+                             "exposure files (_uncal/_rate/_cal .fits, one directory), grouped "
+                             "into image3 associations as the imaging rules group them")
     parser.add_argument("-p", "--params", action="append", default=[], metavar="FILE",
                         help="parameter file (ASDF/YAML); repeat for several pipelines")
     parser.add_argument("--input-dir", help="where member files are (default: next to the asn)")
@@ -107,6 +142,11 @@ def make_workflow(argv: list[str]) -> int:
             [s for s in ns.keep.split(",") if s]
         group = ns.group_detector1
         pictures = not ns.no_pictures
+    exposures = [a for a in ns.asn if a.lower().endswith(_EXPOSURE_SUFFIXES)]
+    if exposures and not ns.again:
+        if len(exposures) != len(ns.asn):
+            parser.error("give either association files or exposure files, not both")
+        ns.asn, ns.input_dir = _associations_from_exposures(exposures, ns.output)
     asns = _expand_associations(ns.asn)
     try:
         plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
