@@ -132,7 +132,7 @@ def test_association_without_asn_type(data, tmp_path):
     path = data / "untyped_asn.json"
     path.write_text(json.dumps(_asn(tmp_path, asn_type=None)))
     line = _refused(tmp_path, str(path), cwd=data)
-    assert "has no asn_type" in line
+    assert "has no 'asn_type'" in line
 
 
 @pytest.fixture(scope="module")
