@@ -192,7 +192,11 @@ def test_run_step_from_the_unit_file_alone_in_an_empty_directory(field):
         expected[0, 0] = 10.0 + 1.0 + 0.5
         np.testing.assert_array_equal(m.data, expected)
         assert m.meta.ref_file.gain.name == str(field["gain"])  # an override keeps its path
-    assert json.loads((alone / "state" / "inc" / f"{root}.json").read_text()) == unit
+    record = json.loads((alone / "state" / "inc" / f"{root}.json").read_text())
+    fingerprints = record.pop("fingerprints")  # what the next job checks its input against
+    assert record == unit
+    assert [f["size"] for f in fingerprints.values()] == [
+        (alone / o["path"]).stat().st_size for o in unit["outputs"]]
 
 
 def test_run_step_refuses_a_bad_unit_file_with_one_message(field):
