@@ -150,7 +150,7 @@ def test_cluster_run_equals_local_and_resubmits_only_what_changed(slurm, env, tm
 
     def generate(work: Path, **overrides: dict) -> None:
         generate_workflow([asn], work, param_files=[str(params)], stages=wfsteps.STAGES,
-                          overrides=overrides)
+                          overrides=overrides, pictures=False)
 
     # the test stage is not Detector1Pipeline, so its chain is grouped from the command line,
     # as a site would in its profile (`groups:`); profiles/ci-slurm packs 3 chains per job
@@ -198,7 +198,7 @@ def test_memory_kill_is_reported_and_retried_with_more_memory(slurm, env, tmp_pa
     asn, roots = _field(tmp_path, [0.0, 1.0, -1.0], "rate")
     work = tmp_path / "cluster"
     generate_workflow([asn], work, stages=[slurmsteps.HogStage],
-                      overrides={"hog": {"megabytes": 700}})
+                      overrides={"hog": {"megabytes": 700}}, pictures=False)
     proc = _run(work)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -250,7 +250,8 @@ def test_resume_cancels_orphans_of_a_killed_controller(slurm, env, tmp_path):
     overrides = {"nap": {"seconds": 8.0, "factor": 3.0}}
     ref, work = tmp_path / "local", tmp_path / "cluster"
     for where in (ref, work):
-        generate_workflow([asn], where, stages=[slurmsteps.NapStage], overrides=overrides)
+        generate_workflow([asn], where, stages=[slurmsteps.NapStage], overrides=overrides,
+                          pictures=False)
     _ok(_run(ref, profile=ref / "profiles" / "local"))
 
     controller = subprocess.Popen(

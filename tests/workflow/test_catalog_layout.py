@@ -36,6 +36,10 @@ def test_catalog_workflow_matches_generated_and_lints_clean(field):
     generate_workflow([field["asn"]], tmp / "generated", stages=STAGES, overrides=overrides)
     assert planned_jobs(tmp / "generated") == planned_jobs(tmp / "catalog") == {
         "inc": 3, "dbl": 3, "scl": 3, "align": 1, "stack": 1}
+    # and the report's pictures: _rate and _cal of each exposure, the mosaic, timings, status
+    assert planned_jobs(tmp / "catalog", pictures=True) == {
+        "inc": 3, "dbl": 3, "scl": 3, "align": 1, "stack": 1,
+        "quicklook": 6, "quicklook_mosaic": 1, "timings": 1, "status_table": 1}
     assert (tmp / "catalog" / "Snakefile").read_text() == \
         (tmp / "generated" / "Snakefile").read_text()
     lint = _run(tmp, "--lint")

@@ -65,6 +65,7 @@ def _finished(tmp: Path) -> Path:
 
 
 def _snakemake_jobs(work: Path) -> int:
+    """Step jobs a real Snakemake dry run would execute (the report's pictures aside)."""
     return sum(planned_jobs(work).values())
 
 
@@ -76,7 +77,7 @@ def test_touched_input_shows_in_plan_as_snakemake_will_rerun(field, tmp_path):
     expected = _snakemake_jobs(work)
     assert expected >= 4  # inc, dbl, scl of that exposure, align, stack
     plan = _jw("plan", ".", cwd=work).stdout
-    assert f"snakemake would run {expected} job(s)" in plan
+    assert f"snakemake would run {expected} step job(s)" in plan
     assert f"inc {ROOTS[0]}: stale" in plan
     assert "snakemake: updated input files" in plan
     assert f"inc {ROOTS[1]}" not in plan
@@ -105,7 +106,7 @@ def test_copied_workflow_is_not_reprocessed_with_trust_content(field, tmp_path):
     # plain copy: Snakemake would redo work, and jwpipe plan says so
     expected = _snakemake_jobs(copy)
     assert expected > 0
-    assert f"snakemake would run {expected} job(s)" in _jw("plan", ".", cwd=copy).stdout
+    assert f"snakemake would run {expected} step job(s)" in _jw("plan", ".", cwd=copy).stdout
     # decide on content: nothing is reprocessed, nothing rewritten
     resumed = _jw("resume", ".", "--trust-content", "--cores", "2", cwd=copy)
     assert "trusted the content of" in resumed.stderr

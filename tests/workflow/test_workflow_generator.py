@@ -45,7 +45,8 @@ def test_end_to_end_then_targeted_reruns(field):
     _, counts = _generate(field, work)
     assert counts == {"written": 11, "unchanged": 0, "removed": 0}
     snakefile = (work / "Snakefile").read_text()
-    assert snakefile.count("\nrule ") == 6  # all + one rule per step, not per exposure
+    # all + one rule per step, not per exposure (+ the report's picture rules, not per exposure)
+    assert snakefile.count("\nrule ") == 6 + 4
     assert planned_jobs(work) == {"inc": 3, "dbl": 3, "scl": 3, "align": 1, "stack": 1}
     snakemake(work)
     product = work / "products" / "jw01234-o001_t001_nircam_i2d.fits"

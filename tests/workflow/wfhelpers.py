@@ -31,8 +31,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
-def planned_jobs(workdir: Path) -> dict[str, int]:
-    """Jobs a run would execute, by rule (from a real dry run)."""
+#: Rules that draw the report's pictures (jwpipe.workflow.report_rules), not pipeline steps.
+PICTURE_RULES = frozenset({"quicklook", "quicklook_mosaic", "alignment_residuals", "timings",
+                           "status_table"})
+
+
+def planned_jobs(workdir: Path, pictures: bool = False) -> dict[str, int]:
+    """Jobs a run would execute, by rule (from a real dry run); the picture rules only with
+    ``pictures``."""
     out = snakemake(workdir, "-n").stdout
     if "Nothing to be done" in out:
         return {}
@@ -47,4 +53,6 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
         counts[m.group(1)] = int(m.group(2))
     counts.pop("all", None)
     counts.pop("total", None)
+    if not pictures:
+        counts = {rule: n for rule, n in counts.items() if rule not in PICTURE_RULES}
     return counts

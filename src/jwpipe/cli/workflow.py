@@ -235,7 +235,8 @@ def plan(argv: list[str]) -> int:
         print(f"\n{len(todo)} unit(s) not up to date")
     else:
         other = len(todo) - len(runs)
-        print(f"\nsnakemake would run {len(runs)} job(s)" +
+        print(f"\nsnakemake would run {len(runs)} step job(s) (and redraw the report's "
+              "pictures that show them)" +
               (f"; {other} other unit(s) need attention (see above)" if other else ""))
     return 0
 
