@@ -60,7 +60,7 @@ def simulate(workdir: Path, size: int, ngroups: int) -> tuple[Path, Path]:
 
     sim = workdir / "sim"
     existing = sorted(sim.glob("*_uncal.fits"))
-    if existing and (sim / "refs" / "index.yaml").exists():
+    if existing and (sim / "refs" / "config" / "jwst" / "server_config").exists():
         return existing[0], sim / "refs"
     t0 = time.perf_counter()
     result = simulate_field(sim, n_exposures=1, size=size, ngroups=ngroups, seed=42,
@@ -70,10 +70,11 @@ def simulate(workdir: Path, size: int, ngroups: int) -> tuple[Path, Path]:
 
 
 def reference_paths(refdir: Path) -> dict[str, str]:
-    """Reference type -> file, for the simulator's store layout (``jwst_nircam_<type>_N.fits``)."""
+    """Reference type -> file in the simulator's CRDS cache
+    (``references/jwst/nircam/jwst_nircam_<type>_N.fits``)."""
     out = {}
     for reftype in REFTYPES:
-        found = sorted(refdir.glob(f"jwst_*_{reftype}_*.fits"))
+        found = sorted(refdir.rglob(f"jwst_*_{reftype}_*.fits"))
         if not found:
             raise SystemExit(f"no {reftype} reference in {refdir}")
         out[reftype] = str(found[0])
