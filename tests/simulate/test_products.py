@@ -18,6 +18,7 @@ from jwpipe.errors import ValidationError
 from jwpipe.references import CrdsCache, check_reference_matches, parameters_from_file
 from jwpipe.simulate import simulate_field
 from jwpipe.simulate.detector import DQ
+from jwpipe.simulate.pointing import tan_wcs
 
 NAME = re.compile(r"^jw\d{5}\d{3}\d{3}_\d{2}\d[0-9a-z]{2}_\d{5}_nrc[ab][1-4]_uncal\.fits$")
 
@@ -129,8 +130,21 @@ def test_reference_layouts(field):
         assert set(tab.columns.names) == {"filter", "pupil", "photmjsr", "uncertainty"}
         row = tab[(tab["filter"] == "F200W") & (tab["pupil"] == "CLEAR")]
         assert len(row) == 1 and h[0].header["PIXAR_SR"] == pytest.approx(2.2588e-14, rel=1e-3)
+    truth = fits.getdata(field.truth_files[0], "AREA")
     with hdul("area") as h:
-        assert np.all(h["SCI"].data == 1) and "PIXAR_A2" in h[0].header
+        # the relative pixel area of the distorted detector (the truth's AREA)
+        area = h["SCI"].data
+        np.testing.assert_array_equal(area, truth)
+        assert "PIXAR_A2" in h[0].header and area.std() > 1e-3
+        assert 0.9 < area.min() and area.max() < 1.1
+    with hdul("flat") as h:
+        # the flat flattens the sky: pixel response times relative area (1 on reference pixels)
+        flat = h["SCI"].data
+        border = np.zeros(flat.shape, bool)
+        border[:4], border[-4:], border[:, :4], border[:, -4:] = True, True, True, True
+        assert np.all(flat[border] == 1.0)
+        qe = flat[~border] / truth[~border]
+        assert abs(np.median(qe) - 1) < 0.02 and np.percentile(np.abs(qe - 1), 99) < 0.1
 
 
 @pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
@@ -140,16 +154,32 @@ def test_pointing_truth_matches_headers(field):
     err = np.hypot(pointing["error_x"], pointing["error_y"])
     assert np.all((err >= 0.1) & (err <= 0.5)) and np.all(np.abs(pointing["roll_error"]) <= 0.01)
     sources = Table.read(field.sources, format="ascii.ecsv")
+    store = CrdsCache(field.store_dir)
     positions = {}
     for uncal, truth in zip(field.uncal_files, field.truth_files):
         nominal = WCS(fits.getheader(uncal, "SCI"), naxis=2)
-        true = WCS(fits.getheader(truth, "RATE"))
+        tp = fits.getheader(truth)
+        true = tan_wcs((tp["RA_REF"], tp["DEC_REF"]), nominal.wcs.crpix, tp["ROLL_REF"])
         src = Table.read(truth, hdu="SOURCES")
+        # the header TAN WCSs are the distortion-free focal plane: the sources' detector
+        # positions, carried through the distortion reference, land where they put them
+        ideal = _ideal_pixels(store, uncal)
         xn, yn = nominal.wcs_world2pix(sources["ra"], sources["dec"], 0)
         xt, yt = true.wcs_world2pix(sources["ra"], sources["dec"], 0)
-        np.testing.assert_allclose(src["x_nominal"], xn, atol=1e-6)
-        np.testing.assert_allclose(src["x"], xt, atol=1e-6)
-        np.testing.assert_allclose(src["y"], yt, atol=1e-6)
+        near = (np.abs(src["x"] - 31.5) < 64) & (np.abs(src["y"] - 31.5) < 64)
+        for (x, y), (ex, ey) in (((src["x_nominal"], src["y_nominal"]), (xn, yn)),
+                                 ((src["x"], src["y"]), (xt, yt))):
+            ix, iy = ideal(x[near], y[near])
+            # V2/V3 are spherical angles about V1 (~450" away), TAN a projection about the
+            # detector: they differ in second order, by ~(450"/206265)^2 = 5e-6 of the
+            # distance from the centre (< 100 px here): < 5e-4 px
+            np.testing.assert_allclose(ix, ex[near], atol=1e-3)
+            np.testing.assert_allclose(iy, ey[near], atol=1e-3)
+        # the true WCS in the truth's RATE header (a TAN-SIP fit to the true gWCS)
+        xs, ys = WCS(fits.getheader(truth, "RATE")).all_world2pix(sources["ra"][near],
+                                                                   sources["dec"][near], 0)
+        np.testing.assert_allclose(xs, src["x"][near], atol=1e-3)
+        np.testing.assert_allclose(ys, src["y"][near], atol=1e-3)
         exp = fits.getheader(truth)["EXPOSURE"]
         row = pointing[pointing["exposure"] == exp][0]
         # the rendered scene sits at nominal position + pointing error, plus a rotation by the
@@ -173,6 +203,27 @@ def test_pointing_truth_matches_headers(field):
                                        atol=2e-3)
 
 
+def _ideal_pixels(store, uncal):
+    """Detector pixels -> distortion-free (header TAN) pixels, through the CRDS distortion
+    and filteroffset references and the SCI header's V2_REF/V3_REF."""
+    from jwpipe.algorithms.imaging_wcs import detector_to_v2v3
+    from jwpipe.datamodels import DistortionModel, FilteroffsetModel
+
+    params = parameters_from_file(uncal)
+    sci = fits.getheader(uncal, "SCI")
+    dist = DistortionModel(store.get_reference_file(params, "distortion")).model
+    offset = FilteroffsetModel(store.get_reference_file(params, "filteroffset")).find_offset(
+        params["FILTER"], params["PUPIL"])
+    det2v2v3 = detector_to_v2v3(dist, offset)
+    c1, c2, scale = sci["CRPIX1"] - 1, sci["CRPIX2"] - 1, sci["CDELT1"] * 3600
+
+    def ideal(x, y):
+        v2, v3 = det2v2v3(np.asarray(x, float), np.asarray(y, float))
+        return c1 - (v2 - sci["V2_REF"]) / scale, c2 + (v3 - sci["V3_REF"]) / scale
+
+    return ideal
+
+
 def test_truth_rate_holds_catalogue_fluxes(tmp_path):
     res = simulate_field(tmp_path, n_exposures=1, size=128, ngroups=2, seed=9, n_stars=16,
                          n_galaxies=0, background=0.0)
@@ -180,7 +231,11 @@ def test_truth_rate_holds_catalogue_fluxes(tmp_path):
     store = CrdsCache(res.store_dir)
     uncal, truth = res.uncal_files[0], res.truth_files[0]
     rate = fits.getdata(truth, "RATE").astype(np.float64)
-    flat = fits.getdata(store.get_reference_file(parameters_from_file(uncal), "flat"))
+    params = parameters_from_file(uncal)
+    # the flat reference is the pixel response times the relative pixel area; sources are
+    # counted per detector pixel, so the scene is the rate over the response alone
+    flat = fits.getdata(store.get_reference_file(params, "flat"))
+    flat = flat / fits.getdata(store.get_reference_file(params, "area"))
     src = Table.read(truth, hdu="SOURCES")
     scene = np.divide(rate, flat, out=np.zeros_like(rate), where=flat > 0)
     checked = 0
@@ -247,9 +302,10 @@ def test_existing_store_needs_overwrite_and_bad_options(tmp_path):
         simulate_field(tmp_path, n_exposures=1, size=32, ngroups=2)
     res = simulate_field(tmp_path, n_exposures=1, size=32, ngroups=2, seed=2, overwrite=True)
     nircam = tmp_path / "refs" / "references" / "jwst" / "nircam"
-    # ten per detector plus APCORR (the ABVEGAOFFSET reference is ASDF)
+    # ten per detector plus APCORR; ASDF: DISTORTION and FILTEROFFSET per detector, and
+    # ABVEGAOFFSET
     assert len(list(nircam.glob("*.fits"))) == 11
-    assert len(list(nircam.glob("*.asdf"))) == 1
+    assert len(list(nircam.glob("*.asdf"))) == 3
     assert CrdsCache(res.store_dir).context == res.context
     with pytest.raises(ValidationError, match="readout pattern 'FAST'"):
         simulate_field(tmp_path / "x", readpatt="fast")

@@ -59,6 +59,8 @@ PARKEYS: dict[str, tuple[str, ...]] = {
     "flat": ("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL"),
     "photom": ("DETECTOR", "EXP_TYPE"),
     "area": ("DETECTOR", "EXP_TYPE", "FILTER", "PUPIL"),
+    "distortion": ("EXP_TYPE", "DETECTOR", "CHANNEL", "PUPIL"),
+    "filteroffset": ("DETECTOR", "EXP_TYPE"),
     "apcorr": ("EXP_TYPE",),
     "abvegaoffset": ("EXP_TYPE",),
 }

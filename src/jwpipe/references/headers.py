@@ -57,7 +57,9 @@ def _asdf_header(path: Path) -> dict[str, Any]:
         if key in _ASDF_KEYS:
             header[_ASDF_KEYS[key]] = value
         leaf = key.rsplit(".", 1)[-1]
-        if leaf.startswith("p_") and leaf[2:].upper() in _SELECTORS:
+        if leaf == "p_exptype":  # the schemas' name for P_EXP_TY
+            header["P_EXP_TY"] = value
+        elif leaf.startswith("p_") and leaf[2:].upper() in _SELECTORS:
             header[("P_" + leaf[2:].upper())[:8]] = value
     return header
 

@@ -34,6 +34,14 @@ from jwpipe.simulate.config import (
     SimulationConfig,
 )
 from jwpipe.simulate.detector import make_detector
+from jwpipe.simulate.distortion import (
+    FILTER_OFFSETS,
+    distortion_model,
+    exact_inverse,
+    pixel_area_map,
+    write_distortion_reference,
+    write_filteroffset_reference,
+)
 from jwpipe.simulate.pointing import (
     default_dithers,
     detector_wcs,
@@ -89,6 +97,33 @@ def _clean_store(store: Path, overwrite: bool) -> None:
         )
     for path in existing:
         shutil.rmtree(path)
+
+
+def _v2v3_ref(offset: tuple[float, float]) -> tuple[float, float]:
+    """Synthetic V2/V3 (arcsec) of a detector centre: boresight at (120, -420), VPARITY -1."""
+    return (120.0 - offset[0] * ARCSEC_PER_PIXEL, -420.0 + offset[1] * ARCSEC_PER_PIXEL)
+
+
+def _exposure_gwcs(det2v2v3: Any, v2v3: tuple[float, float], centre_wcs: Any,
+                   shape: tuple[int, int]) -> Any:
+    """The gWCS of a detector whose centre (V2_REF, V3_REF) points where the TAN WCS
+    ``centre_wcs`` puts its reference point, at that WCS's roll."""
+    from jwpipe.algorithms import imaging_wcs
+
+    ra, dec = (float(v) for v in centre_wcs.wcs.crval)
+    pc = centre_wcs.wcs.get_pc()
+    roll = float(np.degrees(np.arctan2(pc[0, 1], pc[1, 1])))
+    return imaging_wcs.imaging_gwcs(
+        det2v2v3, imaging_wcs.velocity_aberration(None, *v2v3),
+        imaging_wcs.v2v3_to_sky(v2v3[0], v2v3[1], roll, ra, dec), shape)
+
+
+def _world_to_pixel(gwcs: Any, catalog: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact 0-based pixel positions of the catalogue under a gWCS (iterated inverse)."""
+    steps = gwcs.pipeline
+    v2, v3 = steps[1].transform.inverse(*steps[2].transform.inverse(catalog["ra"],
+                                                                    catalog["dec"]))
+    return exact_inverse(steps[0].transform, v2, v3, gwcs.array_shape)
 
 
 def _write_associations(
@@ -206,13 +241,28 @@ def simulate_field(
     dets = {d: make_detector(_rng(cfg, 1, _DET_INDEX[d]), *shape, border=REFERENCE_BORDER,
                              hot_fraction=cfg.hot_fraction, dead_fraction=cfg.dead_fraction)
             for d in cfg.detectors}
+    from jwpipe.algorithms import imaging_wcs
     from jwpipe.references import rule_from_file, write_context
     from jwpipe.references.cache_writer import reference_dir
 
+    # the focal plane: each detector's distortion (pixels -> V2/V3) and pixel-area map
+    offsets = focal_offsets(cfg.detectors, cfg.size)
+    v2v3 = {name: _v2v3_ref(offsets[name]) for name in cfg.detectors}
+    filter_offset = FILTER_OFFSETS.get(cfg.filter) if cfg.pupil == "CLEAR" else None
+    det2v2v3 = {}
+    for name in cfg.detectors:
+        det2v2v3[name] = imaging_wcs.detector_to_v2v3(
+            distortion_model(cfg.size, *v2v3[name]), filter_offset)
+    areas = {name: pixel_area_map(det2v2v3[name], shape) for name in cfg.detectors}
+
     rules: dict[str, Any] = {t: "N/A" for t in NOT_APPLICABLE_TYPES}
+    refdir = reference_dir(store, "NIRCAM")
     for i, (name, det) in enumerate(dets.items()):
-        written = write_reference_files(reference_dir(store, "NIRCAM"), det, cfg, name,
-                                        counter=1 + 10 * i)
+        written = write_reference_files(refdir, det, cfg, name, counter=1 + 10 * i,
+                                        area=areas[name])
+        written["distortion"] = write_distortion_reference(
+            refdir, cfg, name, distortion_model(cfg.size, *v2v3[name]), counter=1 + i)
+        written["filteroffset"] = write_filteroffset_reference(refdir, cfg, name, counter=1 + i)
         for path in written.values():
             rule = rule_from_file(path)[1]
             rules.setdefault(rule.reftype, []).append(rule)
@@ -230,7 +280,6 @@ def simulate_field(
         raise ValidationError(
             f"simulate: {len(dithers)} dithers given for {cfg.n_exposures} exposures"
         )
-    offsets = focal_offsets(cfg.detectors, cfg.size)
     pointings = draw_pointings(_rng(cfg, 3), (cfg.ra, cfg.dec), cfg.roll, dithers,
                                cfg.pointing_error, cfg.roll_error)
     margin = 10.0 + max(abs(v) for d in dithers for v in d)
@@ -268,7 +317,10 @@ def simulate_field(
             root = exposure_root(cfg, pt.exposure, name)
             true_wcs = detector_wcs(pt, offsets[name], cfg.size, true=True)
             nominal_wcs = detector_wcs(pt, offsets[name], cfg.size, true=False)
-            sky, x, y = render_scene(catalog, true_wcs, shape, rate_per_ujy, background_rate)
+            # the true and the nominal (header pointing) gWCS through the distortion
+            true_gwcs = _exposure_gwcs(det2v2v3[name], v2v3[name], true_wcs, shape)
+            x, y = _world_to_pixel(true_gwcs, catalog)
+            sky = render_scene(catalog, x, y, shape, rate_per_ujy, background_rate * areas[name])
             rate = (sky * det.flat).astype(np.float32)
             rate[det.refpix] = 0.0
             light = ~det.refpix & ~det.dead
@@ -276,15 +328,13 @@ def simulate_field(
                                    cfg.cr_amplitude_range)
             bias = bias_offsets(_rng(cfg, 6, pt.exposure, di), readout, cfg.size)
             data = simulate_ramps(rate, det, readout, _rng(cfg, 5, pt.exposure, di), crs, bias)
-            # synthetic V2/V3 (arcsec): boresight at (120, -420), VPARITY = -1
-            v2 = 120.0 - offsets[name][0] * ARCSEC_PER_PIXEL
-            v3 = -420.0 + offsets[name][1] * ARCSEC_PER_PIXEL
             boresight = pt.focal_wcs(False).wcs.crval
             info = ExposureInfo(pt.exposure, name, start, nominal_wcs, pt.dither,
-                                (float(boresight[0]), float(boresight[1])), (v2, v3))
+                                (float(boresight[0]), float(boresight[1])), v2v3[name])
             uncal = write_uncal(outdir / f"{root}_uncal.fits", data, cfg, info,
                                 cfg.n_exposures)
-            xn, yn = nominal_wcs.wcs_world2pix(catalog["ra"], catalog["dec"], 0)
+            xn, yn = _world_to_pixel(
+                _exposure_gwcs(det2v2v3[name], v2v3[name], nominal_wcs, shape), catalog)
             inside = (x > -0.5) & (x < cfg.size - 0.5) & (y > -0.5) & (y < cfg.size - 0.5)
             src = Table({"id": catalog["id"], "x": x, "y": y, "x_nominal": xn,
                          "y_nominal": yn, "rate_dn_s": catalog["flux_ujy"] * rate_per_ujy,
@@ -303,9 +353,19 @@ def simulate_field(
                 "NCR": (len(crs), "cosmic-ray hits"), "SEED": cfg.seed,
                 "CRDS_CTX": (context, "CRDS context of the references"),
             }
+            keywords.update({
+                "V2_REF": (v2v3[name][0], "[arcsec] V2 of the array centre"),
+                "V3_REF": (v2v3[name][1], "[arcsec] V3 of the array centre"),
+                "RA_REF": (float(true_wcs.wcs.crval[0]), "[deg] true RA at V2_REF, V3_REF"),
+                "DEC_REF": (float(true_wcs.wcs.crval[1]), "[deg] true Dec at V2_REF, V3_REF"),
+                "ROLL_REF": (pt.roll + pt.roll_error, "[deg] true V3 position angle"),
+            })
+            true_header = imaging_wcs.sip_header(true_gwcs, shape, max_pix_error=1e-4,
+                                                 max_inv_pix_error=1e-4)
             truth_files.append(write_exposure_truth(
-                truth / f"{root}_truth.fits", rate=rate, true_wcs=true_wcs,
-                nominal_wcs=nominal_wcs, sources=src, cosmic_rays=cr, keywords=keywords))
+                truth / f"{root}_truth.fits", rate=rate, true_wcs=true_header,
+                nominal_wcs=nominal_wcs, sources=src, cosmic_rays=cr, keywords=keywords,
+                area=areas[name]))
             cr.add_column(np.full(len(cr), root, dtype=f"U{len(root)}"), name="exposure", index=0)
             cr_tables.append(cr)
             uncal_files.append(uncal)

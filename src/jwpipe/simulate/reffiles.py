@@ -28,7 +28,7 @@ PHOTMJSR: dict[str, float] = {
 
 #: Reference types that do not apply to the simulated data (written as N/A rules).
 NOT_APPLICABLE_TYPES = ("ipc", "refpix", "sirskernel", "persat", "trapdensity", "trappars",
-                        "distortion", "filteroffset", "pictureframe")
+                        "pictureframe")
 
 _MODELS = {
     "mask": ("MaskModel", "Bad-pixel mask"),
@@ -107,11 +107,14 @@ def dark_reference(det: DetectorProperties, cfg: SimulationConfig) -> np.ndarray
 
 
 def write_reference_files(
-    directory: Path, det: DetectorProperties, cfg: SimulationConfig, detector: str, counter: int
+    directory: Path, det: DetectorProperties, cfg: SimulationConfig, detector: str, counter: int,
+    area: np.ndarray | None = None,
 ) -> dict[str, Path]:
     """Write the ten reference files of one detector; return reftype -> path.
 
     The CRDS cache's rules for them are written by the caller (:mod:`jwpipe.references`).
+    ``area`` is the detector's relative pixel area (distortion): the AREA reference, and a
+    factor of the FLAT reference, which flattens the sky as JWST's flats do (None: 1).
 
     Files are named ``jwst_nircam_<reftype>_<NNNN>.fits`` with a running number starting at
     ``counter``.
@@ -121,6 +124,8 @@ def write_reference_files(
     zeros_dq = np.zeros((ny, nx), dtype=np.uint32)
     pixar = pixel_area_sr()
     pixar_a2 = ARCSEC_PER_PIXEL**2
+    area = np.ones((ny, nx), f32) if area is None else np.asarray(area, f32)
+    flat = np.where(det.refpix, det.flat, det.flat * area).astype(f32)
     flat_dq = np.where(det.flat == 0, DQ["DO_NOT_USE"] | DQ["NO_FLAT_FIELD"], 0).astype(np.uint32)
     rp = {"READPATT": (cfg.readpatt, "readout pattern")}
     hdus: dict[str, list[fits.hdu.base.ExtensionHDU]] = {
@@ -138,9 +143,9 @@ def write_reference_files(
                  _image(zeros_dq, "DQ"), _dq_def(["DO_NOT_USE"])],
         "gain": [_image(det.gain, "SCI", "ELECTRONS/DN")],
         "readnoise": [_image(det.readnoise, "SCI", "DN")],
-        "flat": [_image(det.flat, "SCI"), _image(np.full((ny, nx), 0.005, f32), "ERR"),
+        "flat": [_image(flat, "SCI"), _image(np.full((ny, nx), 0.005, f32), "ERR"),
                  _image(flat_dq, "DQ"), _dq_def(["DO_NOT_USE", "NO_FLAT_FIELD"])],
-        "area": [_image(np.ones((ny, nx), f32), "SCI")],
+        "area": [_image(area, "SCI")],
     }
     filters = sorted(PHOTMJSR)
     photom = fits.BinTableHDU.from_columns(

@@ -105,34 +105,33 @@ def _sersic_stamp(x0: float, y0: float, src: np.void, xs: slice, ys: slice) -> n
 
 def render_scene(
     catalog: np.ndarray,
-    wcs: WCS,
+    x: np.ndarray,
+    y: np.ndarray,
     shape: tuple[int, int],
     rate_per_ujy: float,
-    background_rate: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    background: float | np.ndarray,
+) -> np.ndarray:
     """Render the catalogue onto a detector (DN/s, before flat field).
 
     Parameters
     ----------
     catalog : structured array of CATALOG_DTYPE
-    wcs : astropy.wcs.WCS
-        The detector's *true* WCS.
+    x, y : (nsources,) float64
+        0-based pixel positions of the sources on the detector (its *true* WCS).
     shape : (ny, nx)
     rate_per_ujy : float
         Total DN/s per microjansky.
-    background_rate : float
-        Flat sky level in DN/s per pixel.
+    background : float or (ny, nx) array
+        Sky in DN/s per pixel (a map where pixels differ in solid angle).
 
     Returns
     -------
     image : (ny, nx) float32
         Sky plus sources in DN/s.
-    x, y : (nsources,) float64
-        0-based pixel positions of the sources under ``wcs``.
     """
     ny, nx = shape
-    image = np.full(shape, background_rate, dtype=np.float64)
-    x, y = wcs.wcs_world2pix(catalog["ra"], catalog["dec"], 0)
+    image = np.empty(shape, dtype=np.float64)
+    image[...] = background
     for src, x0, y0 in zip(catalog, x, y):
         total = src["flux_ujy"] * rate_per_ujy
         if src["kind"] == "star":
@@ -158,4 +157,4 @@ def render_scene(
             if norm > 0:
                 cut = full[y_lo - fy0 : y_hi - fy0, x_lo - fx0 : x_hi - fx0]
                 image[y_lo:y_hi, x_lo:x_hi] += total * cut / norm
-    return image.astype(np.float32), x, y
+    return image.astype(np.float32)

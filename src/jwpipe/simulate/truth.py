@@ -18,33 +18,35 @@ def write_exposure_truth(
     path: Path,
     *,
     rate: np.ndarray,
-    true_wcs: WCS,
+    true_wcs: fits.Header,
     nominal_wcs: WCS,
     sources: Table,
+    area: np.ndarray | None = None,
     cosmic_rays: Table,
     keywords: dict[str, object],
 ) -> Path:
     """Write ``<exposure>_truth.fits``.
 
     Extensions: ``RATE`` (true count rate in DN/s as the detector sees it: sky + sources times
-    the flat, excluding dark current; WCS = the *true* WCS), ``SOURCES`` (catalogue positions on
-    this detector), ``CRS`` (cosmic-ray hits). Primary keywords: pointing truth and parameters.
+    the flat, excluding dark current; ``true_wcs``: the header of the *true* WCS, a TAN-SIP fit
+    to the distorted true gWCS), ``AREA`` (the true relative pixel area, when given),
+    ``SOURCES`` (catalogue positions on this detector), ``CRS`` (cosmic-ray hits). Primary
+    keywords: pointing truth and parameters.
     """
     primary = fits.PrimaryHDU()
     for key, value in keywords.items():
         primary.header[key] = value
     rate_hdu = fits.ImageHDU(rate.astype(np.float32), name="RATE")
     rate_hdu.header["BUNIT"] = "DN/s"
-    rate_hdu.header.update(true_wcs.to_header())
+    rate_hdu.header.update(true_wcs)
     nom = nominal_wcs.wcs
     rate_hdu.header["NOMCRV1"] = (float(nom.crval[0]), "nominal (header) CRVAL1")
     rate_hdu.header["NOMCRV2"] = (float(nom.crval[1]), "nominal (header) CRVAL2")
-    hdul = fits.HDUList([
-        primary,
-        rate_hdu,
-        fits.BinTableHDU(sources, name="SOURCES"),
-        fits.BinTableHDU(cosmic_rays, name="CRS"),
-    ])
+    hdus = [primary, rate_hdu]
+    if area is not None:
+        hdus.append(fits.ImageHDU(area.astype(np.float32), name="AREA"))
+    hdus += [fits.BinTableHDU(sources, name="SOURCES"), fits.BinTableHDU(cosmic_rays, name="CRS")]
+    hdul = fits.HDUList(hdus)
     return write_fits_atomic(hdul, path)
 
 
