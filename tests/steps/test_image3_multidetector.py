@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_image_simdata import simulate_rates
+from test_image_simdata import move_north, simulate_rates
 
 from jwpipe import datamodels
 from jwpipe.associations import asn_from_list, write_asn
@@ -119,7 +119,7 @@ def test_lone_pointing_warns_falls_back_and_records(pointings, tmp_path, caplog)
     lone = sorted(groups)[-1]
     for cal in groups[lone]:
         with datamodels.open(str(cal)) as m:
-            m.header("SCI")["CRVAL2"] = m.header("SCI")["CRVAL2"] + 0.01
+            move_north(m, 0.01)
             moved.append(Path(m.save(tmp_path / cal.name)))
     others = [str(c) for g, cs in groups.items() if g != lone for c in cs]
     inputs = others + [str(p) for p in moved]

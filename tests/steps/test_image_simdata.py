@@ -90,6 +90,16 @@ def simulate_rates(outdir: Path, n_exposures: int = 4, size: int = 256, seed: in
                     Table.read(sim.pointing), crs)
 
 
+def move_north(model, degrees: float) -> None:
+    """Move an exposure's WCS (the gWCS from the distortion reference, and its header
+    approximation) north on the sky."""
+    from jwpipe.steps._image_common import model_wcs, rotate_shift_wcs, set_model_wcs
+
+    wcs = model_wcs(model)
+    set_model_wcs(model, rotate_shift_wcs(wcs, np.array([0.0, degrees * 3600.0]), 0.0,
+                                          tuple(wcs.wcs.crval)))
+
+
 def test_rate_noise_matches_err(tmp_path):
     sim = simulate_rates(tmp_path / "sim", n_exposures=1, size=64, seed=3)
     with fits.open(sim.truths[0]) as hdul:

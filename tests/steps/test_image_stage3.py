@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from test_image_simdata import simulate_rates
+from test_image_simdata import move_north, simulate_rates
 
 from jwpipe import datamodels
 from jwpipe.algorithms.image_resample import exposure_count
@@ -219,7 +219,7 @@ def test_skymatch_without_subtract_only_records(field):
 def test_skymatch_exposure_without_overlap_warns_and_keeps_level_zero(field, tmp_path,
                                                                      caplog):
     with datamodels.open(field.cals[3]) as m:
-        m.header("SCI")["CRVAL2"] = m.header("SCI")["CRVAL2"] + 0.1  # 6 arcmin away
+        move_north(m, 0.1)  # 6 arcmin away
         far = m.save(tmp_path / "far_cal.fits")
     with caplog.at_level("WARNING", logger="jwpipe"):
         out = SkyMatchStep.call([str(field.cals[0]), str(field.cals[1]), far])
@@ -525,6 +525,7 @@ def test_members_with_different_filters(field, tmp_path):
 def test_member_without_wcs(field, tmp_path):
     with datamodels.open(field.cals[1]) as m:
         del m.header("SCI")["CTYPE1"]
+        m.meta.wcs = None  # neither the gWCS nor a header WCS
         bad = m.save(tmp_path / "nowcs_cal.fits")
     with pytest.raises(StepInputError, match="assign_wcs"):
         ResampleStep.call([str(field.cals[0]), bad])
