@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 from astropy.wcs import WCS
 from test_image_simdata import move_north, simulate_rates
 
@@ -312,6 +313,65 @@ def test_resample_products(field, mosaic):
     assert 0.8 < mad / np.nanmedian(i2d.err[full]) < 1.25
 
 
+def test_mosaic_on_the_distorted_focal_plane(field, mosaic):
+    """The members' gWCSs come from the simulated CRDS distortion reference (3 px at the
+    array corners); stars that sat near a detector corner in some exposure land on the mosaic
+    where the catalogue puts them, and their fluxes are conserved through the varying pixel
+    area. Tolerances as in test_catalog_photometry_matches_truth (centroid noise of the
+    detected stars; flux: 3 sigma of the pull mean, the pulls' ERR being noise-derived)."""
+    i2d, crf = mosaic
+    for i in range(len(crf)):
+        assert crf[i].meta.wcs is not None
+        assert crf[i].meta.ref_file.distortion.name.startswith("crds://jwst_nircam_distortion")
+    size = FIELD["size"]
+    src = field.sources
+    corner = np.zeros(len(src), bool)
+    for truth in field.truths:
+        pos = Table.read(truth, hdu="SOURCES")
+        r = np.hypot(pos["x"] - (size - 1) / 2, pos["y"] - (size - 1) / 2)
+        corner |= (r > 0.5 * size) & pos["on_detector"]
+    cat = SourceCatalogStep.call(i2d, snr_threshold=5.0, npixels=5, aperture_radii="2 5",
+                                 annulus="8 12")
+    tx, ty = model_wcs(i2d).all_world2pix(src["ra"], src["dec"], 0)
+    ny, nx = i2d.data.shape
+    count = exposure_count(i2d.con)
+    offsets = []
+    for k in np.flatnonzero(corner & (src["kind"] == "star")):
+        if not (14 < tx[k] < nx - 15 and 14 < ty[k] < ny - 15):
+            continue
+        others = np.hypot(tx - tx[k], ty - ty[k])
+        others[k] = np.inf
+        if others.min() < 20 or count[round(float(ty[k])), round(float(tx[k]))] < 2:
+            continue
+        d = np.hypot(cat["xcentroid"] - tx[k], cat["ycentroid"] - ty[k])
+        if not d.size or d.min() > 1.0:
+            continue
+        offsets.append(d.min())
+    offsets = np.array(offsets)
+    print(f"{offsets.size} stars from the detector corners: mosaic offsets median "
+          f"{np.median(offsets):.3f} px, max {offsets.max():.3f} px")
+    assert offsets.size >= 5
+    assert np.median(offsets) < 0.1 and offsets.max() < 0.3
+    # fluxes do not depend on the pixel area the star fell on (ignoring the area would make
+    # the flux ratio go as 1/area: slope -1); the slope's error comes from the residuals
+    stars, _, ratios, _ = _photometry_stars(field, i2d, crf, cat)
+    areas = []
+    for k in stars:
+        per_exposure = []
+        for truth in field.truths:
+            pos = Table.read(truth, hdu="SOURCES")
+            area = fits.getdata(truth, "AREA")
+            per_exposure.append(area[round(float(pos["y"][k])), round(float(pos["x"][k]))])
+        areas.append(np.mean(per_exposure))
+    areas = np.array(areas)
+    (slope, _), cov = np.polyfit(areas - 1.0, ratios, 1, cov=True)
+    err = np.sqrt(cov[0, 0])
+    print(f"{len(stars)} stars on pixel areas {areas.min():.3f}-{areas.max():.3f}: flux ratio "
+          f"slope {slope:.2f} +- {err:.2f} per unit area")
+    assert areas.max() - areas.min() > 0.02
+    assert abs(slope) < 3 * err and err < 0.3
+
+
 def test_resample_pixel_scale_and_grid_options(field, aligned):
     half = ResampleStep.call(aligned, pixel_scale=0.062, rotation=0.0, weight_type="exptime")
     full = ResampleStep.call(aligned)
@@ -339,14 +399,9 @@ def _all_good_around(model, wcs, ra, dec, radius):
     return not bad[near].any()
 
 
-@pytest.mark.parametrize("weight_type", ["exptime", "ivm"])
-def test_catalog_photometry_matches_truth(field, mosaic, weight_type):
-    i2d, crf = mosaic
-    if weight_type == "exptime":
-        i2d = ResampleStep.call(crf, weight_type="exptime")
-    # total aperture r = 5 px (> 5 sigma of the drizzled PSF, sigma ~ 1 px), annulus 8-12 px
-    cat = SourceCatalogStep.call(i2d, snr_threshold=5.0, npixels=5, aperture_radii="2 5",
-                                 annulus="8 12")
+def _photometry_stars(field, i2d, crf, cat):
+    """Isolated stars fully covered by all exposures with no bad pixel under them, matched to
+    the catalogue: (indices into the truth, flux pulls, flux ratios, centroid offsets)."""
     src = field.sources
     wcs = model_wcs(i2d)
     tx, ty = wcs.all_world2pix(src["ra"], src["dec"], 0)
@@ -364,7 +419,7 @@ def test_catalog_photometry_matches_truth(field, mosaic, weight_type):
     covered = inside & (count[yi, xi] == 4)
     stars = np.flatnonzero((src["kind"] == "star") & isolated & covered)
     members = [(crf[i], model_wcs(crf[i])) for i in range(len(crf))]
-    pulls, ratios, offsets = [], [], []
+    pulls, ratios, offsets, stars_used = [], [], [], []
     for k in stars:
         d = np.hypot(cat["xcentroid"] - tx[k], cat["ycentroid"] - ty[k])
         if not d.size or d.min() > 1.0:
@@ -382,6 +437,19 @@ def test_catalog_photometry_matches_truth(field, mosaic, weight_type):
         pulls.append((row["aper_total_flux"] - truth) / row["aper_total_flux_err"])
         ratios.append(row["aper_total_flux"] / truth)
         offsets.append(d.min())
+        stars_used.append(k)
+    return np.array(stars_used), pulls, ratios, offsets
+
+
+@pytest.mark.parametrize("weight_type", ["exptime", "ivm"])
+def test_catalog_photometry_matches_truth(field, mosaic, weight_type):
+    i2d, crf = mosaic
+    if weight_type == "exptime":
+        i2d = ResampleStep.call(crf, weight_type="exptime")
+    # total aperture r = 5 px (> 5 sigma of the drizzled PSF, sigma ~ 1 px), annulus 8-12 px
+    cat = SourceCatalogStep.call(i2d, snr_threshold=5.0, npixels=5, aperture_radii="2 5",
+                                 annulus="8 12")
+    _, pulls, ratios, offsets = _photometry_stars(field, i2d, crf, cat)
     pulls = np.array(pulls)
     print(f"{pulls.size} stars: pull mean {pulls.mean():.3f} std {pulls.std():.3f}, "
           f"flux ratio median {np.median(ratios):.4f}, offsets median {np.median(offsets):.3f}")
@@ -471,8 +539,6 @@ def test_catalog_with_apcorr_and_abvega_references(field, mosaic, monkeypatch, t
 
 
 def test_reference_catalogue_column_names(tmp_path):
-    from astropy.table import Table
-
     from jwpipe.steps.tweakreg import read_reference_catalog
 
     path = tmp_path / "gaia.ecsv"
