@@ -254,6 +254,55 @@ def encode(tree: dict[str, Any]) -> bytes:
     return _HEADER + body + b"...\n"
 
 
+def encode_with_raw_wcs(tree: dict[str, Any], raw: bytes) -> bytes | None:
+    """Serialize a plain tree with the gWCS of another cell's bytes (``raw``) as its
+    ``meta.wcs``, copied as YAML nodes (tags, anchors, inline arrays) without deserializing
+    it, so neither asdf nor the gwcs/astropy converters are imported.
+
+    Returns None where the copy cannot be made this way (the cell is not a single YAML
+    document, e.g. it has binary blocks): the caller then decodes and re-encodes the gWCS.
+    """
+    import yaml
+
+    document = _yaml_document(raw)
+    if document is None or raw[len(document):].strip():
+        return None
+    base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+    try:
+        root = yaml.compose(document, Loader=base)
+    except yaml.YAMLError:
+        return None
+    wcs_node = _mapping_value(_mapping_value(root, "meta"), "wcs")
+    if wcs_node is None:
+        return None
+    dumper_class = yaml.CSafeDumper if getattr(yaml, "__with_libyaml__", False) \
+        else yaml.SafeDumper
+    dumper = dumper_class(io.StringIO(), sort_keys=False, default_flow_style=None)
+    node = dumper.represent_data(tree)
+    meta = _mapping_value(node, "meta")
+    key = yaml.ScalarNode("tag:yaml.org,2002:str", "wcs")
+    if meta is None:
+        meta = yaml.MappingNode("tag:yaml.org,2002:map", [])
+        node.value.append((yaml.ScalarNode("tag:yaml.org,2002:str", "meta"), meta))
+    meta.value.append((key, wcs_node))
+    node.tag = "tag:stsci.edu:asdf/core/asdf-1.1.0"
+    body = yaml.serialize(node, Dumper=dumper_class, width=100, allow_unicode=False,
+                          explicit_start=True, version=(1, 1),
+                          tags={"!": "tag:stsci.edu:asdf/"})
+    return b"#ASDF 1.0.0\n#ASDF_STANDARD 1.6.0\n" + body.encode("ascii") + b"...\n"
+
+
+def _mapping_value(node: Any, name: str) -> Any:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == name:
+            return value
+    return None
+
+
 def check_plain(value: Any, where: str) -> Any:
     """Return ``value`` as plain YAML types, or raise DataModelError naming ``where``."""
     if value is None or isinstance(value, bool | int | float | str):

@@ -526,17 +526,26 @@ class DataModel:
     def _tree_hdu(self) -> fits.BinTableHDU:
         tree = dict(self._tree_other)
         meta = _strip_mapped(self._tree_meta, "")
-        gwcs = self._get_gwcs()
-        if gwcs is not None:
-            meta["wcs"] = gwcs
-        if meta:
-            tree["meta"] = meta
         extra = _asdf_tree.check_plain(self.extra, "model.extra")
         if not isinstance(extra, dict):
             raise DataModelError("model.extra must be a dict")
-        if extra:
-            tree["extra"] = extra
-        raw = np.frombuffer(_asdf_tree.encode(tree), dtype=np.uint8)
+        encoded = None
+        if isinstance(self._gwcs, _PendingWcs):
+            # a gWCS read from a file and never touched: copied as it is (no converters)
+            plain = {**tree, "meta": meta} if meta else dict(tree)
+            if extra:
+                plain["extra"] = extra
+            encoded = _asdf_tree.encode_with_raw_wcs(plain, self._gwcs.raw)
+        if encoded is None:
+            gwcs = self._get_gwcs()
+            if gwcs is not None:
+                meta["wcs"] = gwcs
+            if meta:
+                tree["meta"] = meta
+            if extra:
+                tree["extra"] = extra
+            encoded = _asdf_tree.encode(tree)
+        raw = np.frombuffer(encoded, dtype=np.uint8)
         column = fits.Column(
             name=_asdf_tree.COLUMN, format=f"{raw.size}B", array=raw.reshape(1, raw.size)
         )
