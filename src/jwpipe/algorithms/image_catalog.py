@@ -147,6 +147,7 @@ def detect(
     deblend: bool = True,
     nlevels: int = 32,
     contrast: float = 0.001,
+    deblend_npixels: int | None = 5,
 ) -> Detection:
     """Detect (and deblend) sources by image segmentation.
 
@@ -162,6 +163,11 @@ def detect(
         FWHM (pixels) of the Gaussian detection kernel.
     snr_threshold, npixels, connectivity, deblend, nlevels, contrast
         As jwst's ``source_catalog``.
+    deblend_npixels : int or None
+        Least number of pixels of a deblended component: ``min(npixels, deblend_npixels)``
+        (None: ``npixels``, as jwst). In the unfiltered image a point source's core above
+        the deblending levels covers only a few pixels, so jwst's 25 keeps faint stars
+        merged with a bright neighbour (measured in docs/image.md).
     """
     from photutils.segmentation import SourceFinder, deblend_sources
 
@@ -184,7 +190,9 @@ def detect(
         if segm is not None and deblend:
             # deblend on the unfiltered image: the detection kernel widens close pairs until
             # their saddle disappears (measured in tests/algorithms/test_image_catalog.py)
-            segm = deblend_sources(np.where(bad, 0.0, image), segm, int(npixels),
+            least = int(npixels) if deblend_npixels is None else min(int(npixels),
+                                                                      int(deblend_npixels))
+            segm = deblend_sources(np.where(bad, 0.0, image), segm, least,
                                    n_levels=int(nlevels), contrast=float(contrast),
                                    connectivity=int(connectivity), progress_bar=False)
     return Detection(segm=segm, convolved=convolved)

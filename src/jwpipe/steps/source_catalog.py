@@ -98,6 +98,7 @@ class SourceCatalogStep(Step):
     deblend = boolean(default=True)  # Deblend overlapping sources
     nlevels = integer(default=32)  # Multi-thresholding levels for deblending
     contrast = float(default=0.001)  # Least flux fraction of a deblended component
+    deblend_npixels = integer(default=5)  # jwpipe: least pixels of a deblended component
     aperture_ee1 = integer(default=30)  # Smallest aperture encircled energy (percent)
     aperture_ee2 = integer(default=50)  # Middle aperture encircled energy (percent)
     aperture_ee3 = integer(default=70)  # Largest aperture encircled energy (percent)
@@ -140,7 +141,8 @@ class SourceCatalogStep(Step):
         found = detect(sub, bad, box_size=int(self.bkg_boxsize), kernel_fwhm=self.kernel_fwhm,
                        snr_threshold=self.snr_threshold, npixels=self.npixels,
                        connectivity=int(self.connectivity), deblend=self.deblend,
-                       nlevels=self.nlevels, contrast=self.contrast)
+                       nlevels=self.nlevels, contrast=self.contrast,
+                       deblend_npixels=self.deblend_npixels)
         self.segmentation_map = found.labels
         n = 0 if found.segm is None else int(found.segm.n_labels)
         self.log.info("%d sources detected", n)
