@@ -5,15 +5,18 @@ Built on photutils, as jwst's step (:mod:`jwpipe.algorithms.image_catalog`):
 * Background and its RMS from ``Background2D`` (mesh ``bkg_boxsize``).
 * Detection: the background-subtracted image convolved with a Gaussian of FWHM
   ``kernel_fwhm``; ``SourceFinder`` keeps regions of at least ``npixels`` connected pixels
-  above ``snr_threshold`` x RMS and deblends them (``deblend``, ``nlevels``, ``contrast``).
-  The labels are written as ``<product>_segm.fits``.
+  above ``snr_threshold`` x RMS and deblends them (``deblend``, ``nlevels``, ``contrast``;
+  components of at least ``deblend_npixels``). The labels are written as
+  ``<product>_segm.fits``.
 * Segment properties from ``SourceCatalog``: windowed centroids, isophotal flux and area,
   Kron flux (``kron_params``), shape (``semimajor_sigma``, ``semiminor_sigma``,
   ``ellipticity``, ``orientation``), bounding-box corners on the sky.
 * Aperture photometry at the radii of the ``aperture_ee1/2/3`` encircled energies from the
   APCORR reference (scaled by the mosaic's PXSCLRT), local background = sigma-clipped median
   in the reference's ``skyin``-``skyout`` annulus; ``aper_total_flux`` = the largest aperture
-  times its aperture correction. jwpipe's ``aperture_radii`` / ``annulus`` (mosaic pixels)
+  times its aperture correction, adapted (``apcorr_dither``) to how much the mosaic's
+  exposures, at their sub-pixel phases, widen a point source (DRZKVAR from ``resample``)
+  compared with random phases (DRZKVRND). jwpipe's ``aperture_radii`` / ``annulus`` (mosaic pixels)
   replace the reference (no aperture correction then). Without an APCORR reference jwst's
   fallback is used (radii 1, 2, 3 px, annulus 5-10 px, no correction) with a warning.
 * Magnitudes: AB from the Jy fluxes, Vega = AB - the ABVEGAOFFSET reference's offset (NaN
