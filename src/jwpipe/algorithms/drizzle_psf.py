@@ -15,7 +15,7 @@ measures the mosaic's kernel variance from the pixel maps as they are drizzled, 
 :func:`encircled_energy_ratio` gives how the encircled energy at a radius changes when the
 PSF's variance per axis changes by ``dv`` (the curve modelled as a sum of Gaussians fitted to
 the reference's rows, each widened by ``dv``; exact to first order in ``dv`` for any
-circular PSF, exact for Gaussians).
+circular PSF, to 0.1 % for Gaussians).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "MODELLED_KERNELS",
     "KernelVarianceTally",
     "encircled_energy_ratio",
     "kernel_moments",
