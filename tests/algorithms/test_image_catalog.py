@@ -253,3 +253,63 @@ def test_magnitudes_and_concentration():
                                 70: np.array([3.0])})
     assert list(ci) == ["CI_50_30", "CI_70_50", "CI_70_30"]
     assert ci["CI_70_30"][0] == 3.0 and ci["CI_70_50"][0] == 1.5
+
+
+def _drizzled_pairs_mosaic(seed):
+    """The close-pairs field seen through a 4-point sub-pixel dither and drizzled back
+    (pixfrac 1, exposure-time weights): returns the mosaic, its ERR and the truth."""
+    from jwpipe.algorithms.image_resample import DrizzleAccumulator
+
+    rng = np.random.default_rng(100 + seed)
+    shape = (256, 256)
+    x, y, f = random_field(rng, 40, shape, border=15, min_sep=30, flux_range=(150, 20000))
+    n = 20
+    sep = rng.uniform(3.0, 6.0, n)
+    ang = rng.uniform(0, 2 * np.pi, n)
+    xs = np.r_[x, x[:n] + sep * np.cos(ang)]
+    ys = np.r_[y, y[:n] + sep * np.sin(ang)]
+    fs = np.r_[np.maximum(f[:n], 3000.0), f[n:], np.maximum(f[:n] * rng.uniform(0.3, 1, n),
+                                                             1500.0)]
+    acc = DrizzleAccumulator(shape, ("var",))
+    yy, xx = np.indices(shape, dtype=np.float64)
+    for dx, dy in ((0.0, 0.0), (0.5, 0.5), (0.25, 0.75), (0.75, 0.25)):
+        # the exposure's pixel (i, j) sees the sky at output position (j + dx, i + dy)
+        data, err = noisy(rng, 10 + render_stars(shape, xs - dx, ys - dy, fs, 1.2), 3.0)
+        acc.add(data, np.stack([xx + dx, yy + dy], axis=-1), 1.0, {"var": err**2})
+    res = acc.finalize()
+    return res.sci, res.err, xs, ys, n, sep
+
+
+def test_close_pairs_deblended_on_a_drizzled_mosaic():
+    """The catalogue's detection (defaults of source_catalog: matched-filter S/N 3, 25
+    pixels, deblending down to 5-pixel components) on drizzled 4-exposure mosaics of the
+    close-pairs fields (seeds 0-3): pairs with both members found 1/26 at 3-4 px, 14/32 at
+    4-5 px, 21/22 at 5-6 px; isolated stars 80/80. Measured on these same mosaics with the
+    former hand-written detector (matched filter with ERR at S/N 3, 25 pixels, no
+    deblending; its 2 px kernel is narrower than the drizzled PSF and keeps saddles):
+    2/26, 10/32, 22/22, isolated 80/80. With ``deblend_npixels=3``: 4/26, 26/32, 22/22
+    (but twice as many galaxy fragments on the demo fields: docs/image.md)."""
+    found_iso, n_iso = 0, 0
+    both_by_sep = {(3, 4): [0, 0], (4, 5): [0, 0], (5, 6): [0, 0]}
+    for seed in range(4):
+        sci, err, xs, ys, n, sep = _drizzled_pairs_mosaic(seed)
+        bad = ~np.isfinite(sci)
+        bkg, _ = estimate_background(sci, bad, box_size=64)
+        sub = np.where(bad, 0.0, sci - bkg)
+        found = detect(sub, bad, box_size=64)
+        cat = SourceCatalog(sub, found.segm, convolved_data=found.convolved,
+                            error=np.where(bad, 0.0, err), mask=bad)
+        cx, cy = source_positions(cat)
+        d = np.hypot(xs[:, None] - cx[None], ys[:, None] - cy[None])
+        hit = d.min(axis=1) < 1.5
+        found_iso += int(hit[n:40].sum())
+        n_iso += 40 - n
+        both = hit[:n] & hit[40:]
+        for (lo, hi), tally in both_by_sep.items():
+            sel = (sep >= lo) & (sep < hi)
+            tally[0] += int(both[sel].sum())
+            tally[1] += int(sel.sum())
+    print(f"isolated {found_iso}/{n_iso}, pairs {both_by_sep}")
+    assert found_iso == n_iso
+    assert both_by_sep[(4, 5)][0] >= 0.3 * both_by_sep[(4, 5)][1]
+    assert both_by_sep[(5, 6)][0] >= 0.8 * both_by_sep[(5, 6)][1]

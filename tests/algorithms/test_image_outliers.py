@@ -96,3 +96,21 @@ def test_block_median_matches_nanmedian(tmp_path):
     np.testing.assert_allclose(got, expected, equal_nan=True, rtol=1e-6)
     with pytest.raises(StepInputError, match="at least one"):
         block_median([])
+
+
+def test_weight_threshold_of_a_full_frame_from_a_subsample():
+    """A 1500^2 weight map (more than the 2^20 values clipped): the threshold from the
+    subsample matches the one from every weight to well within the weights' spread."""
+    from jwpipe.algorithms.image_stats import sigma_clipped_stats
+
+    rng = np.random.default_rng(4)
+    w = rng.normal(100.0, 5.0, (1500, 1500))
+    w[:, :200] = 40.0  # an edge with fewer exposures
+    w[700:720, :] = 0.0  # a gap
+    w[rng.random(w.shape) < 1e-3] = 1e4  # hot weights
+    full = sigma_clipped_stats(w, w <= 0).mean
+    mask = weight_threshold_mask(w, 0.7)
+    assert np.array_equal(mask, w < 0.7 * full) or \
+        np.abs(w[mask != (w < 0.7 * full)] - 0.7 * full).max() < 0.01 * 5.0
+    # the edge (40) and the gap (0) are below 0.7 x ~100, the full-depth weights are not
+    assert mask[w < 60].all() and not mask[w > 80].any()

@@ -147,6 +147,7 @@ def detect(
     deblend: bool = True,
     nlevels: int = 32,
     contrast: float = 0.001,
+    deblend_npixels: int | None = 5,
 ) -> Detection:
     """Detect (and deblend) sources by image segmentation.
 
@@ -162,6 +163,11 @@ def detect(
         FWHM (pixels) of the Gaussian detection kernel.
     snr_threshold, npixels, connectivity, deblend, nlevels, contrast
         As jwst's ``source_catalog``.
+    deblend_npixels : int or None
+        Least number of pixels of a deblended component: ``min(npixels, deblend_npixels)``
+        (None: ``npixels``, as jwst). In the unfiltered image a point source's core above
+        the deblending levels covers only a few pixels, so jwst's 25 keeps faint stars
+        merged with a bright neighbour (measured in docs/image.md).
     """
     from photutils.segmentation import SourceFinder, deblend_sources
 
@@ -184,7 +190,9 @@ def detect(
         if segm is not None and deblend:
             # deblend on the unfiltered image: the detection kernel widens close pairs until
             # their saddle disappears (measured in tests/algorithms/test_image_catalog.py)
-            segm = deblend_sources(np.where(bad, 0.0, image), segm, int(npixels),
+            least = int(npixels) if deblend_npixels is None else min(int(npixels),
+                                                                      int(deblend_npixels))
+            segm = deblend_sources(np.where(bad, 0.0, image), segm, least,
                                    n_levels=int(nlevels), contrast=float(contrast),
                                    connectivity=int(connectivity), progress_bar=False)
     return Detection(segm=segm, convolved=convolved)
@@ -384,7 +392,8 @@ SOURCE_DTYPE = np.dtype([("label", np.int32), ("x", np.float64), ("y", np.float6
 def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
                  error: ArrayLike | None = None, *, kernel_fwhm: float = 2.5,
                  snr_threshold: float = 5.0, npixels: int = 5, box_size: int = 400,
-                 deblend: bool = True, brightest: int | None = None) -> NDArray:
+                 deblend: bool = True, brightest: int | None = None,
+                 drop_truncated: bool = False, peakmax: float | None = None) -> NDArray:
     """Source list of one image (tweakreg's): the same detection as the catalogue.
 
     Background (:func:`estimate_background`), detection and deblending (:func:`detect`),
@@ -392,8 +401,9 @@ def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
     value, S/N (flux over its error from ``error``, or over the background RMS times the
     square root of the area) and whether the segment touches a masked pixel or the edge.
 
-    ``brightest`` keeps only that many sources (largest isophotal flux; centroids are then
-    measured for those only).
+    ``drop_truncated`` drops segments touching a masked pixel or the edge and ``peakmax``
+    those whose peak exceeds it; then ``brightest`` keeps only that many sources (largest
+    isophotal flux). Centroids are measured for the sources kept only.
 
     Returns
     -------
@@ -420,9 +430,19 @@ def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
         return np.zeros(0, dtype=SOURCE_DTYPE)
     noise = np.where(bad, 0.0, err) if error is not None else np.where(bad, 0.0, rms)
     cat = SourceCatalog(sub, found.segm, error=noise, mask=bad)
-    order = np.argsort(-np.asarray(cat.segment_flux, dtype=np.float64), kind="stable")
+    edge = ndimage.binary_dilation(~np.pad(~bad, 1, constant_values=False),
+                                   structure=np.ones((3, 3), bool))[1:-1, 1:-1]
+    labels = found.labels
+    truncated = np.isin(np.asarray(cat.label), np.unique(labels[edge & (labels > 0)]))
+    keep = ~truncated if drop_truncated else np.ones(truncated.size, dtype=bool)
+    if peakmax is not None:
+        keep &= np.asarray(cat.max_value, dtype=np.float64) <= peakmax
+    flux = np.asarray(cat.segment_flux, dtype=np.float64)
+    order = np.flatnonzero(keep)[np.argsort(-flux[keep], kind="stable")]
     if brightest is not None:
         order = order[:brightest]
+    if order.size == 0:
+        return np.zeros(0, dtype=SOURCE_DTYPE)
     cat = cat[order]
     out = np.zeros(len(order), dtype=SOURCE_DTYPE)
     out["label"] = cat.label
@@ -431,9 +451,5 @@ def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
     out["peak"] = np.asarray(cat.max_value, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["snr"] = out["flux"] / np.asarray(cat.segment_flux_err, dtype=np.float64)
-    edge = ndimage.binary_dilation(~np.pad(~bad, 1, constant_values=False),
-                                   structure=np.ones((3, 3), bool))[1:-1, 1:-1]
-    labels = found.labels
-    touching = np.unique(labels[edge & (labels > 0)])
-    out["truncated"] = np.isin(out["label"], touching)
+    out["truncated"] = truncated[order]
     return out[np.argsort(-out["flux"], kind="stable")]

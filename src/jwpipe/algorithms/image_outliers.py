@@ -162,8 +162,19 @@ def flag_outliers(
     return grown & mask2
 
 
+#: Most weights :func:`weight_threshold_mask` clips (a regular subsample beyond).
+_WEIGHT_SAMPLE = 1 << 20
+
+
 def weight_threshold_mask(weight: ArrayLike, maskpt: float = 0.7) -> NDArray[np.bool_]:
-    """True where a resampled weight is below ``maskpt`` x its sigma-clipped mean (jwst)."""
-    w = np.asarray(weight, dtype=np.float64)
-    stats = sigma_clipped_stats(w, w <= 0)
+    """True where a resampled weight is below ``maskpt`` x its sigma-clipped mean (jwst).
+
+    The clipped mean of a full-frame mosaic's weights is taken from a regular subsample of
+    about 10^6 positive weights (every k-th): its relative error is ~1e-3 of the weights'
+    spread, against the clipping of ~5 million values ten times over (2 s a member).
+    """
+    w = np.asarray(weight)
+    positive = w[w > 0]
+    step = max(1, -(-positive.size // _WEIGHT_SAMPLE))
+    stats = sigma_clipped_stats(positive[::step].astype(np.float64))
     return w < maskpt * stats.mean

@@ -248,7 +248,13 @@ def blot(image: ArrayLike, pixmap: ArrayLike, interp: str = "poly5") -> NDArray[
         raise StepInputError(f"blot needs a 2-D image and a (ny, nx, 2) pixel map, got "
                              f"{img.shape} and {pm.shape}")
     nan = ~np.isfinite(img)
-    fill = float(np.median(img[~nan])) if (~nan).any() else 0.0
+    # NaN are replaced by a typical value before interpolating (the pixels they reach are set
+    # to NaN afterwards); a median of every 16th row and column is typical enough
+    sample = img[::16, ::16]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        sample = img[~nan]
+    fill = float(np.median(sample)) if sample.size else 0.0
     values = blot_image(np.where(nan, np.float32(fill), img), pm, iscale=1.0,
                         fillval=np.nan, interp=interp)
     values = np.asarray(values, dtype=np.float32)

@@ -36,6 +36,9 @@ class ApertureCorrection:
         Multiplicative aperture correction of each level.
     skyin, skyout : float
         Background annulus of the largest level, native pixels.
+    curve_radius, curve_ee : ndarray or None
+        Every row of the filter/pupil: radius (native pixels) and encircled-energy fraction,
+        by increasing radius (the encircled-energy curve).
     """
 
     ee: tuple[int, ...]
@@ -43,6 +46,8 @@ class ApertureCorrection:
     apcorr: np.ndarray
     skyin: float
     skyout: float
+    curve_radius: np.ndarray | None = None
+    curve_ee: np.ndarray | None = None
 
 
 def _text(values: Any) -> np.ndarray:
@@ -89,8 +94,12 @@ def read_apcorr(path: str | os.PathLike, filt: str | None, pupil: str | None,
         idx.append(int(hit[0]))
     col = {c: np.asarray(sel[names[c]], dtype=np.float64)[idx]
            for c in ("radius", "apcorr", "skyin", "skyout")}
+    all_r = np.asarray(sel[names["radius"]], dtype=np.float64)
+    all_ee = np.asarray(sel[names["eefraction"]], dtype=np.float64)
+    order = np.argsort(all_r, kind="stable")
     return ApertureCorrection(tuple(int(e) for e in ee), col["radius"], col["apcorr"],
-                              float(col["skyin"][-1]), float(col["skyout"][-1]))
+                              float(col["skyin"][-1]), float(col["skyout"][-1]),
+                              all_r[order], all_ee[order])
 
 
 def read_abvega_offset(path: str | os.PathLike, filt: str | None, pupil: str | None) -> float:

@@ -17,7 +17,11 @@ contributed), ERR (``sqrt`` of the resampled variances), WHT (summed weights), C
 bit ``k % 32`` of plane ``k // 32`` set where member ``k`` contributed; the exposure count
 is its population count, :func:`exposure_count`), VAR_POISSON, VAR_RNOISE, VAR_FLAT
 (``sum((a w)^2 var) / (sum a w)^2``). PIXAR_SR/PIXAR_A2 are those of the output pixel;
-PIXFRAC, RESWHT, PXSCLRT and NDRIZ record the settings.
+PIXFRAC, RESWHT, PXSCLRT and NDRIZ record the settings. For the ``square``, ``turbo`` and
+``point`` kernels DRZKVAR is the variance (output px^2 per axis) by which drizzling this
+mosaic's exposures, at their sub-pixel phases, widens a point source, and DRZKVRND the same
+for random phases (:mod:`jwpipe.algorithms.drizzle_psf`); ``source_catalog`` uses them to
+adapt the APCORR reference's aperture corrections.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from jwpipe.algorithms.drizzle_psf import (
+    MODELLED_KERNELS,
+    KernelVarianceTally,
+    random_phase_variance,
+)
 from jwpipe.algorithms.image_geometry import pixel_map, pixel_scale_deg
 from jwpipe.algorithms.image_resample import DrizzleAccumulator, exposure_count
 from jwpipe.errors import StepInputError
@@ -92,6 +101,8 @@ class ResampleStep(Step):
         ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
         acc = DrizzleAccumulator(gshape, _VARIANCES, kernel=self.kernel, pixfrac=self.pixfrac,
                                  n_exposures=len(container))
+        drop = 0.0 if self.kernel == "point" else float(self.pixfrac) / ratio
+        tally = KernelVarianceTally(gshape, drop) if self.kernel in MODELLED_KERNELS else None
         names = []
         for i in range(len(container)):
             model = container[i]
@@ -100,12 +111,15 @@ class ResampleStep(Step):
                 model.dq, good_bits=self.good_bits) | ~np.isfinite(data)
             weight = member_weight(model, self.weight_type, bad)
             variances = {k: getattr(model, k) for k in _VARIANCES}
-            acc.add(data - np.float32(sky_offset(model)), pixel_map(wcss[i], grid, data.shape),
-                    weight, variances, pixel_scale_ratio=ratio)
+            pixmap = pixel_map(wcss[i], grid, data.shape)
+            acc.add(data - np.float32(sky_offset(model)), pixmap, weight, variances,
+                    pixel_scale_ratio=ratio)
+            if tally is not None:
+                tally.add(pixmap, np.where(bad, 0.0, weight))
             names.append(label(model))
             if i == 0:
                 out = self._output_shell(model)
-            del model, data, bad, weight, variances
+            del model, data, bad, weight, variances, pixmap
         res = acc.finalize(fill)
         del acc
         out.data = res.sci
@@ -126,6 +140,12 @@ class ResampleStep(Step):
         primary["RESWHT"] = (str(self.weight_type), "Resample weighting")
         primary["PXSCLRT"] = (float(ratio), "Output / input pixel scale")
         primary["NDRIZ"] = (len(names), "Number of drizzled exposures")
+        if tally is not None and np.isfinite(tally.variance()):
+            # the PSF widening of this mosaic's dither phases, for source_catalog's APCORR
+            primary["DRZKVAR"] = (round(tally.variance(), 6),
+                                  "Drizzle kernel variance per axis (out px2)")
+            primary["DRZKVRND"] = (round(random_phase_variance(drop), 6),
+                                   "DRZKVAR for random sub-pixel phases")
         out.extra["resample"] = {"members": names}
         self.log.info("Resampled %d exposures", len(names))
         return out

@@ -5,15 +5,18 @@ Built on photutils, as jwst's step (:mod:`jwpipe.algorithms.image_catalog`):
 * Background and its RMS from ``Background2D`` (mesh ``bkg_boxsize``).
 * Detection: the background-subtracted image convolved with a Gaussian of FWHM
   ``kernel_fwhm``; ``SourceFinder`` keeps regions of at least ``npixels`` connected pixels
-  above ``snr_threshold`` x RMS and deblends them (``deblend``, ``nlevels``, ``contrast``).
-  The labels are written as ``<product>_segm.fits``.
+  above ``snr_threshold`` x RMS and deblends them (``deblend``, ``nlevels``, ``contrast``;
+  components of at least ``deblend_npixels``). The labels are written as
+  ``<product>_segm.fits``.
 * Segment properties from ``SourceCatalog``: windowed centroids, isophotal flux and area,
   Kron flux (``kron_params``), shape (``semimajor_sigma``, ``semiminor_sigma``,
   ``ellipticity``, ``orientation``), bounding-box corners on the sky.
 * Aperture photometry at the radii of the ``aperture_ee1/2/3`` encircled energies from the
   APCORR reference (scaled by the mosaic's PXSCLRT), local background = sigma-clipped median
   in the reference's ``skyin``-``skyout`` annulus; ``aper_total_flux`` = the largest aperture
-  times its aperture correction. jwpipe's ``aperture_radii`` / ``annulus`` (mosaic pixels)
+  times its aperture correction, adapted (``apcorr_dither``) to how much the mosaic's
+  exposures, at their sub-pixel phases, widen a point source (DRZKVAR from ``resample``)
+  compared with random phases (DRZKVRND). jwpipe's ``aperture_radii`` / ``annulus`` (mosaic pixels)
   replace the reference (no aperture correction then). Without an APCORR reference jwst's
   fallback is used (radii 1, 2, 3 px, annulus 5-10 px, no correction) with a warning.
 * Magnitudes: AB from the Jy fluxes, Vega = AB - the ABVEGAOFFSET reference's offset (NaN
@@ -98,6 +101,7 @@ class SourceCatalogStep(Step):
     deblend = boolean(default=True)  # Deblend overlapping sources
     nlevels = integer(default=32)  # Multi-thresholding levels for deblending
     contrast = float(default=0.001)  # Least flux fraction of a deblended component
+    deblend_npixels = integer(default=5)  # jwpipe: least pixels of a deblended component
     aperture_ee1 = integer(default=30)  # Smallest aperture encircled energy (percent)
     aperture_ee2 = integer(default=50)  # Middle aperture encircled energy (percent)
     aperture_ee3 = integer(default=70)  # Largest aperture encircled energy (percent)
@@ -107,6 +111,7 @@ class SourceCatalogStep(Step):
     aperture_radii = string(default=None)  # jwpipe: radii (pixels) instead of the APCORR ones
     annulus = string(default=None)  # jwpipe: background annulus radii (pixels)
     error_correlation = option('measured','casertano','none',default='measured')  # ERR correlation
+    apcorr_dither = boolean(default=True)  # jwpipe: adapt APCORR to the mosaic's DRZKVAR
     """
     reference_file_types = ["apcorr", "abvegaoffset"]
     #: Both references are optional (jwst falls back without them): looked up when needed.
@@ -132,13 +137,15 @@ class SourceCatalogStep(Step):
             bad |= ~(np.asarray(model.wht) > 0)
         if bad.all():
             raise StepInputError(f"{self.qualified_name}: {label(model)} has no valid pixels")
+        self._apcorr_dv = 0.0
         names, radii, apcorr, ann = self._apertures(model)
         bkg, _ = estimate_background(data, bad, box_size=int(self.bkg_boxsize), rms=False)
         sub = np.where(bad, 0.0, data - bkg)
         found = detect(sub, bad, box_size=int(self.bkg_boxsize), kernel_fwhm=self.kernel_fwhm,
                        snr_threshold=self.snr_threshold, npixels=self.npixels,
                        connectivity=int(self.connectivity), deblend=self.deblend,
-                       nlevels=self.nlevels, contrast=self.contrast)
+                       nlevels=self.nlevels, contrast=self.contrast,
+                       deblend_npixels=self.deblend_npixels)
         self.segmentation_map = found.labels
         n = 0 if found.segm is None else int(found.segm.n_labels)
         self.log.info("%d sources detected", n)
@@ -154,6 +161,7 @@ class SourceCatalogStep(Step):
         table.meta.update({"product": label(model), "aperture_radii_pix": list(radii),
                            "aperture_corrections": list(apcorr), "annulus_pix": list(ann),
                            "noise_correlation_factor": float(factor),
+                           "apcorr_kernel_variance_change": float(self._apcorr_dv),
                            "pixel_solid_angle_sr": float(omega),
                            "abvega_offset": offset})
         if n == 0:
@@ -241,6 +249,7 @@ class SourceCatalogStep(Step):
                 ratio = float(model.header("PRIMARY").get("PXSCLRT", 1.0) or 1.0)
                 radii, corr = ref.radius / ratio, ref.apcorr
                 ann = (ref.skyin / ratio, ref.skyout / ratio)
+                corr = corr / self._dither_ee_ratio(model, ref, ratio, radii)
             if self.annulus:
                 ann = parse_pair(self.annulus, "annulus")
         radii = np.asarray(radii, dtype=np.float64)
@@ -249,6 +258,31 @@ class SourceCatalogStep(Step):
                 f"{self.qualified_name}: annulus {tuple(ann)} must lie outside the largest "
                 f"aperture {radii[-1]:g}")
         return names, radii, np.asarray(corr, dtype=np.float64), (float(ann[0]), float(ann[1]))
+
+    def _dither_ee_ratio(self, model: Any, ref: Any, ratio: float, radii: np.ndarray
+                         ) -> np.ndarray:
+        """Encircled energy at ``radii`` on this mosaic over the reference's.
+
+        The reference describes a PSF drizzled at random sub-pixel phases (kernel variance
+        DRZKVRND per axis); this mosaic's exposures sit at particular phases (DRZKVAR,
+        recorded by resample). A mosaic with one exposure on the output grid's own pixels is
+        narrower (DRZKVAR = 0) and its small apertures hold more light than the reference
+        says (measured: 8.6 % at the 70 % EE radius of a 2.1 px FWHM PSF).
+        """
+        primary = model.header("PRIMARY")
+        self._apcorr_dv = 0.0
+        if not self.apcorr_dither or "DRZKVAR" not in primary or "DRZKVRND" not in primary \
+                or ref.curve_radius is None or ref.curve_radius.size < 3:
+            return np.ones(radii.shape)
+        from jwpipe.algorithms.drizzle_psf import encircled_energy_ratio
+
+        dv = float(primary["DRZKVAR"]) - float(primary["DRZKVRND"])
+        self._apcorr_dv = dv
+        ee_ratio = encircled_energy_ratio(ref.curve_radius / ratio, ref.curve_ee, radii, dv)
+        self.log.info("Mosaic drizzle kernel variance %.4f px2 (random phases %.4f): "
+                      "aperture corrections divided by %s", float(primary["DRZKVAR"]),
+                      float(primary["DRZKVRND"]), np.array2string(ee_ratio, precision=4))
+        return ee_ratio
 
     def _abvega_offset(self, model: Any) -> float:
         from jwpipe.datamodels.reference_phot import read_abvega_offset

@@ -67,11 +67,8 @@ def detect_member_sources(model: Any, kernel_fwhm: float, snr_threshold: float,
     src = find_sources(data, bad, err if usable else None, kernel_fwhm=kernel_fwhm,
                        snr_threshold=snr_threshold, npixels=npixels,
                        box_size=int(max(16, min(bkg_boxsize, max(data.shape)))), deblend=False,
-                       brightest=2 * brightest + 50)  # room for the truncated ones dropped
-    src = src[~src["truncated"]]
-    if peakmax is not None:
-        src = src[src["peak"] <= peakmax]
-    return src[:brightest]
+                       brightest=brightest, drop_truncated=True, peakmax=peakmax)
+    return src
 
 
 _RA_NAMES = ("ra", "ra_deg", "ra_icrs", "raj2000")
