@@ -120,6 +120,8 @@ def plan_for_workflow(
     refs: str | None = None,
     stages: list | None = None,
     keep_going: bool = False,
+    insert_after: list[str] | None = None,
+    until: str | None = None,
 ) -> Plan:
     """Plan a workflow without writing anything (the reference store from ``refs`` or the
     active one). With ``keep_going``, associations that cannot be planned are listed in
@@ -138,7 +140,8 @@ def plan_for_workflow(
     try:
         return plan_workflow(asn_paths, param_files=param_files or [],
                              overrides=overrides or {}, input_dir=input_dir, store=store,
-                             stages=stages, keep_going=keep_going)
+                             stages=stages, keep_going=keep_going,
+                             insert_after=insert_after or [], until=until)
     finally:
         refstore._ACTIVE[:] = previous
 
@@ -156,6 +159,8 @@ def generate_workflow(
     stages: list | None = None,
     keep_going: bool = False,
     pictures: bool = True,
+    insert_after: list[str] | None = None,
+    until: str | None = None,
 ) -> tuple[Plan, dict[str, int]]:
     """Plan and write (or update) a workflow directory.
 
@@ -169,10 +174,11 @@ def generate_workflow(
     """
     plan = plan_for_workflow(asn_paths, param_files=param_files, overrides=overrides,
                              input_dir=input_dir, refs=refs, stages=stages,
-                             keep_going=keep_going)
+                             keep_going=keep_going, insert_after=insert_after, until=until)
     counts = write_workflow(plan, workdir, asn_paths=asn_paths, param_files=param_files,
                             overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
-                            group_detector1=group_detector1, pictures=pictures)
+                            group_detector1=group_detector1, pictures=pictures,
+                            insert_after=insert_after, until=until)
     return plan, counts
 
 
@@ -188,6 +194,8 @@ def write_workflow(
     keep: list[str] | None = None,
     group_detector1: bool = False,
     pictures: bool = True,
+    insert_after: list[str] | None = None,
+    until: str | None = None,
 ) -> dict[str, int]:
     """Write (or update) the workflow directory of a plan; return the unit-file counts.
 
@@ -202,7 +210,8 @@ def write_workflow(
     work = _staging_dir(target) if fresh else target
     try:
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
-                                 keep, group_detector1, pictures)
+                                 keep, group_detector1, pictures,
+                                 {"insert_after": list(insert_after or []), "until": until})
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -221,8 +230,8 @@ def _staging_dir(target: Path) -> Path:
 
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
-                    keep: list[str] | None, group_detector1: bool, pictures: bool
-                    ) -> dict[str, int]:
+                    keep: list[str] | None, group_detector1: bool, pictures: bool,
+                    shape: dict[str, Any]) -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -261,6 +270,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         "keep": keep,
         "group_detector1": group_detector1,
         "pictures": pictures,
+        **shape,
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):
