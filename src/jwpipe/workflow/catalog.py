@@ -71,5 +71,7 @@ def prepare(config: dict[str, Any]) -> tuple[str, str]:
         keep=None if keep == "all" else [] if keep == "none" else list(keep),
         group_detector1=bool(config.get("group_detector1", False)),
         stages=_stages(config.get("stages")),
+        insert_after=list(config.get("insert_after") or []),
+        until=config.get("until"),
     )
     return generated_rules(config)

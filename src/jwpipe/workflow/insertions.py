@@ -312,16 +312,20 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
     for path, cfg in configs.items():
         if cfg.insert_after:
             continue
-        targets = [i for i, ins in enumerate(insertions)
-                   if cfg.class_name and _same_class(cfg.class_name, ins)]
-        if not targets:
+        same = [i for i, ins in enumerate(insertions)
+                if cfg.class_name and _same_class(cfg.class_name, ins)]
+        if not same:
             rest.append(path)
             continue
-        for i in targets:  # a step-level file for an inserted class configures it
+        # a step-level file for an inserted class configures those not configured otherwise
+        targets = [i for i in same
+                   if not (insertions[i].parameter_file or insertions[i].parameters)]
+        if not targets:
+            ins = insertions[same[0]]
+            raise WorkflowError(f"{ins.name} is configured twice ({ins.source} and "
+                                f"parameter file {path}); keep one")
+        for i in targets:
             ins = insertions[i]
-            if ins.parameter_file or ins.parameters:
-                raise WorkflowError(f"{ins.name} is configured twice ({ins.source} and "
-                                    f"parameter file {path}); keep one")
             insertions[i] = Insertion(ins.name, ins.after, ins.identifier, ins.step_class,
                                       ins.source, {}, os.path.abspath(path))
     shape = ChainShape(stages, insertions, until, store)
