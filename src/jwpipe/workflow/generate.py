@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,24 +25,12 @@ from typing import Any
 from jwpipe.atomic import umask, write_text_atomic
 from jwpipe.workflow.plan import Plan, plan_workflow
 from jwpipe.workflow.snakefile import render_snakefile
+from jwpipe.workflow.software import conda_env_text, generating_command
 
 __all__ = ["canonical_json", "generate_workflow", "write_if_changed", "write_unit_file"]
 
 #: The local Snakemake profile: the one copy (the repository's ``profiles/local`` links to it).
 LOCAL_PROFILE = Path(__file__).with_name("profiles") / "local" / "config.yaml"
-
-
-CONDA_ENV = """\
-# Software of every rule (used only with `snakemake --sdm conda`; by default jobs run jwpipe
-# from the environment that generated the workflow).
-channels:
-  - conda-forge
-dependencies:
-  - python>=3.11
-  - pip
-  - pip:
-      - jwpipe
-"""
 
 
 def canonical_json(data: Any) -> str:
@@ -99,7 +85,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
             "runtime": u.runtime, "members": u.members, "scope": u.scope,
         }
     return {
-        "jwpipe": f"{shlex.quote(sys.executable)} -m jwpipe",
+        "jwpipe": generating_command(),
         "steps": plan.steps,
         "units": units,
         "targets": plan.targets,
@@ -260,7 +246,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         plan, version=__version__, keep=set(keep) if keep is not None else None,
         group_detector1=group_detector1, pictures=drawn))
     write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE.read_text())
-    write_if_changed(work / "envs" / "jwpipe.yaml", CONDA_ENV)
+    write_if_changed(work / "envs" / "jwpipe.yaml", conda_env_text())
     generation = {
         "associations": [os.path.abspath(a) for a in asn_paths],
         "param_files": [os.path.abspath(p) for p in param_files or []],
