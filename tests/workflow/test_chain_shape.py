@@ -16,7 +16,9 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 from cleanpkg.clean import bad_pixels, row_offsets
+from test_catalog_layout import STAGE_NAMES, _run
 from wfhelpers import job_env, planned_jobs, pythonpath, snakemake
 from wfsteps import STAGES
 
@@ -243,3 +245,21 @@ def test_user_step_refusals_are_one_line(sim, tmp_path, user_site):
     proc = _jwpipe("make-workflow", asn, "--refs", str(sim.store_dir), "--insert-after",
                    "jump=cleanpkg.clean.ColumnCleanStep", "-o", "x", cwd=tmp_path, env=no_ep)
     assert proc.returncode == 1 and "is not a known jwpipe step" in proc.stderr, proc.stderr
+
+
+def test_catalog_config_inserts_and_stops_like_make_workflow(field, tmp_path, user_site):
+    """config keys `insert_after` and `until` (here: until the inserted step) in workflow/."""
+    overrides = {"inc": {"override_gain": str(field["gain"])}}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump({
+        "associations": [field["asn"]], "workdir": "catalog", "overrides": overrides,
+        "stages": STAGE_NAMES, "insert_after": ["inc=column_clean"], "until": "column_clean"}))
+    dry = _run(tmp_path, "-n", "--cores", "1")
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+    generate_workflow([field["asn"]], tmp_path / "generated", stages=STAGES,
+                      overrides=overrides, insert_after=["inc=column_clean"],
+                      until="column_clean")
+    assert planned_jobs(tmp_path / "catalog") == planned_jobs(tmp_path / "generated") == {
+        "inc": 3, "column_clean": 3}
+    assert _targets(tmp_path / "catalog") == [
+        f"products/{r}_column_clean.fits" for r in field["roots"]]

@@ -181,6 +181,8 @@ def make_workflow(argv: list[str]) -> int:
     print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
           f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "
           f"{len(per_step)} step(s)")
+    if ns.until:
+        print(f"stops after {ns.until}: its outputs are the targets")
     print(f"unit files: {counts['written']} written, {counts['unchanged']} unchanged, "
           f"{counts['removed']} removed")
     print(f"run it with:  cd {ns.output} && snakemake --profile profiles/local")
