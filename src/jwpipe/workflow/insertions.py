@@ -237,6 +237,12 @@ class ChainShape:
                 chain.append(ChainEntry(name, stage.step_defs[name]))
             chain += followers({name}, False)  # after a skipped step: where it would have run
         chain += followers(stage_names(stage), True)
+        placed = {e.name for e in chain}
+        lost = [ins for ins in mine if ins.name not in placed]
+        if lost:  # after a step this instrument's order does not have
+            raise WorkflowError(f"{lost[0].source}: cannot insert {lost[0].name!r} after "
+                                f"{lost[0].after!r}: {stage.__name__} does not run that step "
+                                f"for {instrument or 'this'} data")
         product = max((i for i, e in enumerate(chain) if not e.between_stages), default=-1)
         planned = len(chain)
         if self.stop is not None and self.stop[0] == index:
