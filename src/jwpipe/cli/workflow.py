@@ -118,6 +118,15 @@ def make_workflow(argv: list[str]) -> int:
     parser.add_argument("--no-pictures", action="store_true",
                         help="leave out the rules that draw the report's pictures (quick-looks "
                              "add one job per exposure)")
+    parser.add_argument("--until", metavar="STAGE_OR_STEP",
+                        help="stop after this stage (Detector1Pipeline, detector1, "
+                             "calwebb_detector1, ...) or step (jump, or an inserted step); "
+                             "its outputs are the targets")
+    parser.add_argument("--insert-after", action="append", default=[], metavar="AFTER=CLASS",
+                        help="insert a user's Step class after a step or a stage, as a rule of "
+                             "its own, e.g. jump=mypkg.ColumnCleanStep (an entry-point name in "
+                             "the jwpipe.steps group, or a dotted path allowed by "
+                             "JWPIPE_ALLOW_IMPORT); repeatable; see docs/workflow.md")
     parser.add_argument("--strict", action="store_true",
                         help="fail (and write nothing) if any association cannot be planned; "
                              "by default those are reported and the others planned")
@@ -135,6 +144,8 @@ def make_workflow(argv: list[str]) -> int:
         keep = gen["keep"]
         group = gen["group_detector1"]
         pictures = gen.get("pictures", True)
+        ns.until = ns.until or gen.get("until")
+        ns.insert_after = gen.get("insert_after", []) + ns.insert_after
     else:
         if not ns.asn:
             parser.error("give at least one association file (or --again WORKDIR)")
@@ -150,7 +161,8 @@ def make_workflow(argv: list[str]) -> int:
     asns = _expand_associations(ns.asn)
     try:
         plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
-                                 input_dir=ns.input_dir, refs=ns.refs, keep_going=True)
+                                 input_dir=ns.input_dir, refs=ns.refs, keep_going=True,
+                                 insert_after=ns.insert_after, until=ns.until)
     except WorkflowError as exc:
         if len(getattr(exc, "refused", [])) > 1:
             _report_refused(exc.refused)  # type: ignore[attr-defined]
@@ -163,11 +175,14 @@ def make_workflow(argv: list[str]) -> int:
                             "cannot be planned; nothing written")
     counts = write_workflow(plan, ns.output, asn_paths=asns, param_files=ns.params,
                             overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
-                            keep=keep, group_detector1=group, pictures=pictures)
+                            keep=keep, group_detector1=group, pictures=pictures,
+                            insert_after=ns.insert_after, until=ns.until)
     per_step = Counter(u.step for u in plan.units)
     print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
           f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "
           f"{len(per_step)} step(s)")
+    if ns.until:
+        print(f"stops after {ns.until}: its outputs are the targets")
     print(f"unit files: {counts['written']} written, {counts['unchanged']} unchanged, "
           f"{counts['removed']} removed")
     print(f"run it with:  cd {ns.output} && snakemake --profile profiles/local")

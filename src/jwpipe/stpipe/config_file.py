@@ -11,6 +11,16 @@ The current ASDF layout (what ``strun --save-parameters`` writes)::
       parameters: {rejection_threshold: 5.0}
     meta: {...}                                # optional, ignored on read
 
+A workflow may insert a user's step into the chain: an entry (or a step-level file) with
+``insert_after: <step or stage>`` (read by ``jwpipe make-workflow``; a pipeline ignores such
+entries, they are not its substeps; see docs/workflow.md)::
+
+    steps:
+    - class: mypkg.ColumnCleanStep
+      name: column_clean
+      insert_after: jump
+      parameters: {sigma: 3.0}
+
 Legacy ASDF keeps everything under ``parameters`` with ``steps`` as a mapping; ``.cfg`` files are
 configobj INI with ``[steps]`` / ``[[name]]`` sections. A step entry may name another parameter file
 with ``config_file`` (relative to the file that names it).
@@ -49,6 +59,8 @@ class StepConfig:
         Absolute path of a parameter file this entry refers to (loaded beneath it).
     source : str
         The file this entry was read from.
+    insert_after : str or None
+        For workflows: the step or stage after which this (user's) step is inserted.
     """
 
     class_name: str | None = None
@@ -57,6 +69,7 @@ class StepConfig:
     steps: list[StepConfig] = field(default_factory=list)
     config_file: str | None = None
     source: str = "<memory>"
+    insert_after: str | None = None
 
     def to_tree(self) -> dict[str, Any]:
         """The ASDF tree of this configuration (current layout)."""
@@ -65,6 +78,8 @@ class StepConfig:
             tree["class"] = self.class_name
         if self.name:
             tree["name"] = self.name
+        if self.insert_after:
+            tree["insert_after"] = self.insert_after
         tree["parameters"] = dict(self.parameters)
         if self.steps:
             tree["steps"] = [s.to_tree() for s in self.steps]
@@ -184,12 +199,16 @@ def _entry(tree: Any, path: Path, where: str) -> StepConfig:
             tree["steps"] = [
                 {"name": k, "parameters": dict(v or {})} for k, v in steps.items()
             ]
-    unknown = set(tree) - {"class", "name", "parameters", "steps", "meta"}
+    unknown = set(tree) - {"class", "name", "parameters", "steps", "meta", "insert_after"}
     if unknown:
         raise ValidationError(
             f"Parameter file '{path}': unexpected key(s) {sorted(unknown)} in {where} "
-            "(expected class, name, parameters, steps, meta)"
+            "(expected class, name, parameters, steps, meta, insert_after)"
         )
+    insert_after = tree.get("insert_after")
+    if insert_after is not None and not (isinstance(insert_after, str) and insert_after):
+        raise ValidationError(f"Parameter file '{path}': 'insert_after' in {where} must be a "
+                              "step or stage name")
     cls_name = tree.get("class")
     if cls_name is not None and not isinstance(cls_name, str):
         raise ValidationError(f"Parameter file '{path}': 'class' in {where} must be a string")
@@ -214,7 +233,7 @@ def _entry(tree: Any, path: Path, where: str) -> StepConfig:
         _entry(item, path, f"{where}.steps[{i}]" if where.startswith("steps") else f"steps[{i}]")
         for i, item in enumerate(steps_tree)
     ]
-    return StepConfig(cls_name, name, params, steps, config_file, str(path))
+    return StepConfig(cls_name, name, params, steps, config_file, str(path), insert_after)
 
 
 def load_parameter_file(path: str | os.PathLike[str]) -> StepConfig:

@@ -124,6 +124,8 @@ class Pipeline(Step):
                                        f"parameter file '{cfg.config_file}'")
         inline: dict[str, Any] = {}
         for entry in cfg.steps:
+            if entry.insert_after:  # a user's step a workflow inserts: not one of ours
+                continue
             key = cls._match_step(entry)
             if key is None:
                 key = entry.name or (entry.class_name or "?").rsplit(".", 1)[-1]

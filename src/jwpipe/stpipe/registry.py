@@ -2,10 +2,11 @@
 
 A parameter file is data, not code: its ``class:`` may only name a Step subclass that jwpipe knows
 (a built-in step or pipeline, by dotted path, class name or alias; a Step subclass already defined
-in this process; or the same class under its STScI ``jwst`` name), or a dotted path under a module
-prefix the user explicitly allowed from Python (:func:`allow_class_paths`) or the command line
-(``--allow-import``). Anything else is refused *before* any module is imported, so a parameter file
-cannot make jwpipe run code sitting next to it (stpipe imports it, then checks).
+in this process; or the same class under its STScI ``jwst`` name), a class an installed distribution
+registers through the ``jwpipe.steps`` entry-point group (:func:`entry_point_classes`), or a dotted
+path under a module prefix the user explicitly allowed from Python (:func:`allow_class_paths`) or
+the command line (``--allow-import``). Anything else is refused *before* any module is imported, so
+a parameter file cannot make jwpipe run code sitting next to it (stpipe imports it, then checks).
 
 The built-in table is written out, not discovered, so ``jwpipe list`` and alias resolution do not
 import numpy-heavy step modules ("keep the CLI snappy").
@@ -31,6 +32,7 @@ __all__ = [
     "allow_class_paths",
     "builtin_entries",
     "describe_unknown",
+    "entry_point_classes",
     "jwpipe_class_name",
     "known_suffixes",
     "register_class",
@@ -140,7 +142,7 @@ def describe_unknown(class_name: str) -> str | None:
     already defined in this process.
     """
     ident = class_name.strip()
-    if _builtin_by(ident) or ident in _DEFINED or (
+    if _builtin_by(ident) or ident in _DEFINED or _entry_point_path(ident) or (
             ident.startswith("jwpipe.") and _builtin_by(ident.rsplit(".", 1)[1])):
         return None
     if ident.startswith("jwst."):
@@ -157,6 +159,8 @@ def describe_unknown(class_name: str) -> str | None:
 
 
 _ALLOWED_PREFIXES: list[str] = []
+#: The entry-point group where installed distributions register their steps.
+ENTRY_POINT_GROUP = "jwpipe.steps"
 #: Step subclasses defined in this process, by dotted path and by class name.
 _DEFINED: dict[str, type] = {}
 
@@ -173,6 +177,35 @@ def builtin_entries() -> list[StepEntry]:
         if found is not None and found.origin is not None:  # not an empty namespace package
             out.append(entry)
     return out
+
+
+def entry_point_classes() -> dict[str, str]:
+    """Steps registered by installed distributions, from their metadata (nothing imported).
+
+    Each entry point of the ``jwpipe.steps`` group names one Step class: the entry point's name
+    is the step's alias, its value the class (``column_clean = cleanpkg.clean:ColumnCleanStep``
+    in ``entry_points.txt``; ``[project.entry-points."jwpipe.steps"]`` in ``pyproject.toml``).
+    Returns ``{alias: dotted class path}``. Installing the distribution is what allows its
+    classes; the class is then known by its alias, its class name and its dotted path.
+    """
+    from importlib.metadata import entry_points
+
+    found: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        module, _, attr = ep.value.partition(":")
+        if module and attr and attr.replace(".", "").isidentifier():
+            found.setdefault(ep.name, f"{module.strip()}.{attr.strip()}")
+    return found
+
+
+def _entry_point_path(ident: str) -> str | None:
+    """The dotted path of a registered class named by alias, class name or dotted path."""
+    if not ident:
+        return None
+    for alias, path in entry_point_classes().items():
+        if ident in (alias, path, path.rsplit(".", 1)[1]):
+            return path
+    return None
 
 
 def _allowed_prefixes() -> list[str]:
@@ -251,6 +284,12 @@ def resolve_step_class(identifier: str, *, what: str = "class") -> type[Step]:
             ) from None
     elif ident in _DEFINED:
         found = _DEFINED[ident]
+    elif (path := _entry_point_path(ident)) is not None:
+        try:
+            found = _import(path)
+        except ImportError as exc:
+            raise ValidationError(f"{what} '{identifier}' (entry point {path}) cannot be "
+                                  f"imported: {exc}") from None
     elif "." in ident and any(
         ident == p or ident.startswith(p + ".") for p in _allowed_prefixes()
     ):
@@ -261,8 +300,9 @@ def resolve_step_class(identifier: str, *, what: str = "class") -> type[Step]:
     else:
         raise ValidationError(
             f"{what} '{identifier}' is not a known jwpipe step or pipeline; run 'jwpipe list' "
-            "for the built-in ones, or allow your own module with "
-            "jwpipe.stpipe.allow_class_paths('yourpackage') (CLI: --allow-import yourpackage)"
+            "for the built-in ones, register your own in the 'jwpipe.steps' entry-point group, "
+            "or allow its module with jwpipe.stpipe.allow_class_paths('yourpackage') (CLI: "
+            "--allow-import yourpackage; environment: JWPIPE_ALLOW_IMPORT=yourpackage)"
         )
     if not (isinstance(found, type) and issubclass(found, Step)):
         raise ValidationError(f"{what} '{identifier}' is not a Step subclass")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["generated_rules", "prepare"]
+__all__ = ["check_directory", "generated_rules", "prepare"]
 
 
 def _stages(names: list[str] | None) -> list | None:
@@ -29,6 +29,26 @@ def _absolute(path: str | None) -> str | None:
     if path is None:
         return None
     return str((Path(os.getcwd()) / os.path.expanduser(path)).resolve())
+
+
+def check_directory(config: dict[str, Any], directory: Any) -> None:
+    """With ``snakemake --directory D``, Snakemake ignores the ``workdir:`` directive, so the
+    work directory must be D itself (``workdir: .``); anything else is one clear error.
+
+    Raises
+    ------
+    WorkflowError
+        ``--directory`` was given and the config's ``workdir`` is another directory.
+    """
+    if directory is None:
+        return
+    workdir = _absolute(config.get("workdir", "jwpipe-workflow"))
+    if Path(workdir) != Path(os.getcwd()).resolve():
+        from jwpipe.errors import WorkflowError
+
+        raise WorkflowError(f"snakemake --directory {directory}: Snakemake then ignores the "
+                            f"workflow's work directory ({workdir}); set 'workdir: .' in the "
+                            "config, or run without --directory")
 
 
 def generated_rules(config: dict[str, Any]) -> tuple[str, str]:
@@ -71,5 +91,7 @@ def prepare(config: dict[str, Any]) -> tuple[str, str]:
         keep=None if keep == "all" else [] if keep == "none" else list(keep),
         group_detector1=bool(config.get("group_detector1", False)),
         stages=_stages(config.get("stages")),
+        insert_after=list(config.get("insert_after") or []),
+        until=config.get("until"),
     )
     return generated_rules(config)

@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,24 +25,12 @@ from typing import Any
 from jwpipe.atomic import umask, write_text_atomic
 from jwpipe.workflow.plan import Plan, plan_workflow
 from jwpipe.workflow.snakefile import render_snakefile
+from jwpipe.workflow.software import conda_env_text, generating_command
 
 __all__ = ["canonical_json", "generate_workflow", "write_if_changed", "write_unit_file"]
 
 #: The local Snakemake profile: the one copy (the repository's ``profiles/local`` links to it).
 LOCAL_PROFILE = Path(__file__).with_name("profiles") / "local" / "config.yaml"
-
-
-CONDA_ENV = """\
-# Software of every rule (used only with `snakemake --sdm conda`; by default jobs run jwpipe
-# from the environment that generated the workflow).
-channels:
-  - conda-forge
-dependencies:
-  - python>=3.11
-  - pip
-  - pip:
-      - jwpipe
-"""
 
 
 def canonical_json(data: Any) -> str:
@@ -99,7 +85,7 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
             "runtime": u.runtime, "members": u.members, "scope": u.scope,
         }
     return {
-        "jwpipe": f"{shlex.quote(sys.executable)} -m jwpipe",
+        "jwpipe": generating_command(),
         "steps": plan.steps,
         "units": units,
         "targets": plan.targets,
@@ -120,6 +106,8 @@ def plan_for_workflow(
     refs: str | None = None,
     stages: list | None = None,
     keep_going: bool = False,
+    insert_after: list[str] | None = None,
+    until: str | None = None,
 ) -> Plan:
     """Plan a workflow without writing anything (the reference store from ``refs`` or the
     active one). With ``keep_going``, associations that cannot be planned are listed in
@@ -138,7 +126,8 @@ def plan_for_workflow(
     try:
         return plan_workflow(asn_paths, param_files=param_files or [],
                              overrides=overrides or {}, input_dir=input_dir, store=store,
-                             stages=stages, keep_going=keep_going)
+                             stages=stages, keep_going=keep_going,
+                             insert_after=insert_after or [], until=until)
     finally:
         refstore._ACTIVE[:] = previous
 
@@ -156,6 +145,8 @@ def generate_workflow(
     stages: list | None = None,
     keep_going: bool = False,
     pictures: bool = True,
+    insert_after: list[str] | None = None,
+    until: str | None = None,
 ) -> tuple[Plan, dict[str, int]]:
     """Plan and write (or update) a workflow directory.
 
@@ -169,10 +160,11 @@ def generate_workflow(
     """
     plan = plan_for_workflow(asn_paths, param_files=param_files, overrides=overrides,
                              input_dir=input_dir, refs=refs, stages=stages,
-                             keep_going=keep_going)
+                             keep_going=keep_going, insert_after=insert_after, until=until)
     counts = write_workflow(plan, workdir, asn_paths=asn_paths, param_files=param_files,
                             overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
-                            group_detector1=group_detector1, pictures=pictures)
+                            group_detector1=group_detector1, pictures=pictures,
+                            insert_after=insert_after, until=until)
     return plan, counts
 
 
@@ -188,6 +180,8 @@ def write_workflow(
     keep: list[str] | None = None,
     group_detector1: bool = False,
     pictures: bool = True,
+    insert_after: list[str] | None = None,
+    until: str | None = None,
 ) -> dict[str, int]:
     """Write (or update) the workflow directory of a plan; return the unit-file counts.
 
@@ -202,7 +196,8 @@ def write_workflow(
     work = _staging_dir(target) if fresh else target
     try:
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
-                                 keep, group_detector1, pictures)
+                                 keep, group_detector1, pictures,
+                                 {"insert_after": list(insert_after or []), "until": until})
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -221,8 +216,8 @@ def _staging_dir(target: Path) -> Path:
 
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
-                    keep: list[str] | None, group_detector1: bool, pictures: bool
-                    ) -> dict[str, int]:
+                    keep: list[str] | None, group_detector1: bool, pictures: bool,
+                    shape: dict[str, Any]) -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -251,7 +246,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         plan, version=__version__, keep=set(keep) if keep is not None else None,
         group_detector1=group_detector1, pictures=drawn))
     write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE.read_text())
-    write_if_changed(work / "envs" / "jwpipe.yaml", CONDA_ENV)
+    write_if_changed(work / "envs" / "jwpipe.yaml", conda_env_text())
     generation = {
         "associations": [os.path.abspath(a) for a in asn_paths],
         "param_files": [os.path.abspath(p) for p in param_files or []],
@@ -261,6 +256,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         "keep": keep,
         "group_detector1": group_detector1,
         "pictures": pictures,
+        **shape,
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):

@@ -376,6 +376,8 @@ def plan_workflow(
     store: Any = None,
     stages: Sequence[type[Pipeline]] | None = None,
     keep_going: bool = False,
+    insert_after: Sequence[str] = (),
+    until: str | None = None,
 ) -> Plan:
     """Plan the units for the given associations.
 
@@ -396,18 +398,28 @@ def plan_workflow(
     keep_going : bool
         Plan the associations that can be planned and list the others in ``Plan.refused``
         (default: the first refused association is an error).
+    insert_after : list of str
+        User's steps to insert, ``"<step or stage>=<class>"`` (parameter files may insert
+        more); see :mod:`jwpipe.workflow.insertions`.
+    until : str, optional
+        Stop after this stage or step (file names are the same as without it).
     """
     from jwpipe.errors import JwpipeError
 
     stages = list(stages or _default_stages())
     keywords = _selection_keywords()
     store = _CachedStore(store) if store is not None else None
-    routed = _split_overrides(dict(overrides or {}), stages)
-    stage_files, step_files = route_parameter_files(list(param_files), stages)
+    from jwpipe.workflow.insertions import shape_chain
+
+    shape, param_files, overrides = shape_chain(stages, insert_after, list(param_files),
+                                                dict(overrides or {}), until, store)
+    routed = _split_overrides(overrides, stages)
+    stage_files, step_files = route_parameter_files(param_files, stages)
     for i, files in enumerate(step_files):
         for step, path in files.items():  # beneath the command-line values of that step
             routed[i][step] = {"config_file": path, **routed[i].get(step, {})}
     resolvers = [_Resolver(s, stage_files[i], routed[i], store) for i, s in enumerate(stages)]
+    stages = stages[:shape.last_stage + 1]  # files and overrides of later stages stay valid
     exposures: dict[str, _Exposure] = {}
     products: list[tuple[int, str, list[str]]] = []
     targets: list[str] = []
@@ -448,15 +460,15 @@ def plan_workflow(
                 else:
                     streams[exp.root] = streams[exp.root][:1]  # the next stage takes the main one
             step_units = _plan_exposure_stage(stage, resolvers[index], members, streams, store,
-                                              units)
+                                              units, shape, index)
         else:
             step_units = _plan_product_stage(stage, resolvers[index], exposures, products, index,
-                                             streams, store, units, targets)
+                                             streams, store, units, targets, shape)
         steps += step_units
     for top, _name, roots in products:
         if stages[top].workflow_stage_scope == "exposure":
-            for root in roots:
-                targets += [streams[root][0]]
+            for root in roots:  # stopped at a step: each of its outputs
+                targets += streams[root] if shape.stop and shape.stop[1] else streams[root][:1]
     return Plan(steps, units, sorted(set(targets)), sorted(exposures),
                 [name for _, name, _ in products], context, notes, refused)
 
@@ -576,15 +588,14 @@ def _channel_labels(step_class: type[Step], labels: list[str]) -> list[str]:
             for label in labels for j, out in enumerate(step_class.outputs)]
 
 
-def _output_name(step_class: type[Step], stage: type[Pipeline], name: str, is_last: bool,
-                 channel: int, label: str) -> str:
+def _output_name(base: str, stage: type[Pipeline], is_last: bool, channel: int, label: str
+                 ) -> str:
     """Suffix of an exposure-stage output: the stage's product suffix for the last step
-    (``rate``, ``rateints``), else the step alias and the channel's label
+    (``rate``, ``rateints``), else the step's suffix (its alias) and the channel's label
     (``ramp_fit_rateints``)."""
     if is_last and stage.workflow_product_suffixes:
         suffixes = stage.workflow_product_suffixes
         return suffixes[channel] if channel < len(suffixes) else f"{suffixes[0]}_{label}"
-    base = step_class.class_alias or name
     return f"{base}_{label}" if label else base
 
 
@@ -596,8 +607,8 @@ def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str |
 
 
 def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: list[_Exposure],
-                         streams: dict[str, list[str]], store: Any, units: list[Unit]
-                         ) -> list[dict[str, Any]]:
+                         streams: dict[str, list[str]], store: Any, units: list[Unit],
+                         shape: Any, index: int) -> list[dict[str, Any]]:
     if not members:
         return []
     layouts: dict[tuple[str, ...], list[_Exposure]] = {}
@@ -613,19 +624,22 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
         raise WorkflowError(f"{stage.__name__}: exposures need different step chains ({detail}); "
                             "make one workflow per instrument/configuration")
     active = next(iter(layouts))
+    chain, product_at, planned = shape.entries(index, stage, active,
+                                               members[0].params.get("INSTRUME"))
     steps = []
     labels = [""]  # every exposure enters the stage with its one main product
-    for position, name in enumerate(active):
-        step_class = stage.step_defs[name]
-        is_last = position == len(active) - 1
+    for position, entry in enumerate(chain[:planned]):
+        name, step_class = entry.name, entry.step_class
+        is_last = position == product_at
         stage_product = (is_last and bool(stage.workflow_product_suffixes)) or any(
             out.stage_product for out in step_class.outputs)
         labels = _channel_labels(step_class, labels)
         ext = step_class.outputs[0].ext
-        suffixes = [_output_name(step_class, stage, name, is_last, c, label)
+        suffixes = [_output_name(entry.suffix, stage, is_last, c, label)
                     for c, label in enumerate(labels)]
         for exp in members:
-            pars = resolved[exp.root]["steps"][name]
+            pars = resolved[exp.root]["steps"][name] if entry.inserted is None else \
+                shape.parameters(entry.inserted, exp.params)
             unit_pars, refs = _unit_parameters(step_class, pars, exp.params, store,
                                                f"{stage.__name__}.{name} for {exp.root}")
             inputs = streams[exp.root]
@@ -649,7 +663,8 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
 def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                         exposures: dict[str, _Exposure], products: list[tuple[int, str, list]],
                         index: int, streams: dict[str, list[str]], store: Any,
-                        units: list[Unit], targets: list[str]) -> list[dict[str, Any]]:
+                        units: list[Unit], targets: list[str], shape: Any
+                        ) -> list[dict[str, Any]]:
     mine = [(name, roots) for top, name, roots in products if top == index]
     if not mine:
         return []
@@ -662,19 +677,22 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                 streams[root] = [exposures[root].start_file]
         pars = resolver.resolve(first.params)
         active = _active_steps(stage, pars, first.params.get("INSTRUME"))
+        chain, _, planned = shape.entries(index, stage, active, first.params.get("INSTRUME"))
         current = [file_spec(streams[r][0]) for r in roots]
         combined = False
         nbytes = sum(exposures[r].nbytes for r in roots)
-        for name in active:
-            step_class = stage.step_defs[name]
-            unit_pars, refs = _unit_parameters(step_class, pars["steps"][name], first.params,
+        for entry in chain[:planned]:
+            name, step_class = entry.name, entry.step_class
+            step_pars = pars["steps"][name] if entry.inserted is None else \
+                shape.parameters(entry.inserted, first.params)
+            unit_pars, refs = _unit_parameters(step_class, step_pars, first.params,
                                                store, f"{stage.__name__}.{name} for {product}")
             if len(step_class.outputs) != 1:
                 raise WorkflowError(f"{stage.__name__}.{name}: a product-scope step must declare "
                                     "one output")
             out = step_class.outputs[0]
             combines = out.per == "product"
-            suffix = out.suffix or step_class.class_alias or name
+            suffix = out.suffix or entry.suffix
             ext = out.ext
             if combined or combines:
                 outputs = [file_spec(f"products/{product}_{suffix}{ext}", out.kind)]

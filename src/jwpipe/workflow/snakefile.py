@@ -36,11 +36,12 @@ _HEADER = '''\
 import json
 
 from jwpipe.workflow.retry import retry_resource
+from jwpipe.workflow.software import jwpipe_command
 
 with open("plan.json") as _fh:
     PLAN = json.load(_fh)
 UNITS = PLAN["units"]
-JWPIPE = config.get("jwpipe", PLAN["jwpipe"])
+JWPIPE = jwpipe_command(workflow, config, PLAN)  # with --sdm conda: envs/jwpipe.yaml's jwpipe
 
 
 wildcard_constraints:
