@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jwpipe.algorithms._util import map_chunks, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["subtract_superbias"]
@@ -41,7 +42,13 @@ def subtract_superbias(
     clean = bias.astype(data.dtype, copy=False)
     if not np.isfinite(clean).all():
         clean = np.nan_to_num(clean, nan=0.0)
-    data -= clean
+
+    def subtract(rows: slice) -> None:
+        block = data[:, :, rows]
+        block -= clean[rows]
+
+    nints, ngroups, _, nx = data.shape
+    map_chunks(subtract, row_chunks(data.shape[2], nints * ngroups * nx * data.itemsize))
     if bias_dq is not None:
         pixeldq |= bias_dq.astype(np.uint32)
     if zeroframe is not None:
