@@ -119,6 +119,8 @@ def correct_refpix(
     fastaxis: int = 1,
     slowaxis: int = 2,
     siglimit: float = 3.0,
+    chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> bool:
     """Subtract reference-pixel bias drifts from every group, **in place**.
 
@@ -142,6 +144,11 @@ def correct_refpix(
         FASTAXIS/SLOWAXIS of the data.
     siglimit : float
         Sigma-clipping limit of the reference means.
+    chunk_bytes : int, optional
+        Size of the row blocks corrected by one worker.
+    threads : int, optional
+        Worker threads (default: ``$JWPIPE_THREADS`` or the usable CPUs); the corrections are
+        elementwise, so the result is the same for any count.
 
     Returns
     -------
@@ -210,7 +217,8 @@ def correct_refpix(
             block -= corr[:, :, rows, None]
 
     if column_offset is not None or corr is not None:
-        map_chunks(subtract, row_chunks(det.shape[2], nints * ngroups * nx * 4))
+        map_chunks(subtract, row_chunks(det.shape[2], nints * ngroups * nx * 4, chunk_bytes),
+                   threads)
     return True
 
 

@@ -16,6 +16,9 @@ def subtract_superbias(
     bias: np.ndarray,
     bias_dq: np.ndarray | None = None,
     zeroframe: np.ndarray | None = None,
+    *,
+    chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Subtract the superbias from every group, **in place**; OR its DQ into PIXELDQ.
 
@@ -31,6 +34,10 @@ def subtract_superbias(
         Superbias DQ, OR'd into ``pixeldq``.
     zeroframe : ndarray, shape (nints, ny, nx), optional
         ZEROFRAME; non-zero pixels have the bias subtracted in place.
+    chunk_bytes : int, optional
+        Size of the row blocks subtracted by one worker.
+    threads : int, optional
+        Worker threads (default: ``$JWPIPE_THREADS`` or the usable CPUs).
 
     Raises
     ------
@@ -48,7 +55,8 @@ def subtract_superbias(
         block -= clean[rows]
 
     nints, ngroups, _, nx = data.shape
-    map_chunks(subtract, row_chunks(data.shape[2], nints * ngroups * nx * data.itemsize))
+    map_chunks(subtract, row_chunks(data.shape[2], nints * ngroups * nx * data.itemsize,
+                                    chunk_bytes), threads)
     if bias_dq is not None:
         pixeldq |= bias_dq.astype(np.uint32)
     if zeroframe is not None:
