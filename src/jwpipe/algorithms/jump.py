@@ -272,38 +272,26 @@ def _iterative(fd: np.ndarray, rn_var: np.ndarray, thr: _Thresholds
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.abs(absd - med) / sigma
         np.copyto(ratio, ratio.dtype.type(-1.0), where=np.isnan(ratio))
-        worst, max_ratio = _argmax_rows(ratio)
-        del ratio
+        # the largest ratio of every pixel; which difference it is matters only for the hits
+        max_ratio = ratio.max(axis=0)
         limit = np.where(counts >= 4, thr.four_plus, np.where(counts == 3, thr.three, thr.two))
         hit = (max_ratio > limit) & (counts >= 2)
         if not hit.any():
             break
         hp = np.nonzero(hit)[0]
-        found_d.append(worst[hp])
+        worst = np.argmax(ratio[:, hp], axis=0)  # first of equal maxima, as over all pixels
+        del ratio
+        found_d.append(worst)
         found_p.append(pix[hp])
         # continue with the flagged pixels only, their outlier removed
         absd = absd[:, hp]
-        absd[worst[hp], np.arange(hp.size)] = np.nan
+        absd[worst, np.arange(hp.size)] = np.nan
         pix = pix[hp]
         var = var[hp]
     if not found_d:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty
     return np.concatenate(found_d), np.concatenate(found_p)
-
-
-def _argmax_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``argmax`` along axis 0 (first row on ties) and the maximum, for values without NaN.
-
-    A running comparison over the rows: ``numpy.argmax`` along the first axis of a C-ordered
-    array works column by column and is several times slower.
-    """
-    best = values[0].copy()
-    index = np.zeros(values.shape[1:], np.intp)
-    for k in range(1, values.shape[0]):
-        np.copyto(index, k, where=values[k] > best)
-        np.maximum(best, values[k], out=best)
-    return index, best
 
 
 def _neighbor_ratio(fd: np.ndarray, rn_var: np.ndarray, diff_idx: np.ndarray,
