@@ -56,13 +56,17 @@ class RampFitProducts:
 
     @classmethod
     def empty(cls, shape: tuple[int, ...]) -> RampFitProducts:
-        """Allocate zero-filled arrays of ``shape``."""
+        """Allocate uninitialised arrays of ``shape`` (the fit writes every element).
+
+        Not zero-filled: freed memory of earlier steps can then be reused without the kernel
+        handing out (and faulting in) fresh zeroed pages.
+        """
         return cls(
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.uint32),
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.float32),
+            np.empty(shape, np.float32),
+            np.empty(shape, np.uint32),
+            np.empty(shape, np.float32),
+            np.empty(shape, np.float32),
+            np.empty(shape, np.float32),
         )
 
 
