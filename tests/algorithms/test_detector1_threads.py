@@ -91,8 +91,8 @@ def test_saturation_identical_for_any_thread_count(synth):
     gdq0 = synth.groupdq.copy()
     gdq0[1, 6, 33, 40] |= 2  # already SATURATED on input (grown like a measured one)
     outs = []
-    # one block of the whole frame, then 5-row blocks (every growth crosses a block edge)
-    for chunk, threads in ((None, 1), (64 * 10 * 5, 1), (64 * 10 * 5, 3), (64 * 10, 2)):
+    # one block of the whole frame, then 5-row and 1-row blocks (growths cross block edges)
+    for chunk, threads in ((None, 1), (64 * 4 * 5, 1), (64 * 4 * 5, 3), (64 * 4, 2)):
         gdq, pdq = gdq0.copy(), synth.pixeldq.copy()
         n = flag_saturation(data, gdq, pdq, thresh, n_pix_grow_sat=2, chunk_bytes=chunk,
                             threads=threads)

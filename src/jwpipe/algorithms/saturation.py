@@ -92,7 +92,7 @@ def flag_saturation(
     zeroframe : ndarray, shape (nints, ny, nx), optional
         ZEROFRAME; saturated or floor pixels (grown) are set to 0 in place.
     chunk_bytes : int, optional
-        Size of the row blocks (bytes of one boolean plane per group).
+        Size of the row blocks (counted as float32 rows of one plane).
     threads : int, optional
         Worker threads over row blocks (default: ``$JWPIPE_THREADS`` or the usable CPUs); the
         result is the same for any count.
@@ -132,7 +132,7 @@ def flag_saturation(
     halo = max(0, n_pix_grow_sat)
     # row blocks on worker threads; each group is done in two passes so that the growth of a
     # block's saturation can read its neighbours' rows (halo) before any flag is written
-    blocks = list(row_chunks(ny, thresh.shape[1] * max(ngroups, 1), chunk_bytes))
+    blocks = list(row_chunks(ny, thresh.shape[1] * 4, chunk_bytes))  # a few blocks per plane
     floor = np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE)
     sat = np.empty(thresh.shape, bool)
     for i in range(nints):
