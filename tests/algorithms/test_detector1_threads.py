@@ -11,6 +11,9 @@ from jwpipe.algorithms.dark_current import subtract_dark
 from jwpipe.algorithms.jump import detect_jumps
 from jwpipe.algorithms.linearity import correct_linearity
 from jwpipe.algorithms.ramp_fit import fit_ramps
+from jwpipe.algorithms.refpix import correct_refpix
+from jwpipe.algorithms.saturation import flag_saturation
+from jwpipe.algorithms.superbias import subtract_superbias
 from jwpipe.errors import ValidationError
 
 # chunks of 3 rows (2 integrations x 9 differences x 64 float32 per row): many jumps have a
@@ -75,6 +78,45 @@ def test_linearity_and_dark_identical_for_any_thread_count(synth):
                           threads=threads)
         subtract_dark(data, pdq, dark, threads=threads)
         outs.append((data.tobytes(), pdq.tobytes()))
+    assert outs[1] == outs[0] and outs[2] == outs[0]
+
+
+def test_saturation_identical_for_any_thread_count(synth):
+    rng = np.random.default_rng(4)
+    thresh = np.full((64, 64), 50000.0, np.float32)
+    thresh[rng.random((64, 64)) < 0.05] = 3000.0  # many saturating pixels, at block edges too
+    thresh[7, 9] = np.nan
+    data = synth.data.copy()
+    data[:, 4, 20:30, 5] = -1.0  # A/D floor
+    gdq0 = synth.groupdq.copy()
+    gdq0[1, 6, 33, 40] |= 2  # already SATURATED on input (grown like a measured one)
+    outs = []
+    # one block of the whole frame, then 5-row and 1-row blocks (growths cross block edges)
+    for chunk, threads in ((None, 1), (64 * 4 * 5, 1), (64 * 4 * 5, 3), (64 * 4, 2)):
+        gdq, pdq = gdq0.copy(), synth.pixeldq.copy()
+        n = flag_saturation(data, gdq, pdq, thresh, n_pix_grow_sat=2, chunk_bytes=chunk,
+                            threads=threads)
+        outs.append((n, gdq.tobytes(), pdq.tobytes()))
+    assert outs[0][0] > 100
+    assert all(out == outs[0] for out in outs[1:])
+
+
+def test_refpix_and_superbias_identical_for_any_thread_count():
+    rng = np.random.default_rng(5)
+    data0 = rng.normal(1000, 30, (2, 4, 2048, 16)).astype(np.float32).transpose(0, 1, 3, 2)
+    data0 = np.ascontiguousarray(np.repeat(data0, 128, axis=3)[:, :, :, :2048])
+    pdq = np.zeros((16, 2048), np.uint32)
+    pdq[:4] = pdq[-4:] = 2147483648  # reference rows
+    pdq[:, :4] = pdq[:, -4:] = 2147483648  # reference columns
+    bias = rng.normal(0, 5, (16, 2048)).astype(np.float32)
+    bias[3, 3] = np.nan
+    outs = []
+    for chunk, threads in ((None, 1), (2 * 4 * 2048 * 4 * 3, 1), (2 * 4 * 2048 * 4 * 3, 3)):
+        data, dq = data0.copy(), pdq.copy()
+        subtract_superbias(data, dq, bias, chunk_bytes=chunk, threads=threads)
+        correct_refpix(data, dq, noutputs=1, chunk_bytes=chunk, threads=threads)
+        outs.append(data.tobytes())
+    assert outs[0] != data0.tobytes()
     assert outs[1] == outs[0] and outs[2] == outs[0]
 
 

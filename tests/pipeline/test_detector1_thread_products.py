@@ -7,7 +7,7 @@ from astropy.io import fits
 
 from jwpipe._threads import THREADS_ENV
 from jwpipe.algorithms import _util
-from jwpipe.datamodels import _fitsio
+from jwpipe.datamodels import _fitsio, _fitswrite
 from jwpipe.pipeline import Detector1Pipeline
 from jwpipe.stpipe.refstore import set_store
 
@@ -30,6 +30,8 @@ def test_products_identical_for_1_and_2_threads(sim, tmp_path, monkeypatch):
     # small chunks so that every algorithm and every FITS read splits into many pieces
     monkeypatch.setattr(_util, "DEFAULT_CHUNK_BYTES", 40_000)
     monkeypatch.setattr(_fitsio, "_CHUNK_BYTES", 50_000)
+    monkeypatch.setattr(_fitswrite, "_CHUNK_BYTES", 4_000)  # products written in pieces too
+    monkeypatch.setattr(_fitswrite, "_MIN_FAST_BYTES", 1_000)
     set_store(sim.store_dir)
     try:
         products = {}

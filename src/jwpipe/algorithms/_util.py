@@ -116,8 +116,15 @@ def median_of_first(sorted_values: np.ndarray, m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.intp)
     lo = np.clip((m - 1) // 2, 0, sorted_values.shape[0] - 1)
     hi = np.clip(m // 2, 0, sorted_values.shape[0] - 1)
-    a = np.take_along_axis(sorted_values, lo[np.newaxis], axis=0)[0]
-    b = np.take_along_axis(sorted_values, hi[np.newaxis], axis=0)[0]
+    if sorted_values.ndim == 2 and sorted_values.flags.c_contiguous:
+        # a flat gather: take_along_axis builds broadcast index arrays and is ~2x slower
+        flat = sorted_values.reshape(-1)
+        columns = np.arange(sorted_values.shape[1], dtype=np.intp)
+        a = flat[lo * sorted_values.shape[1] + columns]
+        b = flat[hi * sorted_values.shape[1] + columns]
+    else:
+        a = np.take_along_axis(sorted_values, lo[np.newaxis], axis=0)[0]
+        b = np.take_along_axis(sorted_values, hi[np.newaxis], axis=0)[0]
     med = (a + b) * sorted_values.dtype.type(0.5)
     med[m <= 0] = np.nan
     return med

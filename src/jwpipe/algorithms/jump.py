@@ -271,20 +271,21 @@ def _iterative(fd: np.ndarray, rn_var: np.ndarray, thr: _Thresholds
         sigma = np.sqrt(med + var)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.abs(absd - med) / sigma
-        ratio[np.isnan(ratio)] = -1.0
-        worst = np.argmax(ratio, axis=0)
-        max_ratio = np.take_along_axis(ratio, worst[np.newaxis], axis=0)[0]
-        del ratio
+        np.copyto(ratio, ratio.dtype.type(-1.0), where=np.isnan(ratio))
+        # the largest ratio of every pixel; which difference it is matters only for the hits
+        max_ratio = ratio.max(axis=0)
         limit = np.where(counts >= 4, thr.four_plus, np.where(counts == 3, thr.three, thr.two))
         hit = (max_ratio > limit) & (counts >= 2)
         if not hit.any():
             break
         hp = np.nonzero(hit)[0]
-        found_d.append(worst[hp])
+        worst = np.argmax(ratio[:, hp], axis=0)  # first of equal maxima, as over all pixels
+        del ratio
+        found_d.append(worst)
         found_p.append(pix[hp])
         # continue with the flagged pixels only, their outlier removed
         absd = absd[:, hp]
-        absd[worst[hp], np.arange(hp.size)] = np.nan
+        absd[worst, np.arange(hp.size)] = np.nan
         pix = pix[hp]
         var = var[hp]
     if not found_d:

@@ -56,13 +56,17 @@ class RampFitProducts:
 
     @classmethod
     def empty(cls, shape: tuple[int, ...]) -> RampFitProducts:
-        """Allocate zero-filled arrays of ``shape``."""
+        """Allocate uninitialised arrays of ``shape`` (the fit writes every element).
+
+        Not zero-filled: freed memory of earlier steps can then be reused without the kernel
+        handing out (and faulting in) fresh zeroed pages.
+        """
         return cls(
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.uint32),
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.float32),
-            np.zeros(shape, np.float32),
+            np.empty(shape, np.float32),
+            np.empty(shape, np.uint32),
+            np.empty(shape, np.float32),
+            np.empty(shape, np.float32),
+            np.empty(shape, np.float32),
         )
 
 
@@ -347,10 +351,12 @@ class _Fitter:
             rate0[~np.isfinite(rate0)] = 0.0
             if ngroups == 1:
                 return rate0
-        vals = y.astype(np.float32)
-        np.copyto(vals, np.float32(np.nan), where=(g & _dq.INVALID_GROUP) != 0)
-        diffs = np.diff(vals, axis=0)
-        np.copyto(diffs, np.float32(np.nan), where=(g[1:] & _dq.JUMP_DET) != 0)
+        # first differences, NaN where either group is unusable or the later one has a jump
+        diffs = np.subtract(y[1:], y[:-1], dtype=np.float32)
+        invalid = (g & _dq.INVALID_GROUP) != 0
+        drop = invalid[1:] | invalid[:-1]
+        drop |= (g[1:] & _dq.JUMP_DET) != 0
+        np.copyto(diffs, np.float32(np.nan), where=drop)
         med = nanmedian_axis0(diffs).astype(np.float64) / self.tgroup
         med[~np.isfinite(med)] = 0.0
         if rate0 is not None:
@@ -486,10 +492,9 @@ class _IntAccum:
             var_e = var_p + var_r
             inv_ve = np.where(var_e > 0, 1.0 / var_e, 0.0)
             num = np.where(var_r > 0, slope * inv_vr, 0.0)
-        self.num += np.where(mask, num, 0.0)
-        self.inv_vr += np.where(mask, inv_vr, 0.0)
-        self.inv_vp += np.where(mask, inv_vp, 0.0)
-        self.inv_ve += np.where(mask, inv_ve, 0.0)
+        for total, value in ((self.num, num), (self.inv_vr, inv_vr), (self.inv_vp, inv_vp),
+                             (self.inv_ve, inv_ve)):
+            np.add(total, value, out=total, where=mask)
         self.nseg += mask
 
     def add(self, idx, slope, var_p, var_r, count, aggregate: bool = False) -> None:

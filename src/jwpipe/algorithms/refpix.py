@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from jwpipe.algorithms import _dq
-from jwpipe.algorithms._util import nanmedian_axis0
+from jwpipe.algorithms._util import map_chunks, nanmedian_axis0, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["correct_refpix", "detector_view", "sigma_clipped_mean"]
@@ -119,6 +119,8 @@ def correct_refpix(
     fastaxis: int = 1,
     slowaxis: int = 2,
     siglimit: float = 3.0,
+    chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> bool:
     """Subtract reference-pixel bias drifts from every group, **in place**.
 
@@ -142,6 +144,11 @@ def correct_refpix(
         FASTAXIS/SLOWAXIS of the data.
     siglimit : float
         Sigma-clipping limit of the reference means.
+    chunk_bytes : int, optional
+        Size of the row blocks corrected by one worker.
+    threads : int, optional
+        Worker threads (default: ``$JWPIPE_THREADS`` or the usable CPUs); the corrections are
+        elementwise, so the result is the same for any count.
 
     Returns
     -------
@@ -170,9 +177,10 @@ def correct_refpix(
     amp_w = nx // namp
     parities = (0, 1) if odd_even_columns else (None,)
 
+    column_offset = corr = None
     if bottom.size or top.size:
         sides = [rows for rows in (bottom, top) if rows.size]
-        # one offset per (integration, group, column), subtracted in a single pass over the ramp
+        # one offset per (integration, group, column)
         column_offset = np.zeros((nints, ngroups, nx), np.float32)
         for a in range(namp):
             for p in parities:
@@ -185,19 +193,32 @@ def correct_refpix(
                 offset = np.nanmean(np.stack(means), axis=0) if len(means) > 1 else means[0]
                 offset = np.nan_to_num(offset, nan=0.0).astype(np.float32)
                 column_offset[:, :, cols] = offset[:, :, None]
-        det -= column_offset[:, :, None, :]
 
     if use_side_ref_pixels and (left.size or right.size):
         smoothed = []
         for cols in (left, right):
             if not cols.size:
                 continue
-            vals = det[:, :, :, cols].astype(np.float32)  # (nints, ngroups, ny, ncol)
+            vals = det[:, :, :, cols]  # (nints, ngroups, ny, ncol)
+            if column_offset is not None:  # the side columns as step 1 leaves them
+                vals = vals - column_offset[:, :, None, cols]
+            vals = vals.astype(np.float32)
             vals[:, :, dnu[:, cols]] = np.nan
             smoothed.append(_running_median(vals, side_smoothing_length))
         corr = np.nanmean(np.stack(smoothed), axis=0) if len(smoothed) > 1 else smoothed[0]
         corr = (np.nan_to_num(corr, nan=0.0) * side_gain).astype(np.float32)
-        det -= corr[..., None]
+
+    def subtract(rows: slice) -> None:
+        # both corrections in one pass over each block of rows, in the order of the steps
+        block = det[:, :, rows]
+        if column_offset is not None:
+            block -= column_offset[:, :, None, :]
+        if corr is not None:
+            block -= corr[:, :, rows, None]
+
+    if column_offset is not None or corr is not None:
+        map_chunks(subtract, row_chunks(det.shape[2], nints * ngroups * nx * 4, chunk_bytes),
+                   threads)
     return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jwpipe.algorithms import _dq
+from jwpipe.algorithms._util import map_chunks, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["ATOD_LIMIT", "dilate", "flag_saturation"]
@@ -54,6 +55,8 @@ def flag_saturation(
     nframes: int = 1,
     groupgap: int = 0,
     zeroframe: np.ndarray | None = None,
+    chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> int:
     """Flag saturated and A/D-floor groups; ``groupdq``/``pixeldq`` (and ``zeroframe``) in place.
 
@@ -88,6 +91,11 @@ def flag_saturation(
         Readout pattern: frames averaged per group and frames dropped between groups.
     zeroframe : ndarray, shape (nints, ny, nx), optional
         ZEROFRAME; saturated or floor pixels (grown) are set to 0 in place.
+    chunk_bytes : int, optional
+        Size of the row blocks (counted as float32 rows of one plane).
+    threads : int, optional
+        Worker threads over row blocks (default: ``$JWPIPE_THREADS`` or the usable CPUs); the
+        result is the same for any count.
 
     Returns
     -------
@@ -120,16 +128,34 @@ def flag_saturation(
     ever = np.zeros(thresh.shape, bool)
     stride = nframes + groupgap
 
+    ny = thresh.shape[0]
+    halo = max(0, n_pix_grow_sat)
+    # row blocks on worker threads; each group is done in two passes so that the growth of a
+    # block's saturation can read its neighbours' rows (halo) before any flag is written
+    blocks = list(row_chunks(ny, thresh.shape[1] * 4, chunk_bytes))  # a few blocks per plane
+    floor = np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE)
+    sat = np.empty(thresh.shape, bool)
     for i in range(nints):
         running = np.zeros(thresh.shape, bool)
         for g in range(ngroups):
-            plane = data[i, g]
-            running |= plane >= thresh
-            sat = running | ((groupdq[i, g] & sat_flag) != 0)
-            gd = groupdq[i, g]
-            # where= ORs in one pass; boolean-mask indexing would gather and scatter
-            np.bitwise_or(gd, sat_flag, out=gd, where=dilate(sat, n_pix_grow_sat))
-            np.bitwise_or(gd, np.uint8(_dq.AD_FLOOR | _dq.DO_NOT_USE), out=gd, where=plane <= 0)
+            plane, gd = data[i, g], groupdq[i, g]
+
+            def mark(rows: slice, plane=plane, gd=gd, running=running) -> None:
+                run, block = running[rows], sat[rows]
+                run |= plane[rows] >= thresh[rows]
+                np.not_equal(gd[rows] & sat_flag, 0, out=block)
+                block |= run
+
+            def flag(rows: slice, plane=plane, gd=gd) -> None:
+                lo, hi = max(0, rows.start - halo), min(ny, rows.stop + halo)
+                grown = dilate(sat[lo:hi], n_pix_grow_sat)[rows.start - lo:rows.stop - lo]
+                out = gd[rows]
+                # where= ORs in one pass; boolean-mask indexing would gather and scatter
+                np.bitwise_or(out, sat_flag, out=out, where=grown)
+                np.bitwise_or(out, floor, out=out, where=plane[rows] <= 0)
+
+            map_chunks(mark, blocks, threads)
+            map_chunks(flag, blocks, threads)
         ever |= running
         if not (use_readpatt and nframes > 1):
             continue

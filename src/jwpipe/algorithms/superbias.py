@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jwpipe.algorithms._util import map_chunks, row_chunks
 from jwpipe.errors import StepInputError
 
 __all__ = ["subtract_superbias"]
@@ -15,6 +16,9 @@ def subtract_superbias(
     bias: np.ndarray,
     bias_dq: np.ndarray | None = None,
     zeroframe: np.ndarray | None = None,
+    *,
+    chunk_bytes: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Subtract the superbias from every group, **in place**; OR its DQ into PIXELDQ.
 
@@ -30,6 +34,10 @@ def subtract_superbias(
         Superbias DQ, OR'd into ``pixeldq``.
     zeroframe : ndarray, shape (nints, ny, nx), optional
         ZEROFRAME; non-zero pixels have the bias subtracted in place.
+    chunk_bytes : int, optional
+        Size of the row blocks subtracted by one worker.
+    threads : int, optional
+        Worker threads (default: ``$JWPIPE_THREADS`` or the usable CPUs).
 
     Raises
     ------
@@ -41,7 +49,14 @@ def subtract_superbias(
     clean = bias.astype(data.dtype, copy=False)
     if not np.isfinite(clean).all():
         clean = np.nan_to_num(clean, nan=0.0)
-    data -= clean
+
+    def subtract(rows: slice) -> None:
+        block = data[:, :, rows]
+        block -= clean[rows]
+
+    nints, ngroups, _, nx = data.shape
+    map_chunks(subtract, row_chunks(data.shape[2], nints * ngroups * nx * data.itemsize,
+                                    chunk_bytes), threads)
     if bias_dq is not None:
         pixeldq |= bias_dq.astype(np.uint32)
     if zeroframe is not None:

@@ -19,6 +19,7 @@ from astropy.io import fits
 
 from jwpipe._threads import map_chunks
 from jwpipe.atomic import atomic_path
+from jwpipe.datamodels._fitswrite import write_hdulist
 from jwpipe.errors import DataModelError
 
 _CHUNK_BYTES = 16 * 1024 * 1024
@@ -291,7 +292,10 @@ def write_atomic(hdul: fits.HDUList, path: str, *, fsync: bool = False) -> None:
     if not os.path.isdir(directory):
         raise DataModelError(f"cannot save {path}: directory {directory} does not exist")
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
-        hdul.writeto(stream, checksum=True)  # DATASUM/CHECKSUM: later damage is detectable
-        stream.flush()
+        # DATASUM/CHECKSUM: later damage is detectable. Big images are converted and written
+        # on worker threads; the rest (or everything, when there is no big image) by astropy.
+        if not write_hdulist(hdul, stream.fileno()):
+            hdul.writeto(stream, checksum=True)
+            stream.flush()
         if fsync:
             os.fsync(stream.fileno())
