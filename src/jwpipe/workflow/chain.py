@@ -113,7 +113,8 @@ def _exported(plan: Any, needed: set[str]) -> dict[str, set[str]]:
 
 def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """``plan.json["chains"]``: per stage and key, the unit files in order, the inputs from
-    outside the stage, and the job's memory (the largest step's) and runtime (the sum).
+    outside the stage, the declared outputs, and the job's memory (the largest step's) and
+    runtime (the sum).
 
     Parameters
     ----------
@@ -122,6 +123,7 @@ def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str
     """
     table: dict[str, dict[str, Any]] = {}
     by_step: dict[str, dict[str, Any]] = {}
+    exported = _exported(plan, set(needed))
     for u in plan.units:
         by_step.setdefault(u.step, {})[u.key] = u
     for group, steps in _stages(plan.steps):
@@ -134,6 +136,8 @@ def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str
                                         if p not in made))
             jobs[key] = {"units": [f"units/{u.step}/{key}.json" for u in units],
                          "inputs": inputs, "mem_mb": max(u.mem_mb for u in units),
+                         "outputs": [p for u in units if u.step in exported[group]
+                                     for p in u.output_paths],
                          "runtime": sum(u.runtime for u in units)}
         table[group] = jobs
     return table
