@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +230,23 @@ def test_cli_granularity_and_again(sim, tmp_path):
     subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow", "--again", str(work)],
                    env=job_env(), capture_output=True, text=True, check=True)
     assert planned_jobs(work) == {"detector1": 2, "image2": 2, "image3": 1}
+
+
+def test_catalog_config_chooses_stage_granularity_and_lints_clean(field):
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    tmp = field["tmp"]
+    (tmp / "config").mkdir()
+    (tmp / "config" / "config.yaml").write_text(yaml.safe_dump({
+        "associations": [field["asn"]], "workdir": "catalog", "granularity": "stage",
+        "overrides": {"inc": {"override_gain": str(field["gain"])}},
+        "stages": ["wfsteps.WfDetStage", "wfsteps.WfImgStage", "wfsteps.WfMosaicStage"]}))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-s",
+                          str(repo / "workflow" / "Snakefile"), "-n", "--cores", "1"],
+                         cwd=tmp, env=job_env(), capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr
+    assert planned_jobs(tmp / "catalog") == {"wf_det": 3, "wf_img": 3, "wf_mosaic": 1}
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=tmp / "catalog",
+                          env=job_env(), capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
