@@ -10,8 +10,9 @@
   start-up dominates.
 * ``--dry-n N ...``: N copies; generation and ``snakemake -n -q`` time and the job count.
 
-Pictures are left out (the same for both granularities). Timings on a shared 2-core machine:
-compare the two columns of one run, not absolute numbers.
+Pictures are left out (the same for both granularities). Times are wall / CPU seconds (CPU of
+Snakemake and every job it ran): on a shared, loaded 2-core machine compare the two
+granularities of one run, and prefer the CPU column.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,20 +49,27 @@ def _copies(base: Path, n: int) -> tuple[Path, Path]:
     return asn, sim.store_dir
 
 
-def _snakemake(work: Path, *args: str) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds (user + system) of every finished child process and their children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _snakemake(work: Path, *args: str) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one snakemake run (with its jobs), and its output."""
+    t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2",
                            "--scheduler", "greedy", *args], cwd=work, capture_output=True,
                           text=True)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
     if proc.returncode != 0:
         raise SystemExit(f"snakemake failed in {work}:\n{proc.stdout[-3000:]}\n"
                          f"{proc.stderr[-3000:]}")
-    return elapsed, proc.stdout + proc.stderr
+    return elapsed, cpu, proc.stdout + proc.stderr
 
 
 def _jobs(work: Path) -> int:
-    _, out = _snakemake(work, "-n")
+    _, _, out = _snakemake(work, "-n")
     if "Nothing to be done" in out:
         return 0
     return int(re.search(r"^total\s+(\d+)", out, re.M).group(1)) - 1  # without `all`
@@ -81,15 +90,16 @@ def _run_both(asn: Path, refs: Path, base: Path, label: str) -> list[str]:
         work = base / f"{label}-{g}"
         generate_workflow([str(asn)], work, refs=str(refs), granularity=g, pictures=False)
         jobs = _jobs(work)
-        t_dry, _ = _snakemake(work, "-n", "-q")
-        t_run, _ = _snakemake(work, "-q")
+        t_dry, c_dry, _ = _snakemake(work, "-n", "-q")
+        t_run, c_run, _ = _snakemake(work, "-q")
         files, nbytes, meta = _files(work)
         generate_workflow([str(asn)], work, refs=str(refs), granularity=g, pictures=False,
                           overrides={"jump": {"rejection_threshold": 5.0}})
         rerun_jobs = _jobs(work)
-        t_rerun, _ = _snakemake(work, "-q")
-        rows.append(f"| {label} | {g} | {jobs} | {t_dry:.1f} | {t_run:.1f} | {files} | "
-                    f"{nbytes / 2**20:.1f} | {meta} | {rerun_jobs} | {t_rerun:.1f} |")
+        t_rerun, c_rerun, _ = _snakemake(work, "-q")
+        rows.append(f"| {label} | {g} | {jobs} | {t_dry:.1f} / {c_dry:.1f} | {t_run:.1f} / "
+                    f"{c_run:.1f} | {files} | {nbytes / 2**20:.1f} | {meta} | {rerun_jobs} | "
+                    f"{t_rerun:.1f} / {c_rerun:.1f} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -108,8 +118,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         if ns.demo or ns.run_n:
-            print("| data | granularity | jobs | `snakemake -n` s | run s | files | MiB | "
-                  ".snakemake files | jobs after jump change | rerun s |")
+            print("| data | granularity | jobs | `snakemake -n` wall / CPU s | run wall / CPU s | "
+                  "files | MiB | .snakemake files | jobs after jump change | rerun wall / CPU s |")
             print("|---|---|---|---|---|---|---|---|---|---|")
         if ns.demo:
             from jwpipe.simulate import simulate_field
@@ -120,7 +130,7 @@ def main() -> None:
             asn, refs = _copies(base, n)
             _run_both(asn, refs, base, f"{n} x 32x32")
         if ns.dry_n:
-            print("\n| exposures | granularity | jobs | generate s | `snakemake -n -q` s |")
+            print("\n| exposures | granularity | jobs | generate s | `snakemake -n -q` wall / CPU s |")
             print("|---|---|---|---|---|")
         for n in ns.dry_n:
             asn, refs = _copies(base, n)
@@ -130,10 +140,11 @@ def main() -> None:
                 plan, _ = generate_workflow([str(asn)], work, refs=str(refs), granularity=g,
                                             pictures=False)
                 t_gen = time.perf_counter() - t0
-                t_dry, _ = _snakemake(work, "-n", "-q")
+                t_dry, c_dry, _ = _snakemake(work, "-n", "-q")
                 chains = json.loads((work / "plan.json").read_text()).get("chains")
                 jobs = sum(map(len, chains.values())) if chains else len(plan.units)
-                print(f"| {n} | {g} | {jobs} | {t_gen:.1f} | {t_dry:.1f} |", flush=True)
+                print(f"| {n} | {g} | {jobs} | {t_gen:.1f} | {t_dry:.1f} / {c_dry:.1f} |",
+                      flush=True)
                 shutil.rmtree(work)
 
 
