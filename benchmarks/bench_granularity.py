@@ -130,7 +130,8 @@ def main() -> None:
             asn, refs = _copies(base, n)
             _run_both(asn, refs, base, f"{n} x 32x32")
         if ns.dry_n:
-            print("\n| exposures | granularity | jobs | generate s | `snakemake -n -q` wall / CPU s |")
+            print("\n| exposures | granularity | jobs | generate s | "
+                  "`snakemake -n -q` wall / CPU s |")
             print("|---|---|---|---|---|")
         for n in ns.dry_n:
             asn, refs = _copies(base, n)
