@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "asn": ("jwpipe.cli.asn", "create and check association files"),
     "make-workflow": ("jwpipe.cli.workflow", "generate a Snakemake workflow from associations"),
     "run-step": ("jwpipe.cli.run_step", "run one step as a workflow job"),
+    "run-chain": ("jwpipe.cli.run_chain", "run one stage of steps as a workflow job"),
     "plan": ("jwpipe.cli.workflow", "show what a workflow would rerun and why"),
     "status": ("jwpipe.cli.workflow", "show the state of a workflow's units"),
     "resume": ("jwpipe.cli.workflow", "resume an interrupted workflow"),

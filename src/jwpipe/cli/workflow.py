@@ -113,8 +113,16 @@ def make_workflow(argv: list[str]) -> int:
     parser.add_argument("--keep", default="all", metavar="STEPS",
                         help="intermediates to keep: 'all', 'none', or step names separated "
                              "by commas; others are temporary [all]")
-    parser.add_argument("--group-detector1", action="store_true",
-                        help="run each exposure's Detector1 chain as one cluster job")
+    parser.add_argument("--granularity", choices=("step", "stage"), default="step",
+                        help="one job per step and exposure, or one per stage and exposure "
+                             "(all Detector1 steps of an exposure in one process, resuming "
+                             "from the last valid intermediate; for very large runs and "
+                             "clusters) [step]")
+    parser.add_argument("--group-stages", "--group-detector1", dest="group_stages",
+                        action="store_true",
+                        help="put each exposure's step jobs of a stage into the stage's group "
+                             "(a cluster profile's group-components then packs them into one "
+                             "cluster job)")
     parser.add_argument("--no-pictures", action="store_true",
                         help="leave out the rules that draw the report's pictures (quick-looks "
                              "add one job per exposure)")
@@ -146,13 +154,15 @@ def make_workflow(argv: list[str]) -> int:
         pictures = gen.get("pictures", True)
         ns.until = ns.until or gen.get("until")
         ns.insert_after = gen.get("insert_after", []) + ns.insert_after
+        granularity = gen.get("granularity", "step")
     else:
         if not ns.asn:
             parser.error("give at least one association file (or --again WORKDIR)")
         keep = None if ns.keep == "all" else [] if ns.keep == "none" else \
             [s for s in ns.keep.split(",") if s]
-        group = ns.group_detector1
+        group = ns.group_stages
         pictures = not ns.no_pictures
+        granularity = ns.granularity
     exposures = [a for a in ns.asn if a.lower().endswith(_EXPOSURE_SUFFIXES)]
     if exposures and not ns.again:
         if len(exposures) != len(ns.asn):
@@ -176,10 +186,14 @@ def make_workflow(argv: list[str]) -> int:
     counts = write_workflow(plan, ns.output, asn_paths=asns, param_files=ns.params,
                             overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
                             keep=keep, group_detector1=group, pictures=pictures,
-                            insert_after=ns.insert_after, until=ns.until)
+                            insert_after=ns.insert_after, until=ns.until,
+                            granularity=granularity)
     per_step = Counter(u.step for u in plan.units)
+    jobs = len(plan.units)
+    if granularity == "stage":
+        jobs = len({(s["group"], u.key) for s in plan.steps for u in plan.units_of(s["name"])})
     print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
-          f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "
+          f"{len(plan.products)} product(s), {jobs} {granularity} job(s) over "
           f"{len(per_step)} step(s)")
     if ns.until:
         print(f"stops after {ns.until}: its outputs are the targets")
@@ -250,7 +264,12 @@ def plan(argv: list[str]) -> int:
         print(f"\n{len(todo)} unit(s) not up to date")
     else:
         other = len(todo) - len(runs)
-        print(f"\nsnakemake would run {len(runs)} step job(s) (and redraw the report's "
+        plan_data = json.loads((Path(ns.workdir) / "plan.json").read_text())
+        jobs, kind = len(runs), "step"
+        if plan_data.get("granularity") == "stage":
+            group = {st["name"]: st["group"] for st in plan_data["steps"]}
+            jobs, kind = len({(group[s.step], s.key) for s in runs}), "stage"
+        print(f"\nsnakemake would run {jobs} {kind} job(s) (and redraw the report's "
               "pictures that show them)" +
               (f"; {other} other unit(s) need attention (see above)" if other else ""))
     return 0

@@ -49,6 +49,7 @@ class Detector1Pipeline(Pipeline):
     }
     workflow_input_suffix = "uncal"
     workflow_product_suffixes = ("rate", "rateints")
+    workflow_group = "detector1"
 
     def stage_input(self, input: Any) -> Any:
         from jwpipe._malloc import tune_allocator

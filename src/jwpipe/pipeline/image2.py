@@ -42,6 +42,7 @@ class Image2Pipeline(Pipeline):
     }
     workflow_input_suffix = "rate"
     workflow_product_suffixes = ("cal",)
+    workflow_group = "image2"
 
     def process(self, input: Any) -> Any:
         jobs = self._products(input)

@@ -54,6 +54,7 @@ class Image3Pipeline(Pipeline):
     }
     workflow_input_suffix = "cal"
     workflow_stage_scope = "product"
+    workflow_group = "image3"
 
     def stage_input(self, input: Any) -> Any:
         container = load_members(input, self.qualified_name)

@@ -44,6 +44,18 @@ class Pipeline(Step):
     #: ``"exposure"`` (each exposure on its own) or ``"product"`` (association products).
     workflow_stage_scope: ClassVar[str] = "exposure"
     workflow_product_suffixes: ClassVar[tuple[str, ...]] = ()
+    #: Name of the stage in a workflow: the rule of its stage jobs (``--granularity stage``)
+    #: and the Snakemake group its jobs share (``group-components`` in a cluster profile).
+    #: None: the class alias (or class name), lower case.
+    workflow_group: ClassVar[str | None] = None
+
+    @classmethod
+    def workflow_group_name(cls) -> str:
+        """The stage's workflow group (:attr:`workflow_group`), a valid rule name."""
+        import re
+
+        name = cls.workflow_group or (cls.class_alias or cls.__name__).lower()
+        return re.sub(r"\W", "_", name)
 
     # ------------------------------------------------------------------ spec
     @classmethod

@@ -90,6 +90,7 @@ def prepare(config: dict[str, Any]) -> tuple[str, str]:
         refs=_absolute(config.get("refs")),
         keep=None if keep == "all" else [] if keep == "none" else list(keep),
         group_detector1=bool(config.get("group_detector1", False)),
+        granularity=config.get("granularity", "step"),
         stages=_stages(config.get("stages")),
         insert_after=list(config.get("insert_after") or []),
         until=config.get("until"),

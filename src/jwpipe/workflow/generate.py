@@ -147,8 +147,12 @@ def generate_workflow(
     pictures: bool = True,
     insert_after: list[str] | None = None,
     until: str | None = None,
+    granularity: str = "step",
 ) -> tuple[Plan, dict[str, int]]:
     """Plan and write (or update) a workflow directory.
+
+    ``granularity`` is ``"step"`` (one job per step and exposure) or ``"stage"`` (one job per
+    stage and exposure, :mod:`jwpipe.workflow.chain`).
 
     With ``keep_going``, associations that cannot be planned are listed in ``plan.refused``
     instead of stopping the generation.
@@ -164,7 +168,8 @@ def generate_workflow(
     counts = write_workflow(plan, workdir, asn_paths=asn_paths, param_files=param_files,
                             overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
                             group_detector1=group_detector1, pictures=pictures,
-                            insert_after=insert_after, until=until)
+                            insert_after=insert_after, until=until,
+                            granularity=granularity)
     return plan, counts
 
 
@@ -182,6 +187,7 @@ def write_workflow(
     pictures: bool = True,
     insert_after: list[str] | None = None,
     until: str | None = None,
+    granularity: str = "step",
 ) -> dict[str, int]:
     """Write (or update) the workflow directory of a plan; return the unit-file counts.
 
@@ -197,7 +203,8 @@ def write_workflow(
     try:
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
                                  keep, group_detector1, pictures,
-                                 {"insert_after": list(insert_after or []), "until": until})
+                                 {"insert_after": list(insert_after or []), "until": until},
+                                 granularity)
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -217,7 +224,7 @@ def _staging_dir(target: Path) -> Path:
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
                     keep: list[str] | None, group_detector1: bool, pictures: bool,
-                    shape: dict[str, Any]) -> dict[str, int]:
+                    shape: dict[str, Any], granularity: str = "step") -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -240,11 +247,16 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
                                 {path for u in plan.units for path in u.output_paths})
         write_if_changed(work / "report" / "workflow.rst",
                          report_caption(len(plan.exposures), plan.products))
-    write_if_changed(work / "plan.json", canonical_json(
-        {**_plan_json(plan), "pictures": drawn.files() if drawn else []}))
+    extra: dict[str, Any] = {"pictures": drawn.files() if drawn else []}
+    if granularity == "stage":
+        from jwpipe.workflow.chain import chain_table
+
+        extra.update(granularity=granularity,
+                     chains=chain_table(plan, drawn.inputs() if drawn else set()))
+    write_if_changed(work / "plan.json", canonical_json({**_plan_json(plan), **extra}))
     write_if_changed(work / "Snakefile", render_snakefile(
         plan, version=__version__, keep=set(keep) if keep is not None else None,
-        group_detector1=group_detector1, pictures=drawn))
+        group_detector1=group_detector1, pictures=drawn, granularity=granularity))
     write_if_changed(work / "profiles" / "local" / "config.yaml", LOCAL_PROFILE.read_text())
     write_if_changed(work / "envs" / "jwpipe.yaml", conda_env_text())
     generation = {
@@ -257,6 +269,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         "group_detector1": group_detector1,
         "pictures": pictures,
         **shape,
+        "granularity": granularity,
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):

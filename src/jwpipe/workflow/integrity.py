@@ -101,8 +101,24 @@ def workdir_of(params_file: str | os.PathLike[str]) -> Path | None:
     return path.parents[2]
 
 
-def rebuild_command(output: str) -> str:
-    """The command that rebuilds one product (and everything made from it)."""
+def rebuild_command(output: str, work: Path | None = None) -> str:
+    """The command that rebuilds one product (and everything made from it).
+
+    In a stage-granularity workflow (:mod:`jwpipe.workflow.chain`) an intermediate is no
+    Snakemake output: the command forces its stage job, which redoes the stage from the first
+    step whose outputs are not intact.
+    """
+    plan = (_load(work / "plan.json") or {}) if work is not None else {}
+    if plan.get("chains"):
+        made_by = [(step, key) for step, units in plan.get("units", {}).items()
+                   for key, unit in units.items() if output in unit.get("outputs", [])]
+        for step, key in made_by:
+            for jobs in plan["chains"].values():
+                job = jobs.get(key) or {}
+                declared = job.get("outputs") or []
+                if f"units/{step}/{key}.json" in job.get("units", []) and declared and \
+                        output not in declared:
+                    output = declared[0]
     return f"snakemake --profile profiles/local --forcerun {output}"
 
 
@@ -188,10 +204,11 @@ class Damage:
     key: str
     path: str
     reason: str
+    work: Path | None = None
 
     @property
     def command(self) -> str:
-        return rebuild_command(self.path)
+        return rebuild_command(self.path, self.work)
 
 
 def damaged_products(workdir: str | os.PathLike[str], *, full: bool = True) -> list[Damage]:
@@ -223,7 +240,7 @@ def unit_damage(work: Path, step: str, key: str, outputs: list[str], *,
             continue
         why = mismatch(work / out, record, full=full)
         if why:
-            found.append(Damage(step, key, out, why))
+            found.append(Damage(step, key, out, why, work))
     return found
 
 

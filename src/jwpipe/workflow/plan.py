@@ -652,7 +652,8 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
                               mem_mb, runtime, stage_product=stage_product))
             streams[exp.root] = outputs
         steps.append({
-            "name": name, "stage": stage.__name__, "scope": "exposure", "wildcard": "exp",
+            "name": name, "stage": stage.__name__, "group": stage.workflow_group_name(),
+            "scope": "exposure", "wildcard": "exp",
             "outputs": [f"products/{{exp}}_{suffix}{ext}" for suffix in suffixes],
             "output_is_dir": False, "stage_product": stage_product,
             "alias": step_class.class_alias or name,
@@ -710,7 +711,8 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
                               stage_product=declared, call="single" if combined else "members"))
             if name not in steps:
                 order.append(name)
-                steps[name] = {"name": name, "stage": stage.__name__, "scope": "product",
+                steps[name] = {"name": name, "stage": stage.__name__,
+                               "group": stage.workflow_group_name(), "scope": "product",
                                "wildcard": "product", "outputs": [pattern],
                                "output_is_dir": is_dir, "stage_product": declared,
                                "alias": step_class.class_alias or name}

@@ -46,6 +46,16 @@ class PictureTargets:
             out += [f"pictures/{name}_tweakreg.png" for name in self.mosaics]
         return [*out, "pictures/timings.png", "pictures/status.html"]
 
+    def inputs(self) -> set[str]:
+        """Every product the picture rules read."""
+        out = {f"products/{exp}_{kind}.fits" for exp, kind in self.exposures}
+        out |= {f"products/{name}_i2d.fits" for name in self.mosaics}
+        if self.catalogs:
+            out |= {f"products/{name}_cat.ecsv" for name in self.mosaics}
+        if self.aligned:
+            out |= {f"products/{name}.tweakreg" for name in self.mosaics}
+        return out
+
 
 def picture_targets(exposures: list[str], products: list[str], outputs: set[str]
                     ) -> PictureTargets:

@@ -105,8 +105,8 @@ def _output_lines(step: dict[str, Any], temporary: bool) -> str:
 
 
 def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
-                     group_detector1: bool = False, pictures: PictureTargets | None = None
-                     ) -> str:
+                     group_detector1: bool = False, pictures: PictureTargets | None = None,
+                     granularity: str = "step") -> str:
     """The Snakefile text for ``plan``.
 
     Parameters
@@ -116,20 +116,32 @@ def render_snakefile(plan: Plan, *, version: str, keep: set[str] | None = None,
         None keeps every intermediate. Stage products (as the steps and stages declare them:
         ``_rate``, ``_cal``, ``_crf``, ``_i2d``, ``_cat``) and targets are always kept.
     group_detector1 : bool
-        Put an exposure's Detector1 jobs into one group (one cluster job per chain).
+        Put each exposure's step jobs of an exposure stage into the group the stage declares
+        (``Pipeline.workflow_group``: one cluster job per exposure and stage). The name is
+        historical: every exposure stage is grouped, not only Detector1.
     pictures : PictureTargets, optional
         Add the picture rules for Snakemake's report (:mod:`jwpipe.workflow.report_rules`).
+    granularity : {"step", "stage"}
+        One job per step and exposure, or one per stage and exposure
+        (:mod:`jwpipe.workflow.chain`).
     """
     text = _HEADER.format(version=version)
     targets = set(plan.targets)
-    for step in plan.steps:
+    if granularity == "stage":
+        from jwpipe.workflow.chain import render_stage_rules
+
+        text += render_stage_rules(plan, keep=keep,
+                                   needed=pictures.inputs() if pictures else set())
+    elif granularity != "step":
+        raise ValueError(f"granularity must be 'step' or 'stage', not {granularity!r}")
+    for step in plan.steps if granularity == "step" else []:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", step["name"]):
             raise ValueError(f"unsafe step name {step['name']!r}")
         kept = step["stage_product"] or any(
             set(u.output_paths) & targets for u in plan.units_of(step["name"]))
         temporary = keep is not None and step["name"] not in keep and not kept
-        group = '    group:\n        "detector1"\n' if (
-            group_detector1 and step["stage"] == "Detector1Pipeline") else ""
+        group = f'    group:\n        "{step["group"]}"\n' if (
+            group_detector1 and step["scope"] == "exposure") else ""
         text += _RULE.format(name=step["name"], wc=step["wildcard"],
                              outputs=_output_lines(step, temporary), group=group)
     if pictures is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["SnakemakeView", "ask_snakemake"]
@@ -25,6 +25,9 @@ class SnakemakeView:
 
     will_run: dict[tuple[str, str], str]
     error: str | None = None
+    #: Steps inside a stage job that runs (``--granularity stage``), not declared to
+    #: Snakemake: the job reruns them only if their outputs are no longer valid.
+    chained: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _producers(plan: dict) -> dict[str, tuple[str, str]]:
@@ -61,7 +64,16 @@ def ask_snakemake(workdir: str | os.PathLike[str], plan: dict,
         previous = will_run.get(unit)
         if previous is None or previous == "an upstream job reruns":
             will_run[unit] = reason
-    return SnakemakeView(will_run)
+    chained: set[tuple[str, str]] = set()
+    for group, jobs in (plan.get("chains") or {}).items():
+        for key, job in jobs.items():
+            units = [(os.path.basename(os.path.dirname(u)), key) for u in job["units"]]
+            if any(u in will_run for u in units):
+                for u in units:
+                    if u not in will_run:
+                        will_run[u] = f"stage job {group} {key} reruns"
+                        chained.add(u)
+    return SnakemakeView(will_run, chained=chained)
 
 
 def merge_into_states(states: list, view: SnakemakeView) -> None:
@@ -75,6 +87,8 @@ def merge_into_states(states: list, view: SnakemakeView) -> None:
         return
     for st in states:
         reason = view.will_run.get((st.step, st.key))
+        if reason is not None and (st.step, st.key) in view.chained and st.status == "done":
+            continue  # the stage job reuses its valid outputs
         if reason is not None:
             if st.status == "done":
                 st.status = "stale"
