@@ -10,12 +10,31 @@ result (Snakemake alone needs ~11 s for 10,000 jobs on this machine, research/sn
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+
+
+def _observed_at(raw: bytes, i: int) -> bytes:
+    """A copy of the FITS file ``raw`` observed ``i`` x 400 s later: DATE-OBS and TIME-OBS are
+    reference-selection keywords, so (as in a real survey) every exposure has its own."""
+    from astropy.io.fits import Card
+
+    start = datetime(2023, 6, 1, 12) + timedelta(seconds=400 * i)
+    mjd = 60096.5 + 400 * i / 86400
+    values = {"DATE-OBS": start.strftime("%Y-%m-%d"), "TIME-OBS": start.strftime("%H:%M:%S.%f")[:12],
+              "DATE-BEG": start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23], "EXPSTART": mjd,
+              "EXPMID": mjd + 0.0002, "EXPEND": mjd + 0.0004}
+    out = bytearray(raw)
+    end = raw.index(b"END" + b" " * 77)  # the primary header only
+    for at in range(0, end, 80):
+        key = raw[at:at + 8].decode("ascii").strip()
+        if key in values:
+            out[at:at + 80] = Card(key, values[key]).image.encode("ascii")
+    return bytes(out)
 
 
 def _field(base: Path, n: int) -> tuple[Path, Path]:
@@ -25,11 +44,11 @@ def _field(base: Path, n: int) -> tuple[Path, Path]:
     sim = simulate_field(base / f"sim{n}", n_exposures=1, size=32, ngroups=3, seed=3)
     data = base / f"data{n}"
     data.mkdir()
-    src = sim.uncal_files[0]
+    raw = sim.uncal_files[0].read_bytes()
     names = []
     for i in range(n):
         name = f"jw02000{i // 1000 + 1:03d}001_01101_{i % 1000 + 1:05d}_nrca1"
-        shutil.copyfile(src, data / f"{name}_uncal.fits")
+        (data / f"{name}_uncal.fits").write_bytes(_observed_at(raw, i))
         names.append(f"{name}_cal.fits")
     asn = data / "bench_image3_asn.json"
     write_asn(asn_from_list(names, product_name="jw02000-o001_t001_nircam_clear-f200w"), asn)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 from jwpipe.atomic import umask, write_text_atomic
 from jwpipe.workflow.plan import Plan, plan_workflow
 from jwpipe.workflow.snakefile import render_snakefile
+from jwpipe.workflow.wildcards import wildcard_constraints
 
 __all__ = ["canonical_json", "generate_workflow", "write_if_changed", "write_unit_file"]
 
@@ -85,13 +85,10 @@ def write_unit_file(path: Path, record: dict[str, Any]) -> bool:
     return write_if_changed(path, canonical_json(record))
 
 
-def _alternatives(names: list[str]) -> str:
-    if not names:
-        return "(?!x)x"  # matches nothing
-    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-
-
 def _plan_json(plan: Plan) -> dict[str, Any]:
+    constraints, notes = wildcard_constraints(plan)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     units: dict[str, dict[str, Any]] = {}
     for u in plan.units:
         units.setdefault(u.step, {})[u.key] = {
@@ -105,8 +102,8 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "targets": plan.targets,
         "exposures": plan.exposures,
         "products": plan.products,
-        "exp_regex": _alternatives(plan.exposures),
-        "product_regex": _alternatives(plan.products),
+        "exp_regex": constraints["exp"],
+        "product_regex": constraints["product"],
         "reference_context": plan.context,
     }
 
