@@ -8,7 +8,12 @@ import re
 from wfhelpers import planned_jobs
 
 from jwpipe.workflow.plan import Plan, Unit, file_spec
-from jwpipe.workflow.wildcards import GENERIC_NAME, ambiguous_files, wildcard_constraints
+from jwpipe.workflow.wildcards import (
+    GENERIC_NAME,
+    ambiguous_files,
+    constraints_for,
+    wildcard_constraints,
+)
 
 
 def _step(name, *tails):
@@ -40,17 +45,33 @@ def test_distinct_suffixes_get_the_generic_constraint():
     assert notes == []
 
 
-def test_overlapping_suffixes_fall_back_to_the_exact_names():
-    # "{exp}_rateints.fits" claims "e1_fit_rateints.fits" with exp="e1_fit"
+def test_overlapping_suffixes_exclude_the_difference():
+    # "{exp}_rateints.fits" would claim "e1_fit_rateints.fits" with exp="e1_fit"
     steps = [_step("fit", "_fit_rateints.fits"), _step("tail", "_rateints.fits")]
     plan = _plan(["e1", "e2"], steps)
     made = {p: (u.step, u.key) for u in plan.units for p in u.output_paths}
     assert ambiguous_files(steps, made, []) == ["products/e1_fit_rateints.fits",
                                                 "products/e2_fit_rateints.fits"]
     constraints, notes = wildcard_constraints(plan)
-    assert constraints["exp"] == "e1|e2"
+    assert notes == []
+    assert constraints["exp"] == GENERIC_NAME + "(?<!_fit)"
     assert re.fullmatch(constraints["exp"], "e1_fit") is None
-    assert "overlap" in notes[0] and "e1_fit_rateints" in notes[0]
+    assert re.fullmatch(constraints["exp"], "e1_fitx")
+    assert ambiguous_files(steps, made, [], constraints) == []
+
+
+def test_a_name_the_short_constraint_excludes_falls_back_to_the_exact_names():
+    steps = [_step("fit", "_fit_rateints.fits"), _step("tail", "_rateints.fits")]
+    plan = _plan(["e1", "e1_fit"], steps)  # e1_fit's "tail" output is e1_fit_rateints.fits...
+    constraints, notes = wildcard_constraints(plan)  # ...which is also e1's "fit" output
+    assert constraints["exp"] == "e1_fit|e1"
+    assert "overlap" in notes[0]
+
+
+def test_a_longer_head_excludes_its_start():
+    steps = [{"name": "a", "wildcard": "product", "outputs": ["products/x_{product}.fits"]},
+             {"name": "b", "wildcard": "product", "outputs": ["products/{product}.fits"]}]
+    assert constraints_for(steps)["product"] == "(?!x_)" + GENERIC_NAME
 
 
 def test_an_input_in_a_rules_namespace_is_ambiguous():
@@ -66,5 +87,6 @@ def test_generated_workflow_uses_the_generic_constraint(field):
     work = field["tmp"] / "wf"
     _generate(field, work)
     plan = json.loads((work / "plan.json").read_text())
-    assert plan["exp_regex"] == GENERIC_NAME and plan["product_regex"] == GENERIC_NAME
+    assert plan["exp_regex"].startswith(GENERIC_NAME) and len(plan["exp_regex"]) < 200
+    assert plan["product_regex"] == GENERIC_NAME
     assert planned_jobs(work) == {"inc": 3, "dbl": 3, "scl": 3, "align": 1, "stack": 1}
