@@ -64,16 +64,28 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def write_unit_file(path: Path, record: dict[str, Any]) -> bool:
+def write_unit_file(path: Path, record: dict[str, Any], *, fresh: bool = False) -> bool:
     """Write a unit file unless it already holds ``record``; return True if written.
 
     A new reference context alone does not rewrite it: the job depends on the reference files
     the context selects (their paths, sizes and times are in the file), and the context written
     is the one the existing products were made under, which selected the same files.
+    ``fresh``: the file is new, in a directory renamed into place only when complete (written
+    directly, not through a temporary file).
     """
+    text = canonical_json(record)
+    if fresh:
+        path.write_text(text)
+        return True
     try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
+        old_text = path.read_text()
+    except OSError:
+        old_text = None
+    if old_text == text:
+        return False
+    try:
+        old = json.loads(old_text) if old_text is not None else None
+    except ValueError:
         old = None
     if isinstance(old, dict) and isinstance(old.get("references"), dict):
         new_refs = record["references"]
@@ -82,7 +94,9 @@ def write_unit_file(path: Path, record: dict[str, Any]) -> bool:
                                              "context": old["references"]["context"]}}
             if canonical_json(old) == canonical_json(same):
                 return False
-    return write_if_changed(path, canonical_json(record))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    return True
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
@@ -199,7 +213,7 @@ def write_workflow(
     work = _staging_dir(target) if fresh else target
     try:
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
-                                 keep, group_detector1, pictures)
+                                 keep, group_detector1, pictures, fresh=fresh)
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -218,8 +232,8 @@ def _staging_dir(target: Path) -> Path:
 
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
-                    keep: list[str] | None, group_detector1: bool, pictures: bool
-                    ) -> dict[str, int]:
+                    keep: list[str] | None, group_detector1: bool, pictures: bool,
+                    *, fresh: bool = False) -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -228,7 +242,9 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
     for u in plan.units:
         path = work / "units" / u.step / f"{u.key}.json"
         wanted.add(path)
-        if write_unit_file(path, u.record(plan.context)):
+        if fresh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if write_unit_file(path, u.record(plan.context), fresh=fresh):
             counts["written"] += 1
         else:
             counts["unchanged"] += 1
