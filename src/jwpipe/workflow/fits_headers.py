@@ -53,17 +53,37 @@ def _value(card: bytes) -> Any:
     return value
 
 
-def _keywords(cards: list[bytes], wanted: set[str]) -> dict[str, Any]:
+def _keywords(cards: list[bytes], wanted: set[str] | frozenset[str]) -> dict[str, Any]:
+    """Values of the wanted keywords (the first card of each). Fixed-format integers, logicals
+    and plain quoted strings are read directly (as astropy reads them); anything else by
+    astropy's :class:`~astropy.io.fits.Card`."""
     out: dict[str, Any] = {}
     for card in cards:
         key = card[:8].decode("ascii").rstrip()
-        if key in wanted and key not in out and card[8:10] == b"= ":
+        if key not in wanted or key in out or card[8:10] != b"= ":
+            continue
+        field = card[10:]
+        if field[:1] == b"'" or field.lstrip()[:1] == b"'":
+            value = field.strip()
+            if value.count(b"'") == 2 and value.endswith(b"'"):
+                text = value[1:-1].decode("ascii").rstrip()
+                if not text.endswith("&"):
+                    out[key] = text
+                    continue
+            out[key] = _value(card)
+            continue
+        value = field.split(b"/", 1)[0].strip()
+        if value in (b"T", b"F"):
+            out[key] = value == b"T"
+        elif value.lstrip(b"+-").isdigit():
+            out[key] = int(value)
+        else:
             out[key] = _value(card)
     return out
 
 
-_STRUCTURE = {"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "XTENSION", "EXTNAME",
-              *(f"NAXIS{i}" for i in range(1, 1000))}
+_STRUCTURE = frozenset({"BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "XTENSION", "EXTNAME",
+                        *(f"NAXIS{i}" for i in range(1, 1000))})
 
 
 def _structure(cards: list[bytes]) -> dict[str, Any]:
