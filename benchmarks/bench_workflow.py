@@ -5,7 +5,7 @@
 For each N: N copies of a small simulated exposure, each observed at its own time (DATE-OBS and
 TIME-OBS are reference-selection keywords, so every exposure is selected for, as in a survey),
 and one image3 association of all of them. Then, each in a fresh process (time and peak RSS of
-that process):
+that process; also its CPU time, which a loaded machine does not inflate):
 
 * ``jwpipe make-workflow`` (a new workflow directory), and again with nothing changed;
 * ``snakemake -n`` on the result (jobs from its job table);
@@ -73,18 +73,19 @@ def _field(base: Path, n: int) -> tuple[Path, Path]:
     return asn, sim.store_dir
 
 
-def _measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
-    """Run ``cmd``; its wall time (s), its peak RSS (MB, by /usr/bin/time: a child forked from
-    this process would count this process's memory) and its stdout."""
-    with tempfile.NamedTemporaryFile("r") as rss:
+def _measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float, str]:
+    """Run ``cmd``; its wall time (s), CPU time (user + sys, s: what a loaded machine does not
+    inflate), peak RSS (MB) and stdout. CPU and RSS by /usr/bin/time (a child forked from
+    this process would count this process's memory)."""
+    with tempfile.NamedTemporaryFile("r") as usage:
         t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], cwd=cwd,
-                              capture_output=True, text=True)
+        proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", usage.name, *cmd],
+                              cwd=cwd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        peak = int(Path(rss.name).read_text().split()[-1]) / 1024
-    return wall, peak, proc.stdout
+        user, system, peak = Path(usage.name).read_text().split()[-3:]
+    return wall, float(user) + float(system), int(peak) / 1024, proc.stdout
 
 
 def _job_table(stdout: str) -> dict[str, int]:
@@ -99,10 +100,10 @@ def _job_table(stdout: str) -> dict[str, int]:
     return counts
 
 
-def _dry_run(work: Path) -> tuple[float, float, dict[str, int]]:
-    wall, rss, out = _measured([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules",
-                                "--cores", "2"], cwd=work)
-    return wall, rss, _job_table(out)
+def _dry_run(work: Path) -> tuple[float, float, float, dict[str, int]]:
+    wall, cpu, rss, out = _measured([sys.executable, "-m", "snakemake", "-n", "--quiet",
+                                     "rules", "--cores", "2"], cwd=work)
+    return wall, cpu, rss, _job_table(out)
 
 
 _PLAIN_HEADER = '''\
@@ -239,24 +240,28 @@ def _bench(base: Path, n: int, granularities: list[str]) -> list[dict]:
                "--refs", str(refs)]
         if granularity != "step":
             cmd += ["--granularity", granularity]
-        t_gen, m_gen, _ = _measured(cmd)
-        t_regen, _, out = _measured(cmd)
+        t_gen, c_gen, m_gen, _ = _measured(cmd)
+        t_regen, c_regen, _, out = _measured(cmd)
         if "0 written" not in out:
             raise SystemExit(f"regeneration rewrote unit files: {out}")
-        t_dry, m_dry, table = _dry_run(work)
+        t_dry, c_dry, m_dry, table = _dry_run(work)
         plan = json.loads((work / "plan.json").read_text())
         plain = base / f"plain{n}_{granularity}"
         write_plain_workflow(plain, plan["exposures"], plan["products"],
                              _plain_rules(plan, table))
-        t_plain, m_plain, plain_table = _dry_run(plain)
+        t_plain, c_plain, m_plain, plain_table = _dry_run(plain)
         if plain_table["total"] != table["total"]:
             raise SystemExit(f"plain workflow has {plain_table['total']} jobs, jwpipe's "
                              f"{table['total']}")
         rows.append({"exposures": n, "granularity": granularity, "jobs": table["total"],
-                     "generate_s": t_gen, "generate_mb": m_gen, "regenerate_s": t_regen,
-                     "dry_run_s": t_dry, "dry_run_mb": m_dry, "plain_dry_run_s": t_plain,
+                     "generate_s": t_gen, "generate_cpu_s": c_gen, "generate_mb": m_gen,
+                     "regenerate_s": t_regen, "regenerate_cpu_s": c_regen,
+                     "dry_run_s": t_dry, "dry_run_cpu_s": c_dry, "dry_run_mb": m_dry,
+                     "plain_dry_run_s": t_plain, "plain_dry_run_cpu_s": c_plain,
                      "plain_dry_run_mb": m_plain,
-                     "ratio": (t_gen + t_dry) / t_plain})
+                     "ratio_wall": (t_gen + t_dry) / t_plain,
+                     "ratio_cpu": (c_gen + c_dry) / c_plain,
+                     "load": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -280,14 +285,19 @@ def main() -> None:
         for n in ns.n:
             rows += _bench(Path(tmp), n, granularities)
     print(f"load average at end: {os.getloadavg()}")
-    print(f"\n{'exposures':>9} {'granularity':>11} {'jobs':>7} {'generate s':>10} "
-          f"{'(MB)':>6} {'regen s':>8} {'snakemake -n s':>14} {'(MB)':>6} "
-          f"{'plain -n s':>10} {'(MB)':>6} {'(gen + -n) / plain':>18}")
+    print("\nwall s / CPU s (user + sys) of each process; ratio = (generate + dry run) / plain "
+          "dry run")
+    print(f"{'exposures':>9} {'granul.':>7} {'jobs':>7} {'generate':>11} {'MB':>4} "
+          f"{'regenerate':>11} {'snakemake -n':>13} {'MB':>4} {'plain -n':>11} {'MB':>4} "
+          f"{'ratio wall/CPU':>14} {'load':>5}")
     for r in rows:
-        print(f"{r['exposures']:>9} {r['granularity']:>11} {r['jobs']:>7} "
-              f"{r['generate_s']:>10.1f} {r['generate_mb']:>6.0f} {r['regenerate_s']:>8.1f} "
-              f"{r['dry_run_s']:>14.1f} {r['dry_run_mb']:>6.0f} {r['plain_dry_run_s']:>10.1f} "
-              f"{r['plain_dry_run_mb']:>6.0f} {r['ratio']:>18.2f}")
+        print(f"{r['exposures']:>9} {r['granularity']:>7} {r['jobs']:>7} "
+              f"{r['generate_s']:>5.1f}/{r['generate_cpu_s']:<5.1f} {r['generate_mb']:>4.0f} "
+              f"{r['regenerate_s']:>5.1f}/{r['regenerate_cpu_s']:<5.1f} "
+              f"{r['dry_run_s']:>6.1f}/{r['dry_run_cpu_s']:<6.1f} {r['dry_run_mb']:>4.0f} "
+              f"{r['plain_dry_run_s']:>5.1f}/{r['plain_dry_run_cpu_s']:<5.1f} "
+              f"{r['plain_dry_run_mb']:>4.0f} {r['ratio_wall']:>6.2f}/{r['ratio_cpu']:<7.2f} "
+              f"{r['load']:>5.1f}")
     if ns.json:
         Path(ns.json).write_text(json.dumps(rows, indent=1))
 
