@@ -7,11 +7,20 @@ Runs, on one simulated NIRCam exposure (reused from benchmarks/bench_detector1.p
 every intermediate (``steps={name: {save_results: True}}``); (c) the generated workflow (one job
 per step, every intermediate kept) with ``snakemake --cores 1``. Prints wall times and ratios.
 Target: (c) <= 1.5 x (b).
+
+    python benchmarks/bench_workflow_overhead.py --startup [--repeat 7]
+
+Per-job start-up: ``jwpipe run-step`` on a unit that does no real work (``group_scale`` of a
+32x32 exposure with NFRAMES=1: nothing to rescale; it still reads the unit file, opens the
+input, writes the output with provenance and the record), end to end in a fresh process, next
+to the floor every job pays: Python itself, ``import numpy``, ``import astropy.io.fits``.
+Best and median wall and CPU (user+sys) over ``--repeat`` runs. Target: <= 0.3 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -23,12 +32,72 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+def _timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU (user + sys) seconds of one run of ``cmd``."""
+    with tempfile.NamedTemporaryFile("r") as cpu:
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/time", "-f", "%U %S", "-o", cpu.name, *cmd], cwd=cwd,
+                       check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        user, system = map(float, Path(cpu.name).read_text().split()[-2:])
+    return wall, user + system
+
+
+def startup(repeat: int) -> None:
+    """Per-job start-up of a step job that does no real work, next to the import floor."""
+    import statistics
+
+    from jwpipe.associations import asn_from_list, write_asn
+    from jwpipe.pipeline import Detector1Pipeline
+    from jwpipe.simulate import simulate_field
+    from jwpipe.workflow.generate import generate_workflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        sim = simulate_field(base / "sim", n_exposures=1, size=32, ngroups=3, seed=3)
+        uncal = sim.uncal_files[0]
+        root = uncal.name.replace("_uncal.fits", "")
+        asn = uncal.parent / "asn.json"
+        write_asn(asn_from_list([f"{root}_rate.fits"], asn_type="image2"), asn)
+        work = base / "wf"
+        generate_workflow([str(asn)], work, refs=str(sim.store_dir), stages=[Detector1Pipeline],
+                          pictures=False)
+        unit = f"units/group_scale/{root}.json"
+        py = sys.executable
+        cases = {
+            "python -c pass": [py, "-c", "pass"],
+            "python -c 'import numpy'": [py, "-c", "import numpy"],
+            "python -c 'import astropy.io.fits'": [py, "-c", "import astropy.io.fits"],
+            "jwpipe run-step (group_scale, no work)": [py, "-m", "jwpipe", "run-step", unit],
+        }
+        rows = {}
+        for label, cmd in cases.items():
+            runs = [_timed(cmd, work) for _ in range(repeat)]
+            rows[label] = runs
+        log = (work / "products").iterdir()
+        assert any(p.name.endswith("_group_scale.fits") for p in log), "the job wrote nothing"
+    print(f"Per-job start-up, {repeat} runs each, fresh process (load average "
+          f"{os.getloadavg()[0]:.1f}):")
+    print(f"  {'':42s} {'wall best':>9} {'median':>7} {'cpu best':>9} {'median':>7}")
+    for label, runs in rows.items():
+        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+        print(f"  {label:42s} {min(walls):9.2f} {statistics.median(walls):7.2f} "
+              f"{min(cpus):9.2f} {statistics.median(cpus):7.2f}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--ngroups", type=int, default=10)
     parser.add_argument("--workdir", default="bench_detector1_work")
+    parser.add_argument("--startup", action="store_true",
+                        help="measure per-job start-up instead (a job that does no work)")
+    parser.add_argument("--repeat", type=int, default=7)
     ns = parser.parse_args()
+    if ns.startup:
+        startup(ns.repeat)
+        return
     from bench_detector1 import simulate
 
     from jwpipe.associations import asn_from_list, write_asn

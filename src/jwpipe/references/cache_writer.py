@@ -14,6 +14,7 @@ Mappings are immutable once written, as in CRDS: a new rule set is a new context
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import os
 import re
@@ -78,7 +79,14 @@ _FITS_TO_META = {
 
 def meta_key(keyword: str) -> str:
     """The CRDS parameter name (``META.INSTRUMENT.DETECTOR``) of a FITS keyword."""
-    key = keyword.upper()
+    found = _meta_key(keyword.upper())
+    if found is None:
+        raise KeyError(f"no datamodel path for FITS keyword {keyword!r}")
+    return found
+
+
+@functools.cache
+def _meta_key(key: str) -> str | None:
     if key in _FITS_TO_META:
         return _FITS_TO_META[key]
     from jwpipe.datamodels.keywords import KEYWORDS
@@ -86,7 +94,7 @@ def meta_key(keyword: str) -> str:
     for path, kw in KEYWORDS.items():
         if kw.name == key and kw.hdu == "PRIMARY":
             return "META." + path.upper()
-    raise KeyError(f"no datamodel path for FITS keyword {keyword!r}")
+    return None
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,7 @@ class CrdsCache:
             str(self.server_config.get("bad_files") or "").split()
         self.bad_files = frozenset(bad)
         self._answers: dict[tuple[tuple[tuple[str, str], ...], str], str] = {}
+        self._present: set[str] = set()
 
     def __repr__(self) -> str:
         return f"CrdsCache({self.path!r}, context={self.context!r})"
@@ -234,11 +235,12 @@ class CrdsCache:
                 f"CRDS designates {name} ({reftype}, context {self.context}) scientifically "
                 "invalid; set CRDS_ALLOW_BAD_REFERENCES=1 to use it anyway")
         path = self.locate(name)
-        if not path.is_file():
+        if name not in self._present and not path.is_file():
             raise ReferenceFileError(
                 f"{reftype} reference {name} (CRDS context {self.context}) is not in the cache "
                 f"{self.path}; fetch it with: CRDS_PATH={self.path} crds sync --files {name} "
                 f"(or crds sync --contexts {self.context} --fetch-references)")
+        self._present.add(name)  # asked again for each exposure of a survey
         return str(path)
 
     def locate(self, name: str) -> Path:

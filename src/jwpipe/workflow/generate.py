@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import sys
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +26,7 @@ from jwpipe.atomic import umask, write_text_atomic
 from jwpipe.workflow.plan import Plan, plan_workflow
 from jwpipe.workflow.snakefile import render_snakefile
 from jwpipe.workflow.software import conda_env_text, generating_command
+from jwpipe.workflow.wildcards import wildcard_constraints
 
 __all__ = ["canonical_json", "generate_workflow", "write_if_changed", "write_unit_file"]
 
@@ -50,16 +51,28 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def write_unit_file(path: Path, record: dict[str, Any]) -> bool:
+def write_unit_file(path: Path, record: dict[str, Any], *, fresh: bool = False) -> bool:
     """Write a unit file unless it already holds ``record``; return True if written.
 
     A new reference context alone does not rewrite it: the job depends on the reference files
     the context selects (their paths, sizes and times are in the file), and the context written
     is the one the existing products were made under, which selected the same files.
+    ``fresh``: the file is new, in a directory renamed into place only when complete (written
+    directly, not through a temporary file).
     """
+    text = canonical_json(record)
+    if fresh:
+        path.write_text(text)
+        return True
     try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
+        old_text = path.read_text()
+    except OSError:
+        old_text = None
+    if old_text == text:
+        return False
+    try:
+        old = json.loads(old_text) if old_text is not None else None
+    except ValueError:
         old = None
     if isinstance(old, dict) and isinstance(old.get("references"), dict):
         new_refs = record["references"]
@@ -68,16 +81,15 @@ def write_unit_file(path: Path, record: dict[str, Any]) -> bool:
                                              "context": old["references"]["context"]}}
             if canonical_json(old) == canonical_json(same):
                 return False
-    return write_if_changed(path, canonical_json(record))
-
-
-def _alternatives(names: list[str]) -> str:
-    if not names:
-        return "(?!x)x"  # matches nothing
-    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    return True
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
+    constraints, notes = wildcard_constraints(plan)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     units: dict[str, dict[str, Any]] = {}
     for u in plan.units:
         units.setdefault(u.step, {})[u.key] = {
@@ -91,8 +103,8 @@ def _plan_json(plan: Plan) -> dict[str, Any]:
         "targets": plan.targets,
         "exposures": plan.exposures,
         "products": plan.products,
-        "exp_regex": _alternatives(plan.exposures),
-        "product_regex": _alternatives(plan.products),
+        "exp_regex": constraints["exp"],
+        "product_regex": constraints["product"],
         "reference_context": plan.context,
     }
 
@@ -204,7 +216,7 @@ def write_workflow(
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
                                  keep, group_detector1, pictures,
                                  {"insert_after": list(insert_after or []), "until": until},
-                                 granularity)
+                                 granularity, fresh=fresh)
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -224,7 +236,8 @@ def _staging_dir(target: Path) -> Path:
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
                     keep: list[str] | None, group_detector1: bool, pictures: bool,
-                    shape: dict[str, Any], granularity: str = "step") -> dict[str, int]:
+                    shape: dict[str, Any], granularity: str = "step", *,
+                    fresh: bool = False) -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -233,7 +246,9 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
     for u in plan.units:
         path = work / "units" / u.step / f"{u.key}.json"
         wanted.add(path)
-        if write_unit_file(path, u.record(plan.context)):
+        if fresh:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if write_unit_file(path, u.record(plan.context), fresh=fresh):
             counts["written"] += 1
         else:
             counts["unchanged"] += 1

@@ -13,6 +13,7 @@ The planner knows steps only through their declared metadata (``Step.workflow_*`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -194,18 +195,9 @@ def stage_for_association(asn: Any, stages: Sequence[type[Pipeline]]) -> int:
 def _read_exposure(path: str, keywords: frozenset[str]) -> tuple[dict[str, Any], int]:
     """Selection parameters (the given primary keywords) and the in-memory float32 size of the
     SCI array, from one read of the headers."""
-    from astropy.io import fits
+    from jwpipe.workflow.fits_headers import read_selection
 
-    try:
-        with fits.open(path, memmap=True) as hdul:
-            primary = hdul[0].header
-            params = {k: primary[k] for k in keywords if k in primary}
-            hdr = hdul["SCI"].header if "SCI" in hdul else primary
-            naxis = int(hdr.get("NAXIS", 0))
-            n = math.prod(int(hdr.get(f"NAXIS{i}", 1)) for i in range(1, naxis + 1))
-    except (OSError, KeyError, ValueError) as exc:
-        raise WorkflowError(f"cannot read the FITS headers of {path}: {exc}") from None
-    return params, 4 * n
+    return read_selection(path, keywords)
 
 
 def _selection_keywords() -> frozenset[str]:
@@ -256,17 +248,30 @@ def _canonical_number(value: Any) -> Any:
 
 
 class _CachedStore:
-    """The CRDS cache, answering each (exposure, reference type) question once."""
+    """The CRDS cache, answering each (exposure, reference type) question once.
 
-    def __init__(self, store: Any) -> None:
+    The first question about an exposure asks for every type in ``prefetch`` too, in one
+    selection (a survey's exposures differ in DATE-OBS and TIME-OBS, so each is selected for);
+    if that fails, only the types asked for are selected, so errors are those of the question.
+    """
+
+    def __init__(self, store: Any, prefetch: Sequence[str] = ()) -> None:
         self.store = store
         self.context = getattr(store, "context", None)
+        self.prefetch = list(dict.fromkeys(prefetch))
         self._answers: dict[tuple[int, str], str] = {}
+        self._seen: set[int] = set()
 
     def best_references(self, parameters: dict[str, Any], reftypes: list[str]
                         ) -> dict[str, str]:
         key = id(parameters)  # parameters dicts live as long as the plan
         todo = [t for t in reftypes if (key, t) not in self._answers]
+        if todo and key not in self._seen and hasattr(self.store, "best_references"):
+            self._seen.add(key)
+            with contextlib.suppress(Exception):
+                found = self.store.best_references(parameters, [*todo, *self.prefetch])
+                self._answers.update({(key, t): v for t, v in found.items()})
+                todo = [t for t in reftypes if (key, t) not in self._answers]
         if todo:
             if hasattr(self.store, "best_references"):
                 found = self.store.best_references(parameters, todo)
@@ -291,7 +296,7 @@ class _Resolver:
         self._cache: dict[tuple, dict[str, Any]] = {}
 
     def resolve(self, dataset_params: dict[str, Any]) -> dict[str, Any]:
-        key = tuple(sorted((k, str(v)) for k, v in dataset_params.items()))
+        key = self._parameter_references(dataset_params)
         if key not in self._cache:
             kwargs: dict[str, Any] = {}
             if self.overrides:
@@ -304,6 +309,24 @@ class _Resolver:
             config.pop("name", None)
             self._cache[key] = _spec.apply_defaults(self.stage.load_spec_file(), config)
         return self._cache[key]
+
+    def _parameter_references(self, dataset_params: dict[str, Any]) -> tuple:
+        """The parameter reference files (``pars-*``) the dataset selects: the only thing the
+        resolved parameters depend on the dataset through, hence the cache key (every exposure
+        of a survey has its own DATE-OBS and TIME-OBS)."""
+        from jwpipe.stpipe import refstore
+
+        store = refstore.get_store()  # the store build_config reads
+        if store is None or refstore.ref_steppars_disabled(None):
+            return ()
+        if isinstance(self.store, _CachedStore) and self.store.store is store:
+            store = self.store  # one selection per exposure for all its types
+        types = [c.get_config_reftype() for c in (*self.stage.step_defs.values(), self.stage)]
+        if hasattr(store, "best_references"):
+            found = store.best_references(dataset_params, types)
+        else:
+            found = {t: store.get_reference_file(dataset_params, t) for t in types}
+        return tuple(sorted(found.items()))
 
 
 def route_parameter_files(param_files: Sequence[str], stages: Sequence[type[Pipeline]]
@@ -408,7 +431,10 @@ def plan_workflow(
 
     stages = list(stages or _default_stages())
     keywords = _selection_keywords()
-    store = _CachedStore(store) if store is not None else None
+    wanted = [t for st in stages for c in st.step_defs.values()
+              for t in (*c.reference_file_types, c.get_config_reftype())]
+    wanted += [st.get_config_reftype() for st in stages]
+    store = _CachedStore(store, wanted) if store is not None else None
     from jwpipe.workflow.insertions import shape_chain
 
     shape, param_files, overrides = shape_chain(stages, insert_after, list(param_files),
