@@ -121,6 +121,9 @@ def make_workflow(argv: list[str]) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="fail (and write nothing) if any association cannot be planned; "
                              "by default those are reported and the others planned")
+    parser.add_argument("--engine", choices=("jwpipe", "jwst"), default="jwpipe",
+                        help="step library the jobs run: jwpipe's own steps, or STScI's jwst "
+                             "pipelines step by step (pip install 'jwpipe[jwst]') [jwpipe]")
     parser.add_argument("--again", metavar="WORKDIR",
                         help="regenerate WORKDIR with the arguments it was made with")
     ns, extra = parser.parse_known_args(argv)
@@ -135,6 +138,7 @@ def make_workflow(argv: list[str]) -> int:
         keep = gen["keep"]
         group = gen["group_detector1"]
         pictures = gen.get("pictures", True)
+        ns.engine = gen.get("engine", "jwpipe")
     else:
         if not ns.asn:
             parser.error("give at least one association file (or --again WORKDIR)")
@@ -142,6 +146,9 @@ def make_workflow(argv: list[str]) -> int:
             [s for s in ns.keep.split(",") if s]
         group = ns.group_detector1
         pictures = not ns.no_pictures
+    from jwpipe.engines import engine_stages
+
+    stages = engine_stages(ns.engine)  # before anything is written: says how to install jwst
     exposures = [a for a in ns.asn if a.lower().endswith(_EXPOSURE_SUFFIXES)]
     if exposures and not ns.again:
         if len(exposures) != len(ns.asn):
@@ -150,7 +157,8 @@ def make_workflow(argv: list[str]) -> int:
     asns = _expand_associations(ns.asn)
     try:
         plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
-                                 input_dir=ns.input_dir, refs=ns.refs, keep_going=True)
+                                 input_dir=ns.input_dir, refs=ns.refs, keep_going=True,
+                                 stages=stages)
     except WorkflowError as exc:
         if len(getattr(exc, "refused", [])) > 1:
             _report_refused(exc.refused)  # type: ignore[attr-defined]
@@ -163,7 +171,8 @@ def make_workflow(argv: list[str]) -> int:
                             "cannot be planned; nothing written")
     counts = write_workflow(plan, ns.output, asn_paths=asns, param_files=ns.params,
                             overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
-                            keep=keep, group_detector1=group, pictures=pictures)
+                            keep=keep, group_detector1=group, pictures=pictures,
+                            engine=ns.engine)
     per_step = Counter(u.step for u in plan.units)
     print(f"workflow in {ns.output}: {len(plan.exposures)} exposure(s), "
           f"{len(plan.products)} product(s), {len(plan.units)} job(s) over "

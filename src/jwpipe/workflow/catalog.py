@@ -71,5 +71,6 @@ def prepare(config: dict[str, Any]) -> tuple[str, str]:
         keep=None if keep == "all" else [] if keep == "none" else list(keep),
         group_detector1=bool(config.get("group_detector1", False)),
         stages=_stages(config.get("stages")),
+        engine=config.get("engine", "jwpipe"),
     )
     return generated_rules(config)

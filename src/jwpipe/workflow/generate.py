@@ -156,6 +156,7 @@ def generate_workflow(
     stages: list | None = None,
     keep_going: bool = False,
     pictures: bool = True,
+    engine: str = "jwpipe",
 ) -> tuple[Plan, dict[str, int]]:
     """Plan and write (or update) a workflow directory.
 
@@ -167,12 +168,16 @@ def generate_workflow(
     plan, counts
         The plan, and how many unit files were written, unchanged and removed.
     """
+    if stages is None and engine != "jwpipe":
+        from jwpipe.engines import engine_stages
+
+        stages = engine_stages(engine)
     plan = plan_for_workflow(asn_paths, param_files=param_files, overrides=overrides,
                              input_dir=input_dir, refs=refs, stages=stages,
                              keep_going=keep_going)
     counts = write_workflow(plan, workdir, asn_paths=asn_paths, param_files=param_files,
                             overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
-                            group_detector1=group_detector1, pictures=pictures)
+                            group_detector1=group_detector1, pictures=pictures, engine=engine)
     return plan, counts
 
 
@@ -188,6 +193,7 @@ def write_workflow(
     keep: list[str] | None = None,
     group_detector1: bool = False,
     pictures: bool = True,
+    engine: str = "jwpipe",
 ) -> dict[str, int]:
     """Write (or update) the workflow directory of a plan; return the unit-file counts.
 
@@ -202,7 +208,7 @@ def write_workflow(
     work = _staging_dir(target) if fresh else target
     try:
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
-                                 keep, group_detector1, pictures)
+                                 keep, group_detector1, pictures, engine)
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -221,8 +227,8 @@ def _staging_dir(target: Path) -> Path:
 
 def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: list[str] | None,
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
-                    keep: list[str] | None, group_detector1: bool, pictures: bool
-                    ) -> dict[str, int]:
+                    keep: list[str] | None, group_detector1: bool, pictures: bool,
+                    engine: str = "jwpipe") -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -261,6 +267,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         "keep": keep,
         "group_detector1": group_detector1,
         "pictures": pictures,
+        **({"engine": engine} if engine != "jwpipe" else {}),
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):
