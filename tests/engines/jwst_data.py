@@ -37,8 +37,9 @@ def missing_reftypes(cache: Path, context: str, instrument: str = "NIRCAM") -> l
     return sorted(declared - set(imap))
 
 
-def make_field(root: Path) -> dict:
-    """Simulate, re-write with stdatamodels, complete the cache; return the paths."""
+def make_field(root: Path, size: int = 256, ngroups: int = 5) -> dict:
+    """Simulate two dithered exposures, re-write them with stdatamodels, complete the cache;
+    return the paths."""
     sys.path.insert(0, str(FORMATS))
     from formats_data import write_distortion, write_filteroffset
     from stdatamodels.jwst import datamodels as sdm
@@ -46,7 +47,7 @@ def make_field(root: Path) -> dict:
     from jwpipe.references.cache_writer import derive_context, install_reference, rule_from_file
     from jwpipe.simulate import simulate_field
 
-    sim = simulate_field(root / "sim", n_exposures=2, size=256, ngroups=5, seed=3,
+    sim = simulate_field(root / "sim", n_exposures=2, size=size, ngroups=ngroups, seed=3,
                          overwrite=True)
     cache = sim.store_dir
     made = root / "made"

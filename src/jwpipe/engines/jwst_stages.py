@@ -278,8 +278,9 @@ def route_parameter_files(param_files: Sequence[str], stages: Sequence[type]
                           ) -> tuple[list[list[str]], list[dict[str, str]]]:
     """Which stage each jwst parameter file configures (its ``class``: a jwst pipeline, by
     dotted path or alias, or one of their steps); anything else is refused before import."""
-    from stpipe import config_parser
     from stpipe.utilities import resolve_step_class_alias
+
+    from stpipe import config_parser
 
     stage_files: list[list[str]] = [[] for _ in stages]
     step_files: list[dict[str, str]] = [{} for _ in stages]
