@@ -302,3 +302,61 @@ def test_context_swapping_one_reference_reruns_its_units(workflow, field, tmp_pa
     unit = json.loads((wf / "units" / "flat_field" / f"{ROOTS[0]}.json").read_text())
     assert unit["references"]["context"] == context
     assert Path(unit["references"]["files"]["flat"]).name == renamed.name
+
+
+# ------------------------------------------------------------------ MIRI and NIRISS imaging
+@pytest.fixture(scope="module")
+def other_imagers(tmp_path_factory):
+    """A MIRI and a NIRISS exposure (stdatamodels), their cache, and jwst's in-process
+    Detector1 on each."""
+    from jwst_data import other_imager_cache, write_other_imager
+
+    root = tmp_path_factory.mktemp("imagers")
+    made = {inst: write_other_imager(root / inst, inst) for inst in ("MIRI", "NIRISS")}
+    cache = root / "cache"
+    other_imager_cache(cache, {inst: refs for inst, (_, refs) in made.items()})
+    runs = {}
+    for inst, (uncal, _) in made.items():
+        out = root / f"inprocess-{inst}"
+        proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_pipelines.py"),
+                               str(uncal.parent), "-", str(out)], capture_output=True,
+                              text=True, timeout=900,
+                              env=_env(CRDS_PATH=str(cache), CRDS_READONLY_CACHE="1"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[inst] = out
+    return {"cache": cache, "uncals": {k: v[0] for k, v in made.items()}, "runs": runs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("instrument", ["MIRI", "NIRISS"])
+def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, instrument,
+                                                              tmp_path):
+    from jwpipe.associations import asn_from_list, write_asn
+    from jwpipe.engines.jwst_stages import jwst_stages, planned_order
+    from jwpipe.workflow.generate import generate_workflow
+
+    uncal = other_imagers["uncals"][instrument]
+    root = uncal.name.removesuffix("_uncal.fits")
+    asn = write_asn(asn_from_list([f"{root}_rate.fits"], asn_type="image2", product_name=root),
+                    uncal.parent / f"{root}_image2_asn.json")
+    wf = tmp_path / "wf"
+    generate_workflow([str(asn)], wf, refs=str(other_imagers["cache"]),
+                      stages=jwst_stages()[:1], engine="jwst", pictures=False)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "2"], cwd=wf, capture_output=True, text=True,
+                         timeout=1800, env=_env())
+    assert run.returncode == 0, run.stderr[-4000:]
+    inproc = other_imagers["runs"][instrument]
+    steps = json.loads((inproc / "steps.json").read_text())[0]["steps"]
+    assert [n for n, _ in steps] == planned_order("calwebb_detector1", instrument)
+    plan = json.loads((wf / "plan.json").read_text())
+    assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]
+    if instrument == "MIRI":
+        assert {"emicorr", "reset", "rscd", "lastframe"} & {s["name"] for s in plan["steps"]} \
+            == {"reset", "rscd", "lastframe"}
+    for suffix in ("rate", "rateints"):
+        a = _arrays(inproc / f"{root}_{suffix}.fits")
+        b = _arrays(wf / "products" / f"{root}_{suffix}.fits")
+        assert sorted(a) == sorted(b) and "SCI" in a
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{suffix} {name}")
