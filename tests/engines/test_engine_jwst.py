@@ -133,8 +133,11 @@ def test_planned_order_is_the_order_pipeline_call_runs(in_process, workflow):
     for run in runs:
         alias = by_name[run["pipeline"]]
         not_planned = next(s["not_planned"] for s in STAGES if s["alias"] == alias)
-        called = [name for name, _ in run["steps"] if name not in not_planned]
-        ran = [name for name, ran in run["steps"] if ran and name not in not_planned]
+        # gain_scale is called twice in a row (rate, then rateints); its unit takes both
+        steps = [step for i, step in enumerate(run["steps"])
+                 if i == 0 or step[0] != run["steps"][i - 1][0]]
+        called = [name for name, _ in steps if name not in not_planned]
+        ran = [name for name, ran in steps if ran and name not in not_planned]
         assert called == planned_order(alias, "NIRCAM"), run["input"]
         # the workflow's rules: the planned order without the steps jwst skipped
         assert [s["name"] for s in plan["steps"] if s["stage"] == run["pipeline"]] == ran
@@ -195,7 +198,7 @@ def test_jobs_write_parameter_files_records_logs_and_benchmarks(workflow, field)
     from stdatamodels.jwst import datamodels as sdm
 
     with sdm.open(str(workflow / "products" / f"{ROOTS[0]}_rate.fits")) as model:
-        provenance = model.jwpipe_run_step
+        provenance = model.instance["jwpipe_run_step"]
         assert model.meta.filename == f"{ROOTS[0]}_rate.fits"
     assert provenance["engine"] == "jwst" and provenance["step"] == "gain_scale"
     status = _jwpipe("status", str(workflow), "--no-snakemake")
@@ -348,6 +351,7 @@ def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, inst
     assert run.returncode == 0, run.stderr[-4000:]
     inproc = other_imagers["runs"][instrument]
     steps = json.loads((inproc / "steps.json").read_text())[0]["steps"]
+    steps = [step for i, step in enumerate(steps) if i == 0 or step[0] != steps[i - 1][0]]
     assert [n for n, _ in steps] == planned_order("calwebb_detector1", instrument)
     plan = json.loads((wf / "plan.json").read_text())
     assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]

@@ -274,6 +274,14 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _names(path: str, cls: type) -> bool:
+    """Whether a dotted path names ``cls``, by its module or a package above it, as jwst's
+    own parameter files do (``jwst.jump.JumpStep`` for ``jwst.jump.jump_step.JumpStep``)."""
+    module, _, name = path.rpartition(".")
+    return name == cls.__name__ and bool(module) and (
+        cls.__module__ == module or cls.__module__.startswith(module + "."))
+
+
 def route_parameter_files(param_files: Sequence[str], stages: Sequence[type]
                           ) -> tuple[list[list[str]], list[dict[str, str]]]:
     """Which stage each jwst parameter file configures (its ``class``: a jwst pipeline, by
@@ -295,11 +303,11 @@ def route_parameter_files(param_files: Sequence[str], stages: Sequence[type]
                                 "jwst pipeline or step it configures")
         target = resolve_step_class_alias(name)
         full = os.path.abspath(path)
-        hits = [i for i, st in enumerate(stages) if target == _class_path(st.jwst_class)]
+        hits = [i for i, st in enumerate(stages) if _names(target, st.jwst_class)]
         for i in hits:
             stage_files[i].append(full)
         owners = [(i, step) for i, st in enumerate(stages)
-                  for step, c in st.step_defs.items() if target == _class_path(c.jwst_class)]
+                  for step, c in st.step_defs.items() if _names(target, c.jwst_class)]
         for i, step in owners:
             if step in step_files[i]:
                 raise WorkflowError(f"more than one parameter file for step {step!r}: "
