@@ -201,6 +201,12 @@ def test_jobs_write_parameter_files_records_logs_and_benchmarks(workflow, field)
         provenance = model.instance["jwpipe_run_step"]
         assert model.meta.filename == f"{ROOTS[0]}_rate.fits"
     assert provenance["engine"] == "jwst" and provenance["step"] == "gain_scale"
+    # every job stayed within the memory the engine declared for its step
+    plan = json.loads((workflow / "plan.json").read_text())
+    for step, units in plan["units"].items():
+        for key, planned in units.items():
+            made = json.loads((workflow / "state" / step / f"{key}.json").read_text())
+            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
     status = _jwpipe("status", str(workflow), "--no-snakemake")
     assert status.returncode == 0 and "33 done" in status.stdout, status.stdout
 

@@ -87,11 +87,21 @@ STAGES: tuple[dict[str, Any], ...] = (
     },
 )
 
-#: Memory requests (MB per MB of float32 science array, base MB), from the peak RSS of each
-#: jwst step run as a workflow job (``benchmarks/bench_jwst_engine.py``); steps not measured
-#: get the default.
-MEMORY: dict[str, tuple[float, float]] = {}
-DEFAULT_MEMORY = (12.0, 700.0)
+#: Peak RSS of each jwst 3.0 step run as a workflow job, as (MB per MB of the exposure's
+#: float32 science array as planned, MB): fitted to the job's own peak at 256x256x5
+#: (1.25 MB) and 2048x2048x4 (64 MB) NIRCam exposures (``benchmarks/bench_jwst_engine.py``;
+#: Image3 steps see two members). The request is this times :data:`HEADROOM`.
+MEASURED_MEMORY: dict[str, tuple[float, float]] = {
+    "group_scale": (1.5, 142), "dq_init": (2.3, 141), "saturation": (4.1, 144),
+    "ipc": (1.8, 141), "superbias": (2.6, 141), "refpix": (3.4, 203), "linearity": (3.6, 142),
+    "dark_current": (5.8, 141), "jump": (18.9, 167), "ramp_fit": (5.5, 170),
+    "gain_scale": (2.5, 141), "assign_wcs": (1.3, 150), "flat_field": (3.8, 147),
+    "photom": (2.1, 144), "tweakreg": (4.1, 225), "skymatch": (2.1, 146),
+    "outlier_detection": (6.9, 157), "resample": (8.4, 151), "source_catalog": (5.9, 224),
+}
+#: Steps not measured (MIRI-only, Image2 resample...): the largest non-jump Detector1 slope.
+DEFAULT_MEMORY = (6.0, 200.0)
+HEADROOM = 1.25
 
 
 def planned_order(alias: str, instrument: str | None) -> list[str]:
@@ -132,7 +142,8 @@ def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...]) -> type:
         "prefetch_references": True,
         "outputs": outputs,
         "workflow_member_role": None,
-        "workflow_memory": MEMORY.get(name, DEFAULT_MEMORY),
+        "workflow_memory": tuple(HEADROOM * v for v in
+                                 MEASURED_MEMORY.get(name, DEFAULT_MEMORY)),
         "jwst_class": cls,
     })
 
