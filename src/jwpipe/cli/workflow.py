@@ -138,6 +138,9 @@ def make_workflow(argv: list[str]) -> int:
     parser.add_argument("--strict", action="store_true",
                         help="fail (and write nothing) if any association cannot be planned; "
                              "by default those are reported and the others planned")
+    parser.add_argument("--engine", choices=("jwpipe", "jwst"), default="jwpipe",
+                        help="step library the jobs run: jwpipe's own steps, or STScI's jwst "
+                             "pipelines step by step (pip install 'jwpipe[jwst]') [jwpipe]")
     parser.add_argument("--again", metavar="WORKDIR",
                         help="regenerate WORKDIR with the arguments it was made with")
     ns, extra = parser.parse_known_args(argv)
@@ -155,6 +158,7 @@ def make_workflow(argv: list[str]) -> int:
         ns.until = ns.until or gen.get("until")
         ns.insert_after = gen.get("insert_after", []) + ns.insert_after
         granularity = gen.get("granularity", "step")
+        ns.engine = gen.get("engine", "jwpipe")
     else:
         if not ns.asn:
             parser.error("give at least one association file (or --again WORKDIR)")
@@ -163,6 +167,9 @@ def make_workflow(argv: list[str]) -> int:
         group = ns.group_stages
         pictures = not ns.no_pictures
         granularity = ns.granularity
+    from jwpipe.engines import engine_stages
+
+    stages = engine_stages(ns.engine)  # before anything is written: says how to install jwst
     exposures = [a for a in ns.asn if a.lower().endswith(_EXPOSURE_SUFFIXES)]
     if exposures and not ns.again:
         if len(exposures) != len(ns.asn):
@@ -172,7 +179,8 @@ def make_workflow(argv: list[str]) -> int:
     try:
         plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
                                  input_dir=ns.input_dir, refs=ns.refs, keep_going=True,
-                                 insert_after=ns.insert_after, until=ns.until)
+                                 insert_after=ns.insert_after, until=ns.until,
+                                 stages=stages)
     except WorkflowError as exc:
         if len(getattr(exc, "refused", [])) > 1:
             _report_refused(exc.refused)  # type: ignore[attr-defined]
@@ -187,7 +195,7 @@ def make_workflow(argv: list[str]) -> int:
                             overrides=overrides, input_dir=ns.input_dir, refs=ns.refs,
                             keep=keep, group_detector1=group, pictures=pictures,
                             insert_after=ns.insert_after, until=ns.until,
-                            granularity=granularity)
+                            granularity=granularity, engine=ns.engine)
     per_step = Counter(u.step for u in plan.units)
     jobs = len(plan.units)
     if granularity == "stage":

@@ -94,5 +94,6 @@ def prepare(config: dict[str, Any]) -> tuple[str, str]:
         stages=_stages(config.get("stages")),
         insert_after=list(config.get("insert_after") or []),
         until=config.get("until"),
+        engine=config.get("engine", "jwpipe"),
     )
     return generated_rules(config)

@@ -160,6 +160,7 @@ def generate_workflow(
     insert_after: list[str] | None = None,
     until: str | None = None,
     granularity: str = "step",
+    engine: str = "jwpipe",
 ) -> tuple[Plan, dict[str, int]]:
     """Plan and write (or update) a workflow directory.
 
@@ -174,6 +175,10 @@ def generate_workflow(
     plan, counts
         The plan, and how many unit files were written, unchanged and removed.
     """
+    if stages is None and engine != "jwpipe":
+        from jwpipe.engines import engine_stages
+
+        stages = engine_stages(engine)
     plan = plan_for_workflow(asn_paths, param_files=param_files, overrides=overrides,
                              input_dir=input_dir, refs=refs, stages=stages,
                              keep_going=keep_going, insert_after=insert_after, until=until)
@@ -181,7 +186,7 @@ def generate_workflow(
                             overrides=overrides, input_dir=input_dir, refs=refs, keep=keep,
                             group_detector1=group_detector1, pictures=pictures,
                             insert_after=insert_after, until=until,
-                            granularity=granularity)
+                            granularity=granularity, engine=engine)
     return plan, counts
 
 
@@ -200,6 +205,7 @@ def write_workflow(
     insert_after: list[str] | None = None,
     until: str | None = None,
     granularity: str = "step",
+    engine: str = "jwpipe",
 ) -> dict[str, int]:
     """Write (or update) the workflow directory of a plan; return the unit-file counts.
 
@@ -216,7 +222,7 @@ def write_workflow(
         counts = _write_workflow(work, plan, asn_paths, param_files, overrides, input_dir, refs,
                                  keep, group_detector1, pictures,
                                  {"insert_after": list(insert_after or []), "until": until},
-                                 granularity, fresh=fresh)
+                                 granularity, fresh=fresh, engine=engine)
     except BaseException:
         if fresh:
             shutil.rmtree(work, ignore_errors=True)
@@ -237,7 +243,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
                     overrides: dict[str, Any] | None, input_dir: str | None, refs: str | None,
                     keep: list[str] | None, group_detector1: bool, pictures: bool,
                     shape: dict[str, Any], granularity: str = "step", *,
-                    fresh: bool = False) -> dict[str, int]:
+                    fresh: bool = False, engine: str = "jwpipe") -> dict[str, int]:
     from jwpipe import __version__
     from jwpipe.workflow.report_rules import picture_targets, report_caption
 
@@ -285,6 +291,7 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         "pictures": pictures,
         **shape,
         "granularity": granularity,
+        **({"engine": engine} if engine != "jwpipe" else {}),
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
     for sub in ("products", "logs", "benchmarks"):

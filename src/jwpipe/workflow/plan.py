@@ -92,6 +92,8 @@ class Unit:
     #: How the step is called: ``each`` input on its own, all ``members`` as one container, or
     #: the ``single`` combined input.
     call: str = "each"
+    #: Further unit-file keys an engine adds (the jwst engine: ``engine``, ``jwst``).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_paths(self) -> list[str]:
@@ -131,6 +133,7 @@ class Unit:
             "inputs": self.inputs,
             "outputs": self.outputs,
             "record": self.record_path,
+            **self.extra,
         }
 
 
@@ -295,7 +298,8 @@ class _Resolver:
         self.store = store
         self._cache: dict[tuple, dict[str, Any]] = {}
 
-    def resolve(self, dataset_params: dict[str, Any]) -> dict[str, Any]:
+    def resolve(self, dataset_params: dict[str, Any], path: str | None = None
+                ) -> dict[str, Any]:
         key = self._parameter_references(dataset_params)
         if key not in self._cache:
             kwargs: dict[str, Any] = {}
@@ -440,11 +444,14 @@ def plan_workflow(
     shape, param_files, overrides = shape_chain(stages, insert_after, list(param_files),
                                                 dict(overrides or {}), until, store)
     routed = _split_overrides(overrides, stages)
-    stage_files, step_files = route_parameter_files(param_files, stages)
+    # an engine's stages may bring their own parameter routing and resolution
+    route = getattr(stages[0], "workflow_route_parameter_files", route_parameter_files)
+    stage_files, step_files = route(param_files, stages)
     for i, files in enumerate(step_files):
         for step, path in files.items():  # beneath the command-line values of that step
             routed[i][step] = {"config_file": path, **routed[i].get(step, {})}
-    resolvers = [_Resolver(s, stage_files[i], routed[i], store) for i, s in enumerate(stages)]
+    resolvers = [getattr(s, "workflow_resolver", _Resolver)(s, stage_files[i], routed[i], store)
+                 for i, s in enumerate(stages)]
     stages = stages[:shape.last_stage + 1]  # files and overrides of later stages stay valid
     exposures: dict[str, _Exposure] = {}
     products: list[tuple[int, str, list[str]]] = []
@@ -491,6 +498,9 @@ def plan_workflow(
             step_units = _plan_product_stage(stage, resolvers[index], exposures, products, index,
                                              streams, store, units, targets, shape)
         steps += step_units
+    finish = getattr(stages[0], "workflow_finish_units", None)
+    if finish is not None:
+        finish(units, store)
     for top, _name, roots in products:
         if stages[top].workflow_stage_scope == "exposure":
             for root in roots:  # stopped at a step: each of its outputs
@@ -640,7 +650,7 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
     layouts: dict[tuple[str, ...], list[_Exposure]] = {}
     resolved: dict[str, dict[str, Any]] = {}
     for exp in members:
-        pars = resolver.resolve(exp.params)
+        pars = resolver.resolve(exp.params, exp.start_file)
         resolved[exp.root] = pars
         active = tuple(_active_steps(stage, pars, exp.params.get("INSTRUME")))
         layouts.setdefault(active, []).append(exp)
@@ -702,7 +712,7 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
         for root in roots:
             if exposures[root].start_stage == index:
                 streams[root] = [exposures[root].start_file]
-        pars = resolver.resolve(first.params)
+        pars = resolver.resolve(first.params, first.start_file)
         active = _active_steps(stage, pars, first.params.get("INSTRUME"))
         chain, _, planned = shape.entries(index, stage, active, first.params.get("INSTRUME"))
         current = [file_spec(streams[r][0]) for r in roots]

@@ -196,6 +196,12 @@ def run_unit(unit_path: str) -> None:
     from jwpipe.stpipe.step import parameters_hash
 
     unit = load_unit(unit_path)
+    if unit.get("engine", "jwpipe") != "jwpipe":  # another step library runs this job
+        if unit["engine"] != "jwst":
+            raise WorkflowError(f"unit file {unit_path}: unknown engine {unit['engine']!r}")
+        from jwpipe.engines.jwst_run import run_jwst_unit
+
+        return run_jwst_unit(unit_path, unit)
     cls = resolve_step_class(unit["class"], what="step")
     files = _input_files(unit)
     missing = [p for p in files if not os.path.exists(p)]

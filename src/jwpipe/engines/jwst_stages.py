@@ -1,0 +1,343 @@
+"""STScI's jwst pipelines as workflow stages (``make-workflow --engine jwst``).
+
+The planner (:mod:`jwpipe.workflow.plan`) knows steps only through their declarations. Here
+those come from jwst itself: each pipeline class is found from its ``class_alias``
+(``calwebb_detector1`` ...) through stpipe's registry of the ``stpipe.steps`` entry points; its
+steps are its ``step_defs``; each step's reference types are its ``reference_file_types``; its
+parameters are its ``spec`` merged with CRDS ``pars-*`` references, the user's parameter file
+and ``--steps.<step>.<par>`` by stpipe's own ``build_config`` (jwst's precedence, because it is
+jwst's code).
+
+jwst decides the order of its steps in code (``Detector1Pipeline.process`` branches on the
+instrument; Image2 and Image3 call some steps only in some cases). That order is stated as data
+in :data:`STAGES`, the one place it is written down; ``tests/engines`` checks it against the
+steps a full in-process ``Pipeline.call`` runs on the same input, and checks that every name
+in it is one of the pipeline's ``step_defs`` and every ``step_defs`` entry is either planned or
+listed with the reason it is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from jwpipe.errors import WorkflowError
+from jwpipe.stpipe.outputs import Output
+
+__all__ = ["STAGES", "jwst_stages", "planned_order"]
+
+#: Steps every Detector1 branch runs after the instrument-specific part.
+_DETECTOR1_TAIL = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise",
+                   "persistence", "ramp_fit", "gain_scale")
+
+#: The jwst pipelines a workflow chains, in stage order, with what their ``process`` decides in
+#: code. ``order`` maps an instrument (None: every other one) to the steps ``process`` calls, in
+#: order (steps whose ``skip`` resolves true are then left out by the planner, as jwst skips
+#: them); ``not_planned`` lists the ``step_defs`` entries a workflow leaves out and why;
+#: ``outputs`` declares steps whose results are not one file per input. (calwebb_image3 also
+#: sets ``outlier_detection.mode = "imaging"``, an attribute outside the step's spec; the step
+#: infers the same mode from the imaging exposure types of its input, so no job sets it.)
+#: ``memory`` is each step's memory request (MB per MB of the exposure's float32 science array,
+#: plus MB), measured with jwst 3.0 (docs/engines.md).
+STAGES: tuple[dict[str, Any], ...] = (
+    {
+        "alias": "calwebb_detector1",
+        "scope": "exposure",
+        "input_suffix": "uncal",
+        "product_suffixes": ("rate", "rateints"),
+        "order": {
+            "MIRI": ("group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe",
+                     "lastframe", "reset", "linearity", "rscd", "dark_current", "refpix",
+                     *_DETECTOR1_TAIL),
+            None: ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
+                   "linearity", "dark_current", *_DETECTOR1_TAIL),
+        },
+        "not_planned": {},
+        "outputs": {"ramp_fit": (Output(), Output("rateints", "CubeModel"))},
+    },
+    {
+        "alias": "calwebb_image2",
+        "scope": "exposure",
+        "input_suffix": "rate",
+        "product_suffixes": ("cal",),
+        "order": {None: ("assign_wcs", "flat_field", "photom")},
+        "not_planned": {
+            "bkg_subtract": "runs only for background members, which workflows refuse",
+            "resample": "writes the per-exposure _i2d, a side product off the chain to _cal",
+        },
+        "outputs": {},
+    },
+    {
+        "alias": "calwebb_image3",
+        "scope": "product",
+        "input_suffix": "cal",
+        "product_suffixes": (),
+        "order": {None: ("tweakreg", "skymatch", "outlier_detection", "resample",
+                         "source_catalog")},
+        "not_planned": {"assign_mtwcs": "moving-target exposures only (not planned yet)"},
+        "outputs": {
+            "outlier_detection": (Output("crf", stage_product=True),),
+            "resample": (Output("i2d", per="product", stage_product=True),),
+            "source_catalog": (Output("cat", "Table", per="product", stage_product=True),),
+        },
+    },
+)
+
+#: Peak RSS of each jwst 3.0 step run as a workflow job, as (MB per MB of the exposure's
+#: float32 science array as planned, MB): fitted to the job's own peak at 256x256x5
+#: (1.25 MB) and 2048x2048x4 (64 MB) NIRCam exposures (``benchmarks/bench_jwst_engine.py``;
+#: Image3 steps see two members). The request is this times :data:`HEADROOM`.
+MEASURED_MEMORY: dict[str, tuple[float, float]] = {
+    "group_scale": (1.5, 142), "dq_init": (2.3, 141), "saturation": (4.1, 144),
+    "ipc": (1.8, 141), "superbias": (2.6, 141), "refpix": (3.4, 203), "linearity": (3.6, 142),
+    "dark_current": (5.8, 141), "jump": (18.9, 167), "ramp_fit": (5.5, 170),
+    "gain_scale": (2.5, 141), "assign_wcs": (1.3, 150), "flat_field": (3.8, 147),
+    "photom": (2.1, 144), "tweakreg": (4.1, 225), "skymatch": (2.1, 146),
+    "outlier_detection": (6.9, 157), "resample": (8.4, 151), "source_catalog": (5.9, 224),
+}
+#: Steps not measured (MIRI-only, Image2 resample...): the largest non-jump Detector1 slope.
+DEFAULT_MEMORY = (6.0, 200.0)
+HEADROOM = 1.25
+
+
+def planned_order(alias: str, instrument: str | None) -> list[str]:
+    """The steps jwst's pipeline ``alias`` calls, in order, for data of ``instrument``."""
+    for stage in STAGES:
+        if stage["alias"] == alias:
+            order = stage["order"]
+            return list(order.get((instrument or "").upper(), order[None]))
+    raise KeyError(alias)
+
+
+def _import(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def pipeline_class(alias: str) -> type:
+    """jwst's pipeline class for ``alias``, found through stpipe's entry-point registry."""
+    from stpipe.utilities import resolve_step_class_alias
+
+    path = resolve_step_class_alias(alias)
+    if path == alias:
+        raise WorkflowError(f"jwst registers no step or pipeline called {alias!r}")
+    return _import(path)
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...]) -> type:
+    """What the planner reads about one jwst step: its jwst declarations plus the workflow's."""
+    return type(cls.__name__, (), {
+        "__module__": cls.__module__,
+        "__doc__": f"Workflow declarations of jwst's {_class_path(cls)}.",
+        "class_alias": cls.class_alias or name,
+        "reference_file_types": tuple(cls.reference_file_types),
+        "prefetch_references": True,
+        "outputs": outputs,
+        "workflow_member_role": None,
+        "workflow_memory": tuple(HEADROOM * v for v in
+                                 MEASURED_MEMORY.get(name, DEFAULT_MEMORY)),
+        "jwst_class": cls,
+    })
+
+
+def _stage_adapter(info: Mapping[str, Any]) -> type:
+    jwst_cls = pipeline_class(info["alias"])
+    declared = dict(jwst_cls.step_defs)
+    for names in info["order"].values():
+        unknown = [n for n in names if n not in declared]
+        if unknown:
+            raise WorkflowError(f"jwst's {jwst_cls.__name__} has no step {unknown[0]!r} "
+                                f"(its step_defs: {', '.join(declared)}); this jwst is not "
+                                "the one jwpipe's stage order was written for")
+    step_defs = {name: _step_adapter(name, cls, info["outputs"].get(name, (Output(),)))
+                 for name, cls in declared.items()}
+
+    def step_names(cls: type, instrument: str | None = None) -> list[str]:
+        return planned_order(info["alias"], instrument)
+
+    return type(jwst_cls.__name__, (), {
+        "__module__": jwst_cls.__module__,
+        "__doc__": f"Workflow stage running jwst's {_class_path(jwst_cls)} step by step.",
+        "class_alias": info["alias"],
+        "step_defs": step_defs,
+        "step_names": classmethod(step_names),
+        "workflow_stage_scope": info["scope"],
+        "workflow_input_suffix": info["input_suffix"],
+        "workflow_product_suffixes": tuple(info["product_suffixes"]),
+        "workflow_resolver": JwstResolver,
+        "workflow_route_parameter_files": staticmethod(route_parameter_files),
+        "workflow_finish_units": staticmethod(finish_units),
+        "jwst_class": jwst_cls,
+    })
+
+
+def jwst_stages() -> list[type]:
+    """The stages of a jwst-engine workflow: Detector1, Image2, Image3 as jwst declares them."""
+    return [_stage_adapter(info) for info in STAGES]
+
+
+# ---------------------------------------------------------------------------- parameters
+@contextlib.contextmanager
+def crds_environment(store: Any) -> Iterator[None]:
+    """CRDS environment of the planner's cache and context, for stpipe's own lookups."""
+    inner = getattr(store, "store", store)
+    env: dict[str, str] = {}
+    if inner is not None and getattr(inner, "path", None):
+        env = {"CRDS_PATH": inner.path, "CRDS_READONLY_CACHE": "1"}
+        if getattr(inner, "context", None):
+            env["CRDS_CONTEXT"] = inner.context
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    crds_log = logging.getLogger("CRDS")
+    level = crds_log.level
+    crds_log.setLevel(logging.CRITICAL)  # "Unknown reference type 'pars-...'": optional types
+    try:
+        yield
+    finally:
+        crds_log.setLevel(level)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _plain(value: Any) -> Any:
+    """ConfigObj sections and tuples as plain dicts and lists (JSON-ready)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class JwstResolver:
+    """A stage's parameters per exposure, resolved by stpipe as ``Pipeline.call`` resolves them.
+
+    CRDS ``pars-*`` references (selected for the exposure in the planner's cache and context),
+    then the user's parameter file, then ``--steps.<step>.<par>``; validated against the
+    pipeline's and steps' specs. Cached by the exposure's selection keywords.
+    """
+
+    def __init__(self, stage: type, param_files: list[str], overrides: dict[str, Any],
+                 store: Any) -> None:
+        if len(param_files) > 1:
+            raise WorkflowError(f"more than one parameter file for {stage.__name__}: "
+                                f"{', '.join(param_files)}")
+        self.stage = stage
+        self.file = param_files[0] if param_files else None
+        self.overrides = overrides
+        self.store = store
+        self._cache: dict[tuple, dict[str, Any]] = {}
+
+    def resolve(self, dataset_params: dict[str, Any], path: str | None = None
+                ) -> dict[str, Any]:
+        key = tuple(sorted((k, str(v)) for k, v in dataset_params.items()))
+        if key not in self._cache:
+            self._cache[key] = self._resolve(path)
+        return self._cache[key]
+
+    def _resolve(self, path: str | None) -> dict[str, Any]:
+        from stpipe.exceptions import ValidationError
+
+        pipe_cls = self.stage.jwst_class
+        kwargs: dict[str, Any] = {}
+        if self.file:
+            kwargs["config_file"] = self.file
+        if self.overrides:
+            kwargs["steps"] = {k: dict(v) for k, v in self.overrides.items()}
+        try:
+            with crds_environment(self.store), _quiet():
+                config, _ = pipe_cls.build_config(path, **kwargs)
+                config.pop("class", None)
+                config.pop("name", None)
+                pipe = pipe_cls.from_config_section(config)
+                pars = _plain(pipe.get_pars())
+        except (ValidationError, ValueError, OSError) as exc:
+            raise WorkflowError(f"{pipe_cls.__name__} parameters for {path}: {exc}") from None
+        steps_config = config.get("steps", {})
+        for name, step_pars in pars.get("steps", {}).items():
+            # override_<reftype> is a parameter stpipe does not export; keep the user's
+            step_pars.update({k: str(v) for k, v in steps_config.get(name, {}).items()
+                              if k.startswith("override_") and v is not None})
+        return pars
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """stpipe logs every instance it makes at INFO; planning thousands of units need not."""
+    loggers = [logging.getLogger(n) for n in ("stpipe", "jwst")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _names(path: str, cls: type) -> bool:
+    """Whether a dotted path names ``cls``, by its module or a package above it, as jwst's
+    own parameter files do (``jwst.jump.JumpStep`` for ``jwst.jump.jump_step.JumpStep``)."""
+    module, _, name = path.rpartition(".")
+    return name == cls.__name__ and bool(module) and (
+        cls.__module__ == module or cls.__module__.startswith(module + "."))
+
+
+def route_parameter_files(param_files: Sequence[str], stages: Sequence[type]
+                          ) -> tuple[list[list[str]], list[dict[str, str]]]:
+    """Which stage each jwst parameter file configures (its ``class``: a jwst pipeline, by
+    dotted path or alias, or one of their steps); anything else is refused before import."""
+    from stpipe.utilities import resolve_step_class_alias
+
+    from stpipe import config_parser
+
+    stage_files: list[list[str]] = [[] for _ in stages]
+    step_files: list[dict[str, str]] = [{} for _ in stages]
+    for path in param_files:
+        try:
+            cfg = config_parser.load_config_file(str(path))
+        except Exception as exc:  # configobj/asdf raise many kinds
+            raise WorkflowError(f"parameter file {path}: {exc}") from None
+        name = str(cfg.get("class") or "")
+        if not name:
+            raise WorkflowError(f"parameter file {path} has no 'class': cannot tell which "
+                                "jwst pipeline or step it configures")
+        target = resolve_step_class_alias(name)
+        full = os.path.abspath(path)
+        hits = [i for i, st in enumerate(stages) if _names(target, st.jwst_class)]
+        for i in hits:
+            stage_files[i].append(full)
+        owners = [(i, step) for i, st in enumerate(stages)
+                  for step, c in st.step_defs.items() if _names(target, c.jwst_class)]
+        for i, step in owners:
+            if step in step_files[i]:
+                raise WorkflowError(f"more than one parameter file for step {step!r}: "
+                                    f"{step_files[i][step]}, {full}")
+            step_files[i][step] = full
+        if not hits and not owners:
+            known = ", ".join(_class_path(st.jwst_class) for st in stages)
+            raise WorkflowError(f"parameter file {path} is for {name}, which is neither one "
+                                f"of this workflow's jwst stages ({known}) nor one of their "
+                                "steps")
+    return stage_files, step_files
+
+
+def finish_units(units: list[Any], store: Any) -> None:
+    """Mark planned units as jwst jobs: the jwst class they run and the CRDS cache they name."""
+    inner = getattr(store, "store", store)
+    crds_path = getattr(inner, "path", None)
+    from jwst import __version__ as jwst_version
+
+    for unit in units:
+        unit.extra = {"engine": "jwst",
+                      "jwst": {"version": jwst_version, "crds_path": crds_path}}

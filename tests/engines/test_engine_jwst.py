@@ -1,0 +1,372 @@
+"""``make-workflow --engine jwst``: jwst's pipelines, step by step, behind the same generator.
+
+On the simulator's ramps re-written by stdatamodels and the simulator's CRDS cache (completed
+with what jwst needs, :mod:`jwst_data`), a jwst-engine workflow from an image3 association runs
+through real Snakemake to ``_rate``, ``_cal``, ``_i2d`` and ``_cat``, and its data are jwst's
+own ``Pipeline.call`` products on the same inputs, to the bit. The stage order the planner
+states as data is the order jwst's pipelines call their steps in that run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "workflow"))
+
+from jwst_data import PRODUCT, ROOTS, make_field  # noqa: E402
+from wfhelpers import planned_jobs  # noqa: E402
+
+jwst = pytest.importorskip("jwst")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "STPIPE_"))}
+    env["CRDS_SERVER_URL"] = "https://127.0.0.1:9"  # never a server: the cache is the truth
+    return {**env, **extra}
+
+
+def _jwpipe(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jwpipe", *args], capture_output=True,
+                          text=True, timeout=900, cwd=cwd, env=_env(**env))
+
+
+# ------------------------------------------------------------------------------- fast
+def test_stage_order_names_exactly_jwst_step_defs():
+    from jwpipe.engines.jwst_stages import STAGES, pipeline_class
+
+    for info in STAGES:
+        declared = set(pipeline_class(info["alias"]).step_defs)
+        ordered = {n for names in info["order"].values() for n in names}
+        assert ordered <= declared, ordered - declared
+        assert declared == ordered | set(info["not_planned"]), \
+            declared ^ (ordered | set(info["not_planned"]))
+
+
+def test_stages_are_learned_from_jwst_declarations():
+    from jwst.jump import JumpStep
+    from jwst.pipeline import Detector1Pipeline
+
+    from jwpipe.engines.jwst_stages import jwst_stages
+
+    detector1, image2, image3 = jwst_stages()
+    assert detector1.jwst_class is Detector1Pipeline and detector1.class_alias == \
+        "calwebb_detector1"
+    assert detector1.step_defs["jump"].jwst_class is JumpStep
+    assert detector1.step_defs["jump"].reference_file_types == tuple(
+        JumpStep.reference_file_types)
+    assert detector1.step_names("MIRI")[2] == "emicorr"
+    assert "superbias" in detector1.step_names("NIRCAM")
+    assert "superbias" not in detector1.step_names("MIRI")
+    assert [s.workflow_stage_scope for s in (detector1, image2, image3)] == \
+        ["exposure", "exposure", "product"]
+
+
+def test_without_jwst_make_workflow_says_how_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from jwpipe.cli.main import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jwst" else real(name, *a))
+    rc = main(["make-workflow", str(tmp_path / "x_asn.json"), "--engine", "jwst",
+               "-o", str(tmp_path / "wf")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.strip().splitlines() == [
+        "jwpipe make-workflow: error: --engine jwst needs STScI's jwst package, which is not "
+        "installed: pip install 'jwpipe[jwst]'"]
+    assert not (tmp_path / "wf").exists()
+
+
+# ------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def field(tmp_path_factory):
+    return make_field(tmp_path_factory.mktemp("jwstfield"))
+
+
+@pytest.fixture(scope="module")
+def in_process(field, tmp_path_factory):
+    """jwst's own Detector1, Image2, Image3 ``Pipeline.call`` on the inputs, in one process."""
+    out = tmp_path_factory.mktemp("inprocess")
+    proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_pipelines.py"),
+                           str(field["inputs"]), str(field["asn"]), str(out)],
+                          capture_output=True, text=True, timeout=900,
+                          env=_env(CRDS_PATH=str(field["cache"]), CRDS_READONLY_CACHE="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def workflow(field, tmp_path_factory):
+    """The jwst-engine workflow, generated and run to completion by real Snakemake."""
+    wf = tmp_path_factory.mktemp("jwstwf") / "wf"
+    proc = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
+                   str(field["cache"]), "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "2"], cwd=wf, capture_output=True, text=True,
+                         timeout=1800, env=_env())
+    assert run.returncode == 0, run.stderr[-4000:]
+    return wf
+
+
+@pytest.mark.slow
+def test_planned_order_is_the_order_pipeline_call_runs(in_process, workflow):
+    from jwpipe.engines.jwst_stages import STAGES, planned_order
+
+    plan = json.loads((workflow / "plan.json").read_text())
+    runs = json.loads((in_process / "steps.json").read_text())
+    by_name = {"Detector1Pipeline": "calwebb_detector1", "Image2Pipeline": "calwebb_image2",
+               "Image3Pipeline": "calwebb_image3"}
+    assert {r["pipeline"] for r in runs} == set(by_name)
+    for run in runs:
+        alias = by_name[run["pipeline"]]
+        not_planned = next(s["not_planned"] for s in STAGES if s["alias"] == alias)
+        # gain_scale is called twice in a row (rate, then rateints); its unit takes both
+        steps = [step for i, step in enumerate(run["steps"])
+                 if i == 0 or step[0] != run["steps"][i - 1][0]]
+        called = [name for name, _ in steps if name not in not_planned]
+        ran = [name for name, ran in steps if ran and name not in not_planned]
+        assert called == planned_order(alias, "NIRCAM"), run["input"]
+        # the workflow's rules: the planned order without the steps jwst skipped
+        assert [s["name"] for s in plan["steps"] if s["stage"] == run["pipeline"]] == ran
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        return {h.name: np.asarray(h.data) for h in hdul
+                if h.name != "ASDF" and isinstance(h, fits.ImageHDU | fits.PrimaryHDU)
+                and h.data is not None}
+
+
+@pytest.mark.slow
+def test_workflow_products_are_pipeline_call_products(in_process, workflow):
+    from astropy.table import Table
+
+    products = workflow / "products"
+    pairs = [(in_process / f"{PRODUCT}_i2d.fits", products / f"{PRODUCT}_i2d.fits")]
+    for root in ROOTS:
+        pairs += [(in_process / f"{root}_{s}.fits", products / f"{root}_{s}.fits")
+                  for s in ("rate", "rateints", "cal")]
+        pairs.append((in_process / f"{root}_o001_crf.fits",
+                      products / f"{PRODUCT}.crf" / f"{root}_crf.fits"))
+    for theirs, ours in pairs:
+        a, b = _arrays(theirs), _arrays(ours)
+        assert sorted(a) == sorted(b) and len(a) >= 2, (ours.name, sorted(a), sorted(b))
+        for name in a:
+            assert a[name].dtype == b[name].dtype, (ours.name, name)
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{ours.name} {name}")
+    theirs = Table.read(in_process / f"{PRODUCT}_cat.ecsv")
+    ours = Table.read(products / f"{PRODUCT}_cat.ecsv")
+    assert len(theirs) > 5 and theirs.colnames == ours.colnames
+    for column in theirs.colnames:
+        assert [str(v) for v in theirs[column]] == [str(v) for v in ours[column]], column
+
+
+@pytest.mark.slow
+def test_jobs_write_parameter_files_records_logs_and_benchmarks(workflow, field):
+    from stpipe import config_parser
+
+    unit = json.loads((workflow / "units" / "jump" / f"{ROOTS[0]}.json").read_text())
+    assert unit["engine"] == "jwst" and unit["class"] == "jwst.jump.jump_step.JumpStep"
+    assert unit["jwst"]["crds_path"] == str(field["cache"])
+    assert unit["references"]["context"] == field["context"]
+    assert {Path(p).name.split("_")[2] for p in unit["references"]["files"].values()} == \
+        {"gain", "readnoise"}
+    # the parameter file the job ran with holds exactly the unit's parameters
+    pars = config_parser.load_config_file(str(workflow / "params" / "jump" /
+                                              f"{ROOTS[0]}.asdf"))
+    assert pars["class"] == unit["class"]
+    assert {k: pars[k] for k in unit["parameters"]} == unit["parameters"]
+    record = json.loads((workflow / "state" / "jump" / f"{ROOTS[0]}.json").read_text())
+    assert record["measured"]["peak_rss_mb"] > 100 and record["fingerprints"]
+    assert (workflow / "logs" / "jump" / f"{ROOTS[0]}.log").stat().st_size > 0
+    assert (workflow / "benchmarks" / "jump" / f"{ROOTS[0]}.tsv").is_file()
+    from stdatamodels.jwst import datamodels as sdm
+
+    with sdm.open(str(workflow / "products" / f"{ROOTS[0]}_rate.fits")) as model:
+        provenance = model.instance["jwpipe_run_step"]
+        assert model.meta.filename == f"{ROOTS[0]}_rate.fits"
+    assert provenance["engine"] == "jwst" and provenance["step"] == "gain_scale"
+    # every job stayed within the memory the engine declared for its step
+    plan = json.loads((workflow / "plan.json").read_text())
+    for step, units in plan["units"].items():
+        for key, planned in units.items():
+            made = json.loads((workflow / "state" / step / f"{key}.json").read_text())
+            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
+    status = _jwpipe("status", str(workflow), "--no-snakemake")
+    assert status.returncode == 0 and "33 done" in status.stdout, status.stdout
+
+
+DOWNSTREAM_OF_JUMP = {"jump": 2, "ramp_fit": 2, "gain_scale": 2, "assign_wcs": 2,
+                      "flat_field": 2, "photom": 2, "tweakreg": 1, "skymatch": 1,
+                      "outlier_detection": 1, "resample": 1, "source_catalog": 1}
+
+
+def _copy(workflow: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "wf"
+    shutil.copytree(workflow, copy, symlinks=True)
+    (copy / "generation.json").write_text((workflow / "generation.json").read_text())
+    return copy
+
+
+@pytest.mark.slow
+def test_parameter_change_reruns_exactly_the_affected_units(workflow, tmp_path):
+    wf = _copy(workflow, tmp_path)
+    assert planned_jobs(wf) == {}
+    proc = _jwpipe("make-workflow", "--again", str(wf), "--steps.jump.rejection_threshold=5")
+    assert proc.returncode == 0, proc.stderr
+    assert "unit files: 2 written, 31 unchanged" in proc.stdout
+    assert planned_jobs(wf) == DOWNSTREAM_OF_JUMP
+    plan = _jwpipe("plan", str(wf), "--no-snakemake")
+    assert "parameter rejection_threshold: 4.0 -> 5.0" in plan.stdout, plan.stdout
+
+
+def _pars_reference(folder: Path, threshold: float) -> Path:
+    """A pars-jumpstep reference written by jwst itself."""
+    import asdf
+    from jwst.jump import JumpStep
+
+    path = folder / "jwst_nircam_pars-jumpstep_0201.asdf"
+    step = JumpStep()
+    step.rejection_threshold = threshold
+    step.export_config(str(path), include_metadata=True)
+    with asdf.open(path, mode="rw") as af:
+        af.tree["meta"].update({
+            "reftype": "pars-jumpstep", "useafter": "2022-01-01T00:00:00",
+            "instrument": {"name": "NIRCAM", "detector": "NRCA1"}, "telescope": "JWST",
+            "pedigree": "GROUND", "author": "jwpipe test", "origin": "STSCI"})
+        af.update()
+    return path
+
+
+@pytest.mark.slow
+def test_crds_pars_file_and_command_line_in_jwst_precedence(workflow, field, tmp_path):
+    from jwpipe.references.cache_writer import derive_context, install_reference, rule_from_file
+
+    cache = field["cache"]
+    installed = install_reference(cache, "NIRCAM", _pars_reference(tmp_path, 6.5))
+    rule = rule_from_file(installed, ("DETECTOR",))[1]
+    context = derive_context(cache, field["context"], {"NIRCAM": {"pars-jumpstep": [rule]}})
+    wf = _copy(workflow, tmp_path)
+
+    def threshold() -> float:
+        unit = json.loads((wf / "units" / "jump" / f"{ROOTS[0]}.json").read_text())
+        return unit["parameters"]["rejection_threshold"]
+
+    # CRDS pars-jumpstep of the new context: the jump units (and what follows) rerun
+    proc = _jwpipe("make-workflow", "--again", str(wf), CRDS_CONTEXT=context)
+    assert proc.returncode == 0, proc.stderr
+    assert threshold() == 6.5 and "2 written, 31 unchanged" in proc.stdout
+    assert planned_jobs(wf) == DOWNSTREAM_OF_JUMP
+    # the user's step parameter file beats CRDS, the command line beats both
+    user = tmp_path / "jump.asdf"
+    import asdf
+
+    asdf.AsdfFile({"class": "jwst.jump.JumpStep", "name": "jump",
+                   "parameters": {"rejection_threshold": 5.5}}).write_to(user)
+    out = tmp_path / "wf_user"
+    args = ("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs", str(cache),
+            "-p", str(user), "-o", str(out), "--no-pictures")
+    proc = _jwpipe(*args, CRDS_CONTEXT=context)
+    assert proc.returncode == 0, proc.stderr
+    unit = json.loads((out / "units" / "jump" / f"{ROOTS[0]}.json").read_text())
+    assert unit["parameters"]["rejection_threshold"] == 5.5
+    proc = _jwpipe("make-workflow", "--again", str(out), "--steps.jump.rejection_threshold=4.5",
+                   CRDS_CONTEXT=context)
+    assert proc.returncode == 0, proc.stderr
+    unit = json.loads((out / "units" / "jump" / f"{ROOTS[0]}.json").read_text())
+    assert unit["parameters"]["rejection_threshold"] == 4.5
+
+
+@pytest.mark.slow
+def test_context_swapping_one_reference_reruns_its_units(workflow, field, tmp_path):
+    from jwpipe.references.cache_writer import derive_context, install_reference, rule_from_file
+
+    cache = field["cache"]
+    flat = next(cache.rglob("jwst_nircam_flat_*.fits"))
+    renamed = tmp_path / "jwst_nircam_flat_0301.fits"
+    shutil.copy(flat, renamed)
+    rule = rule_from_file(install_reference(cache, "NIRCAM", renamed))[1]
+    context = derive_context(cache, field["context"], {"NIRCAM": {"flat": [rule]}})
+    wf = _copy(workflow, tmp_path)
+    proc = _jwpipe("make-workflow", "--again", str(wf), CRDS_CONTEXT=context)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 written, 31 unchanged" in proc.stdout
+    assert planned_jobs(wf) == {"flat_field": 2, "photom": 2, "tweakreg": 1, "skymatch": 1,
+                                "outlier_detection": 1, "resample": 1, "source_catalog": 1}
+    unit = json.loads((wf / "units" / "flat_field" / f"{ROOTS[0]}.json").read_text())
+    assert unit["references"]["context"] == context
+    assert Path(unit["references"]["files"]["flat"]).name == renamed.name
+
+
+# ------------------------------------------------------------------ MIRI and NIRISS imaging
+@pytest.fixture(scope="module")
+def other_imagers(tmp_path_factory):
+    """A MIRI and a NIRISS exposure (stdatamodels), their cache, and jwst's in-process
+    Detector1 on each."""
+    from jwst_data import other_imager_cache, write_other_imager
+
+    root = tmp_path_factory.mktemp("imagers")
+    made = {inst: write_other_imager(root / inst, inst) for inst in ("MIRI", "NIRISS")}
+    cache = root / "cache"
+    other_imager_cache(cache, {inst: refs for inst, (_, refs) in made.items()})
+    runs = {}
+    for inst, (uncal, _) in made.items():
+        out = root / f"inprocess-{inst}"
+        proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_pipelines.py"),
+                               str(uncal.parent), "-", str(out)], capture_output=True,
+                              text=True, timeout=900,
+                              env=_env(CRDS_PATH=str(cache), CRDS_READONLY_CACHE="1"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[inst] = out
+    return {"cache": cache, "uncals": {k: v[0] for k, v in made.items()}, "runs": runs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("instrument", ["MIRI", "NIRISS"])
+def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, instrument,
+                                                              tmp_path):
+    from jwpipe.associations import asn_from_list, write_asn
+    from jwpipe.engines.jwst_stages import jwst_stages, planned_order
+    from jwpipe.workflow.generate import generate_workflow
+
+    uncal = other_imagers["uncals"][instrument]
+    root = uncal.name.removesuffix("_uncal.fits")
+    asn = write_asn(asn_from_list([f"{root}_rate.fits"], asn_type="image2", product_name=root),
+                    uncal.parent / f"{root}_image2_asn.json")
+    wf = tmp_path / "wf"
+    generate_workflow([str(asn)], wf, refs=str(other_imagers["cache"]),
+                      stages=jwst_stages()[:1], engine="jwst", pictures=False)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "2"], cwd=wf, capture_output=True, text=True,
+                         timeout=1800, env=_env())
+    assert run.returncode == 0, run.stderr[-4000:]
+    inproc = other_imagers["runs"][instrument]
+    steps = json.loads((inproc / "steps.json").read_text())[0]["steps"]
+    steps = [step for i, step in enumerate(steps) if i == 0 or step[0] != steps[i - 1][0]]
+    assert [n for n, _ in steps] == planned_order("calwebb_detector1", instrument)
+    plan = json.loads((wf / "plan.json").read_text())
+    assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]
+    if instrument == "MIRI":
+        assert {"emicorr", "reset", "rscd", "lastframe"} & {s["name"] for s in plan["steps"]} \
+            == {"reset", "rscd", "lastframe"}
+    for suffix in ("rate", "rateints"):
+        a = _arrays(inproc / f"{root}_{suffix}.fits")
+        b = _arrays(wf / "products" / f"{root}_{suffix}.fits")
+        assert sorted(a) == sorted(b) and "SCI" in a
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{suffix} {name}")
