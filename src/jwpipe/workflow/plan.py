@@ -250,6 +250,13 @@ def _canonical_number(value: Any) -> Any:
     return value
 
 
+def _parameter_reftype(step_class: type) -> str:
+    """The CRDS type of a step's parameter references (``pars-<class>``; engines' classes
+    may not say)."""
+    declared = getattr(step_class, "get_config_reftype", None)
+    return declared() if declared is not None else f"pars-{step_class.__name__.lower()}"
+
+
 class _CachedStore:
     """The CRDS cache, answering each (exposure, reference type) question once.
 
@@ -435,9 +442,8 @@ def plan_workflow(
 
     stages = list(stages or _default_stages())
     keywords = _selection_keywords()
-    wanted = [t for st in stages for c in st.step_defs.values()
-              for t in (*c.reference_file_types, c.get_config_reftype())]
-    wanted += [st.get_config_reftype() for st in stages]
+    wanted = [t for st in stages for c in (*st.step_defs.values(), st)
+              for t in (*getattr(c, "reference_file_types", ()), _parameter_reftype(c))]
     store = _CachedStore(store, wanted) if store is not None else None
     from jwpipe.workflow.insertions import shape_chain
 
