@@ -169,6 +169,8 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
         "class_alias": info["alias"],
         "step_defs": step_defs,
         "step_names": classmethod(step_names),
+        "workflow_group_name": classmethod(
+            lambda cls: info["alias"].removeprefix("calwebb_")),
         "workflow_stage_scope": info["scope"],
         "workflow_input_suffix": info["input_suffix"],
         "workflow_product_suffixes": tuple(info["product_suffixes"]),
