@@ -266,9 +266,10 @@ class SourceCatalogStep(Step):
         The reference describes a PSF drizzled at random sub-pixel phases with the default
         drizzle (square kernel, pixfrac 1: kernel variance 1/6 reference px^2 per axis, the
         mosaic's DRZKVRND only when it was drizzled that way); this mosaic's exposures sit at
-        particular phases of its own kernel (DRZKVAR, recorded by resample). A mosaic with one exposure on the output grid's own pixels is
-        narrower (DRZKVAR = 0) and its small apertures hold more light than the reference
-        says (measured: 8.6 % at the 70 % EE radius of a 2.1 px FWHM PSF).
+        particular phases of its own kernel (DRZKVAR, recorded by resample).
+        A mosaic whose kernel does not widen its stars (one exposure through the ``point``
+        kernel: DRZKVAR = 0) is narrower, and its small apertures hold more light than the
+        reference says (measured: 8.8 % at the 70 % EE radius of a 2.1 px FWHM PSF).
         """
         primary = model.header("PRIMARY")
         self._apcorr_dv = 0.0
