@@ -481,25 +481,44 @@ def test_catalog_with_apcorr_and_abvega_references(field, mosaic, monkeypatch, t
     reference (exact for its PSF drizzled at random sub-pixel phases), aperture-corrected to
     the total flux, the correction adapted to the mosaic's own phases (DRZKVAR).
 
-    One exposure drizzled onto its own grid is the extreme case: its pixels land exactly on
-    output pixels, the PSF is not widened by the drizzle kernel (DRZKVAR = 0 instead of 1/6
-    px^2) and the 70 % aperture holds 76 % of the light; the reference's correction alone
-    reads 8.6 % high."""
+    One exposure drizzled with the ``point`` kernel is the extreme case: each input pixel
+    goes whole to one output pixel, so a star is shifted, never widened (DRZKVAR = 0 instead
+    of 1/6 px^2, although the distorted exposure's phase drifts across the grid), and the
+    70 % aperture holds 76 % of the light; the reference's correction alone reads ~8 % high.
+    (With the square kernel, one distorted exposure's phases drift through all values, and
+    its DRZKVAR is that of random phases, as for the 4 exposures.)"""
     from astropy.io import fits
 
     i2d, crf = mosaic
     if weight_type == "exptime":
         i2d = ResampleStep.call(crf, weight_type="exptime")
     elif weight_type == "one exposure":
-        i2d = ResampleStep.call([crf[0]], weight_type="exptime")
+        i2d = ResampleStep.call([crf[0]], weight_type="exptime", kernel="point")
         crf = [crf[0]]
         assert i2d.header("PRIMARY")["DRZKVAR"] == pytest.approx(0.0, abs=1e-3)
     else:
         # the simulator's focal plane is distorted (a full detector's distortion on 256 px),
-        # so each exposure's sub-pixel phase drifts across the mosaic and the mixture is close
-        # to random phases (1/6); a box kernel's variance never exceeds 1/4 per axis
-        assert 1 / 12 < i2d.header("PRIMARY")["DRZKVAR"] <= 1 / 4
-    assert i2d.header("PRIMARY")["DRZKVRND"] == pytest.approx(1 / 6, rel=1e-4)
+        # so each exposure's sub-pixel phase drifts across the mosaic. A unit box drop keeps
+        # the centroid (no shift), so the mosaic's kernel variance is the mean over the
+        # exposures' pixels of |f| (1 - |f|), f the phase of each pixel centre on the output
+        # grid: recomputed here from the members' WCSs (unweighted, all pixels; the step
+        # weights by ivm and samples every 2nd pixel: a few 1e-3)
+        from jwpipe.algorithms.image_geometry import pixel_map
+
+        grid = model_wcs(i2d)
+        per_exposure = []
+        for i in range(len(crf)):
+            member = crf[i] if not isinstance(crf[i], str) else datamodels.open(crf[i])
+            pm = pixel_map(model_wcs(member), grid, member.data.shape)
+            f = np.abs(pm - np.rint(pm))
+            per_exposure.append(np.nanmean(f * (1 - f)))
+        expected = float(np.mean(per_exposure))
+        print(f"DRZKVAR {i2d.header('PRIMARY')['DRZKVAR']}, from the members' phases "
+              f"{expected:.4f}")
+        assert 1 / 12 < expected < 1 / 4
+        assert i2d.header("PRIMARY")["DRZKVAR"] == pytest.approx(expected, abs=0.005)
+    random = 1 / 12 if weight_type == "one exposure" else 1 / 6
+    assert i2d.header("PRIMARY")["DRZKVRND"] == pytest.approx(random, rel=1e-4)
     monkeypatch.setenv("JWPIPE_REFS", str(field.sim.store_dir))
     step = SourceCatalogStep(npixels=5, snr_threshold=5.0, output_dir=str(tmp_path),
                              save_results=True)

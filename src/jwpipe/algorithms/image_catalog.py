@@ -192,7 +192,12 @@ def detect(
             # their saddle disappears (measured in tests/algorithms/test_image_catalog.py)
             least = int(npixels) if deblend_npixels is None else min(int(npixels),
                                                                       int(deblend_npixels))
-            segm = deblend_sources(np.where(bad, 0.0, image), segm, least,
+            # photutils replaces exponential levels by linear ones for a segment holding a
+            # pixel <= 0 (any faint background-subtracted one); linear levels are spaced by
+            # 1/32 of the brightest peak, so a neighbour fainter than that is never split
+            # off. Pixels below the smoothed noise RMS carry no structure: raise them to it.
+            floor = np.maximum(conv_rms, np.finfo(np.float64).tiny)
+            segm = deblend_sources(np.where(bad, floor, np.maximum(image, floor)), segm, least,
                                    n_levels=int(nlevels), contrast=float(contrast),
                                    connectivity=int(connectivity), progress_bar=False)
     return Detection(segm=segm, convolved=convolved)

@@ -263,25 +263,30 @@ class SourceCatalogStep(Step):
                          ) -> np.ndarray:
         """Encircled energy at ``radii`` on this mosaic over the reference's.
 
-        The reference describes a PSF drizzled at random sub-pixel phases (kernel variance
-        DRZKVRND per axis); this mosaic's exposures sit at particular phases (DRZKVAR,
-        recorded by resample). A mosaic with one exposure on the output grid's own pixels is
-        narrower (DRZKVAR = 0) and its small apertures hold more light than the reference
-        says (measured: 8.6 % at the 70 % EE radius of a 2.1 px FWHM PSF).
+        The reference describes a PSF drizzled at random sub-pixel phases with the default
+        drizzle (square kernel, pixfrac 1: kernel variance 1/6 reference px^2 per axis, the
+        mosaic's DRZKVRND only when it was drizzled that way); this mosaic's exposures sit at
+        particular phases of its own kernel (DRZKVAR, recorded by resample).
+        A mosaic whose kernel does not widen its stars (one exposure through the ``point``
+        kernel: DRZKVAR = 0) is narrower, and its small apertures hold more light than the
+        reference says (measured: 8.8 % at the 70 % EE radius of a 2.1 px FWHM PSF).
         """
         primary = model.header("PRIMARY")
         self._apcorr_dv = 0.0
-        if not self.apcorr_dither or "DRZKVAR" not in primary or "DRZKVRND" not in primary \
+        if not self.apcorr_dither or "DRZKVAR" not in primary \
                 or ref.curve_radius is None or ref.curve_radius.size < 3:
             return np.ones(radii.shape)
-        from jwpipe.algorithms.drizzle_psf import encircled_energy_ratio
+        from jwpipe.algorithms.drizzle_psf import encircled_energy_ratio, random_phase_variance
 
-        dv = float(primary["DRZKVAR"]) - float(primary["DRZKVRND"])
+        # the reference's kernel, in this mosaic's pixels (not DRZKVRND: a point-kernel or
+        # pixfrac < 1 mosaic's random phases are narrower than the reference's)
+        described = random_phase_variance(1.0) / ratio**2
+        dv = float(primary["DRZKVAR"]) - described
         self._apcorr_dv = dv
         ee_ratio = encircled_energy_ratio(ref.curve_radius / ratio, ref.curve_ee, radii, dv)
-        self.log.info("Mosaic drizzle kernel variance %.4f px2 (random phases %.4f): "
+        self.log.info("Mosaic drizzle kernel variance %.4f px2 (the reference's %.4f): "
                       "aperture corrections divided by %s", float(primary["DRZKVAR"]),
-                      float(primary["DRZKVRND"]), np.array2string(ee_ratio, precision=4))
+                      described, np.array2string(ee_ratio, precision=4))
         return ee_ratio
 
     def _abvega_offset(self, model: Any) -> float:
