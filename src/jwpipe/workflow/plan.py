@@ -442,8 +442,9 @@ def plan_workflow(
 
     stages = list(stages or _default_stages())
     keywords = _selection_keywords()
-    wanted = [t for st in stages for c in (*st.step_defs.values(), st)
-              for t in (*getattr(c, "reference_file_types", ()), _parameter_reftype(c))]
+    wanted = [t for st in stages for c in st.step_defs.values()
+              for t in (*c.reference_file_types, _parameter_reftype(c))]
+    wanted += [_parameter_reftype(st) for st in stages]
     store = _CachedStore(store, wanted) if store is not None else None
     from jwpipe.workflow.insertions import shape_chain
 
