@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -284,6 +285,16 @@ def compare_stcal(uncal: str, refs: str) -> dict | None:
     return out
 
 
+def prepare_inputs(workdir: Path, tmp: Path, size: int, ngroups: int
+                   ) -> tuple[Path, dict[str, str], Path, dict[str, str]]:
+    """The simulator's exposure and references, and their stdatamodels re-writes."""
+    sim_uncal, sim_refdir = simulate(workdir, size, ngroups)
+    sim_refs = reference_paths(sim_refdir)
+    (tmp / "stdatamodels").mkdir()
+    sdm_uncal, sdm_refs = write_with_stdatamodels(sim_uncal, sim_refs, tmp / "stdatamodels")
+    return sim_uncal, sim_refs, sdm_uncal, sdm_refs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="bench_detector1_work")
@@ -312,13 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(ns.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     compile_bytecode()
-    sim_uncal, sim_refdir = simulate(workdir, ns.size, ns.ngroups)
-    sim_refs = reference_paths(sim_refdir)
     env = dict(os.environ, JWPIPE_DISABLE_REF_STEPPARS="1")
     with tempfile.TemporaryDirectory(prefix="bench_detector1_", dir=workdir) as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "stdatamodels").mkdir()
-        sdm_uncal, sdm_refs = write_with_stdatamodels(sim_uncal, sim_refs, tmp / "stdatamodels")
+        # made in a spawned process: a child forked from a parent that grew while writing the
+        # data would report the parent's size as its peak RSS (Linux keeps ru_maxrss across exec)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            sim_uncal, sim_refs, sdm_uncal, sdm_refs = pool.apply(
+                prepare_inputs, (workdir, tmp, ns.size, ns.ngroups))
         jwst_env = dict(env, **offline_crds_env(tmp / "crds"))
         inputs = {"stdatamodels": (sdm_uncal, sdm_refs), "simulator": (sim_uncal, sim_refs)}
         print(f"Detector1 {ns.size}x{ns.size}x{ns.ngroups}, whole process (start, imports, "
