@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 #: Reference types Detector1 uses on a NIRCam imaging exposure, and the stdatamodels classes.
@@ -286,13 +287,13 @@ def compare_stcal(uncal: str, refs: str) -> dict | None:
 
 
 def prepare_inputs(workdir: Path, tmp: Path, size: int, ngroups: int
-                   ) -> tuple[Path, dict[str, str], Path, dict[str, str]]:
+                   ) -> tuple[Path, Path, dict[str, str], Path, dict[str, str]]:
     """The simulator's exposure and references, and their stdatamodels re-writes."""
     sim_uncal, sim_refdir = simulate(workdir, size, ngroups)
     sim_refs = reference_paths(sim_refdir)
     (tmp / "stdatamodels").mkdir()
     sdm_uncal, sdm_refs = write_with_stdatamodels(sim_uncal, sim_refs, tmp / "stdatamodels")
-    return sim_uncal, sim_refs, sdm_uncal, sdm_refs
+    return sim_uncal, sim_refdir, sim_refs, sdm_uncal, sdm_refs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,9 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         # made in a spawned process: a child forked from a parent that grew while writing the
         # data would report the parent's size as its peak RSS (Linux keeps ru_maxrss across exec)
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            sim_uncal, sim_refs, sdm_uncal, sdm_refs = pool.apply(
-                prepare_inputs, (workdir, tmp, ns.size, ns.ngroups))
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            sim_uncal, sim_refdir, sim_refs, sdm_uncal, sdm_refs = pool.submit(
+                prepare_inputs, workdir, tmp, ns.size, ns.ngroups).result()
         jwst_env = dict(env, **offline_crds_env(tmp / "crds"))
         inputs = {"stdatamodels": (sdm_uncal, sdm_refs), "simulator": (sim_uncal, sim_refs)}
         print(f"Detector1 {ns.size}x{ns.size}x{ns.ngroups}, whole process (start, imports, "
