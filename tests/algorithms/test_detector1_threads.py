@@ -114,7 +114,7 @@ def test_refpix_and_superbias_identical_for_any_thread_count():
     for chunk, threads in ((None, 1), (2 * 4 * 2048 * 4 * 3, 1), (2 * 4 * 2048 * 4 * 3, 3)):
         data, dq = data0.copy(), pdq.copy()
         subtract_superbias(data, dq, bias, chunk_bytes=chunk, threads=threads)
-        correct_refpix(data, dq, noutputs=1, chunk_bytes=chunk, threads=threads)
+        correct_refpix(data, dq, noutputs=4, chunk_bytes=chunk, threads=threads)
         outs.append(data.tobytes())
     assert outs[0] != data0.tobytes()
     assert outs[1] == outs[0] and outs[2] == outs[0]

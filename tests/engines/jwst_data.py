@@ -37,9 +37,15 @@ def missing_reftypes(cache: Path, context: str, instrument: str = "NIRCAM") -> l
     return sorted(declared - set(imap))
 
 
-def make_field(root: Path, size: int = 256, ngroups: int = 5) -> dict:
+def make_field(root: Path, size: int = 256, ngroups: int = 5,
+               simulator_wcs: bool = False) -> dict:
     """Simulate two dithered exposures, re-write them with stdatamodels, complete the cache;
-    return the paths."""
+    return the paths.
+
+    With ``simulator_wcs`` the cache keeps the simulator's own DISTORTION and FILTEROFFSET
+    (the ones its scene was drawn through, so the WCS is the data's true one and ``RA_REF``,
+    ``DEC_REF`` fall on the detector) instead of the stdatamodels-written test references.
+    """
     sys.path.insert(0, str(FORMATS))
     from formats_data import write_distortion, write_filteroffset
     from stdatamodels.jwst import datamodels as sdm
@@ -62,7 +68,8 @@ def make_field(root: Path, size: int = 256, ngroups: int = 5) -> dict:
         for path in written:
             rule = rule_from_file(install_reference(cache, "NIRCAM", path), ("DETECTOR",))[1]
             rules[rule.reftype] = [rule]
-        with_wcs = derive_context(cache, sim.context, {"NIRCAM": rules})
+        with_wcs = sim.context if simulator_wcs else derive_context(cache, sim.context,
+                                                                    {"NIRCAM": rules})
         lacking = missing_reftypes(cache, with_wcs)
         context = derive_context(cache, with_wcs, {"NIRCAM": {t: "N/A" for t in lacking}},
                                  operational=True)

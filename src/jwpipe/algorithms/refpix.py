@@ -10,6 +10,12 @@ Works in the detector frame (through views, so the ramp is corrected in place):
    smoothed along rows with a running median over ``side_smoothing_length`` rows (reflective
    edges), left and right are averaged, multiplied by ``side_gain`` and subtracted row by row.
 
+A subarray read through one output (smaller than 2048x2048, NOUTPUTS not 4) is corrected as
+jwst corrects it: one sigma-clipped mean of all its reference pixels (every pixel flagged
+REFERENCE_PIXEL, side and top/bottom alike), per column parity when ``odd_even_columns``, is
+subtracted from every pixel of that parity; the side correction does not apply (jwst ignores
+``use_side_ref_pixels`` there).
+
 Reference pixels are those flagged REFERENCE_PIXEL in PIXELDQ (rows/columns made entirely of
 them); an unflagged 2048x2048 frame is assumed to have the standard 4-pixel border. DO_NOT_USE
 reference pixels are ignored. Every group is corrected. Data without reference rows skip step 1,
@@ -172,7 +178,10 @@ def correct_refpix(
     if bottom.size + top.size + left.size + right.size == 0:
         return False
     dnu = (dq & _dq.DO_NOT_USE) != 0
-    nints, ngroups, _, nx = det.shape
+    nints, ngroups, ny, nx = det.shape
+    if (ny, nx) != (_FULL, _FULL) and noutputs != 4:
+        return _correct_one_output_subarray(det, (dq & _dq.REFERENCE_PIXEL) != 0, dnu,
+                                            odd_even_columns, siglimit)
     namp = noutputs if (noutputs == 4 and nx == _FULL) else 1
     amp_w = nx // namp
     parities = (0, 1) if odd_even_columns else (None,)
@@ -219,6 +228,30 @@ def correct_refpix(
     if column_offset is not None or corr is not None:
         map_chunks(subtract, row_chunks(det.shape[2], nints * ngroups * nx * 4, chunk_bytes),
                    threads)
+    return True
+
+
+def _correct_one_output_subarray(det: np.ndarray, refmask: np.ndarray, dnu: np.ndarray,
+                                 odd_even_columns: bool, siglimit: float) -> bool:
+    """jwst's single-output subarray correction: per integration, group and column parity,
+    the clipped mean of every usable reference pixel is subtracted from that parity's
+    columns."""
+    usable = refmask & ~dnu
+    if not usable.any():
+        return False
+    parity = np.arange(det.shape[-1]) % 2
+    groups = ((0, 1) if odd_even_columns else (None,))
+    for p in groups:
+        cols = np.ones(det.shape[-1], bool) if p is None else parity == p
+        sel = usable & cols[None, :]
+        if not sel.any():
+            continue
+        offset = sigma_clipped_mean(det[:, :, sel].astype(np.float32), siglimit)
+        offset = np.nan_to_num(offset, nan=0.0).astype(np.float32)
+        if p is None:
+            det -= offset[:, :, None, None]
+        else:
+            det[..., p::2] -= offset[:, :, None, None]
     return True
 
 

@@ -228,12 +228,16 @@ def affine_wcs(wcs: Any, matrix: NDArray, shift_arcsec: NDArray,
 def output_grid(wcs_list: list[Any], shapes: list[tuple[int, int]], *,
                 pixel_scale: float | None = None, pixel_scale_ratio: float = 1.0,
                 rotation: float | None = None, crval: tuple[float, float] | None = None,
-                output_shape: tuple[int, int] | None = None) -> tuple[Any, tuple[int, int]]:
+                output_shape: tuple[int, int] | None = None,
+                crpix: tuple[float, float] | None = None) -> tuple[Any, tuple[int, int]]:
     """A tangent-plane grid covering every member (jwst resample's grid options).
 
     ``pixel_scale`` is in arcsec (default: the first member's scale times
     ``pixel_scale_ratio``); ``rotation`` is the +y axis angle east of north (None: the first
-    member's orientation); ``output_shape`` is (nx, ny) as in jwst, centred on the mosaic.
+    member's orientation); ``output_shape`` is (nx, ny) as in jwst, centred on the mosaic;
+    ``crpix`` is the 0-based (x, y) pixel of the tangent point ``crval``, as in jwst (the
+    grid then starts at pixel 0 and, without ``output_shape``, ends where the members' last
+    pixels fall: parts of members left of or below pixel 0 are cut, as in jwst).
     """
     if pixel_scale is not None:
         scale = pixel_scale / 3600.0
@@ -242,10 +246,19 @@ def output_grid(wcs_list: list[Any], shapes: list[tuple[int, int]], *,
     angle = y_axis_angle(wcs_list[0], shapes[0]) if rotation is None else rotation
     wcs, shape = make_output_wcs(wcs_list, shapes, pixel_scale=scale, rotation=angle,
                                  crval=crval)
+    if crpix is not None:
+        # the covering grid's far edge, in the pixels of a grid with this crpix
+        shift = (float(crpix[0]) + 1.0 - wcs.wcs.crpix[0],
+                 float(crpix[1]) + 1.0 - wcs.wcs.crpix[1])
+        wcs.wcs.crpix = [float(crpix[0]) + 1.0, float(crpix[1]) + 1.0]
+        shape = (max(1, int(np.ceil(shape[0] + shift[1] - 1e-9))),
+                 max(1, int(np.ceil(shape[1] + shift[0] - 1e-9))))
+        wcs.pixel_shape = (shape[1], shape[0])
     if output_shape is not None:
         nx, ny = int(output_shape[0]), int(output_shape[1])
-        wcs.wcs.crpix = [wcs.wcs.crpix[0] + (nx - shape[1]) / 2.0,
-                         wcs.wcs.crpix[1] + (ny - shape[0]) / 2.0]
+        if crpix is None:
+            wcs.wcs.crpix = [wcs.wcs.crpix[0] + (nx - shape[1]) / 2.0,
+                             wcs.wcs.crpix[1] + (ny - shape[0]) / 2.0]
         wcs.pixel_shape = (nx, ny)
         shape = (ny, nx)
     return wcs, shape

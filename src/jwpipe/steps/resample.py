@@ -2,8 +2,8 @@
 
 The output grid is a tangent plane covering every member: pixel scale ``pixel_scale``
 (arcsec) or the first member's scale times ``pixel_scale_ratio``; +y axis at ``rotation``
-degrees east of north (default: the first member's orientation); optional ``crval`` and
-``output_shape`` (nx, ny). Members are added one at a time
+degrees east of north (default: the first member's orientation); optional ``crval``,
+``crpix`` (0-based, as in jwst) and ``output_shape`` (nx, ny). Members are added one at a time
 (:class:`jwpipe.algorithms.image_resample.DrizzleAccumulator`, the C kernels of STScI's
 ``drizzle`` package: ``square``, ``point``, ``turbo``, ``gaussian``, ``lanczos3``, shrunk by
 ``pixfrac``), through pixel maps interpolated from a coarse grid to better than 0.01 pixel
@@ -75,6 +75,7 @@ class ResampleStep(Step):
     weight_type = option('ivm', 'exptime', None, default='ivm')  # Input weighting
     output_shape = int_list(min=2, max=2, default=None)  # Output (nx, ny)
     crval = float_list(min=2, max=2, default=None)  # Output tangent point (RA, Dec), deg
+    crpix = float_list(min=2, max=2, default=None)  # 0-based (x, y) pixel of crval
     rotation = float(default=None)  # Output +y axis angle east of north (None: as input)
     pixel_scale_ratio = float(default=1.0)  # Output / input pixel scale
     pixel_scale = float(default=None)  # Output pixel scale (arcsec); overrides the ratio
@@ -96,7 +97,8 @@ class ResampleStep(Step):
             wcss, shapes, pixel_scale=self.pixel_scale,
             pixel_scale_ratio=self.pixel_scale_ratio, rotation=self.rotation,
             crval=tuple(self.crval) if self.crval else None,
-            output_shape=tuple(self.output_shape) if self.output_shape else None)
+            output_shape=tuple(self.output_shape) if self.output_shape else None,
+            crpix=tuple(self.crpix) if self.crpix else None)
         self.log.info("Output grid %d x %d pixels", gshape[1], gshape[0])
         ratio = pixel_scale_deg(grid, gshape) / pixel_scale_deg(wcss[0], shapes[0])
         acc = DrizzleAccumulator(gshape, _VARIANCES, kernel=self.kernel, pixfrac=self.pixfrac,
