@@ -23,6 +23,7 @@ from jwpipe.algorithms.image_geometry import (
     footprint_region,
     make_output_wcs,
     pixel_scale_deg,
+    sky_footprint,
     y_axis_angle,
 )
 from jwpipe.datamodels import dqflags
@@ -247,12 +248,13 @@ def output_grid(wcs_list: list[Any], shapes: list[tuple[int, int]], *,
     wcs, shape = make_output_wcs(wcs_list, shapes, pixel_scale=scale, rotation=angle,
                                  crval=crval)
     if crpix is not None:
-        # the covering grid's far edge, in the pixels of a grid with this crpix
-        shift = (float(crpix[0]) + 1.0 - wcs.wcs.crpix[0],
-                 float(crpix[1]) + 1.0 - wcs.wcs.crpix[1])
         wcs.wcs.crpix = [float(crpix[0]) + 1.0, float(crpix[1]) + 1.0]
-        shape = (max(1, int(np.ceil(shape[0] + shift[1] - 1e-9))),
-                 max(1, int(np.ceil(shape[1] + shift[0] - 1e-9))))
+        # from pixel 0 to the pixel holding the members' farthest corner
+        points = np.concatenate([sky_footprint(w, s, 8) for w, s in zip(wcs_list, shapes,
+                                                                         strict=True)])
+        px, py = wcs.world_to_pixel_values(points[:, 0], points[:, 1])
+        shape = (max(1, int(np.ceil(float(np.max(py)) + 0.5 - 1e-9))),
+                 max(1, int(np.ceil(float(np.max(px)) + 0.5 - 1e-9))))
         wcs.pixel_shape = (shape[1], shape[0])
     if output_shape is not None:
         nx, ny = int(output_shape[0]), int(output_shape[1])
