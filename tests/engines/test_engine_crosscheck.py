@@ -379,19 +379,67 @@ def catalogues(runs, mosaics):
     return a, b, idx, sep, clear
 
 
+def _segments(runs: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Both segmentation maps, jwpipe's mosaic SCI and ERR and the Jy of 1 MJy/sr pixel."""
+    from astropy.io import fits
+
+    folder = {e: runs[e] / "mosaic" for e in runs}
+    seg_a = fits.getdata(folder["jwst"] / f"{PRODUCT}_segm.fits")
+    seg_b = fits.getdata(folder["jwpipe"] / f"{PRODUCT}_segm.fits")
+    with fits.open(folder["jwpipe"] / f"{PRODUCT}_i2d.fits") as hdul:
+        sci, err = hdul["SCI"].data.astype(float), hdul["ERR"].data.astype(float)
+        jy = 1e6 * hdul["SCI"].header["PIXAR_SR"]
+    return seg_a, seg_b, sci, err, jy
+
+
 @pytest.mark.slow
-def test_catalogue_sources_match_in_position(catalogues):
+def test_catalogue_sources_match_in_position(runs, catalogues):
+    from scipy import ndimage
+
     a, _, _, sep, clear = catalogues
     assert len(a) >= 20 and clear.sum() >= 10
     # jwpipe's threshold is a matched-filter S/N (docs/image.md): it finds every jwst source
     assert (sep < 0.1).all()
-    # centroid noise: sigma ~ (PSF sigma ~ 1 px) / (S/N of the source) per axis and engine;
-    # jwst's (segment) and jwpipe's (windowed) centroids differ in definition, which for a
-    # resolved source adds up to its size / S/N: 3 x sqrt(2) x size / S/N, size from
-    # semimajor_sigma (>= 1 px)
-    snr = np.asarray(a["aper70_flux"] / a["aper70_flux_err"])
-    size = np.maximum(np.asarray(a["semimajor_sigma"]), 1.0) * 0.031
-    assert (sep <= 3 * np.sqrt(2) * size / snr).all(), sep * ASEC_MAS
+    seg, _, sci, err, _ = _segments(runs)
+    sci = sci - np.nanmedian(sci)
+    yy, xx = np.mgrid[0:sci.shape[0], 0:sci.shape[1]]
+    for i, (label, x, y) in enumerate(zip(a["label"], a["xcentroid"], a["ycentroid"],
+                                          strict=True)):
+        inside = seg == label
+        flux = np.nansum(sci[inside])
+        r2 = (xx[inside] - x) ** 2 + (yy[inside] - y) ** 2
+        # noise of the segment's barycentre (per axis, from ERR), jwst's definition
+        sigma = np.sqrt(np.nansum(r2 * err[inside] ** 2) / 2) / flux
+        # jwpipe's windowed centroid weights the segment's edge less: at most the shift the
+        # edge pixels' flux makes
+        edge = inside & ~ndimage.binary_erosion(inside)
+        trunc = np.nansum(np.abs(sci[edge]) * np.hypot(xx[edge] - x, yy[edge] - y)) / flux
+        # + 0.05 px: the two centroids' pixel-phase biases on this undersampled PSF (FWHM
+        # ~2 px); measured 0.01-0.04 px on bright isolated stars, where the terms above are
+        # < 0.01 px (an allowance, not from noise: docs/engines.md)
+        bound = (3 * np.sqrt(2) * sigma + trunc + 0.05) * 0.031
+        assert sep[i] <= bound, (i, sep[i] * ASEC_MAS, bound * ASEC_MAS)
+
+
+@pytest.mark.slow
+def test_catalogue_isophotal_fluxes_differ_by_their_segments(runs, catalogues):
+    a, b, idx, _, clear = catalogues
+    seg_a, seg_b, sci, _, jy = _segments(runs)
+    for i in np.flatnonzero(clear):
+        j = idx[i]
+        in_a, in_b = seg_a == a["label"][i], seg_b == b["label"][j]
+        # The thresholds differ by definition (docs/image.md), so the segments do: the
+        # difference must be the flux (less the local background) of the pixels in one
+        # segment and not the other, within the errors; the background there is each
+        # engine's Background2D map (not in the catalogue), allowed to differ by the local
+        # background level itself over the differing area.
+        bkg = float(b["aper_bkg_flux"][j])
+        moved = (np.nansum(sci[in_b & ~in_a] * jy - bkg)
+                 - np.nansum(sci[in_a & ~in_b] * jy - bkg))
+        diff = float(b["isophotal_flux"][j] - a["isophotal_flux"][i])
+        err = np.hypot(float(a["isophotal_flux_err"][i]), float(b["isophotal_flux_err"][j]))
+        area = int((in_a ^ in_b).sum())
+        assert abs(diff - moved) <= 3 * err + area * abs(bkg), (i, diff, moved, err)
 
 
 @pytest.mark.slow
