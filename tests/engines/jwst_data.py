@@ -5,8 +5,10 @@ STScI's stdatamodels (jwst reads the ASDF extension that stdatamodels writes and
 does not). The cache is the simulator's, plus what jwst needs and it lacks, each in a derived
 context (the cache's operational one):
 
-* a DISTORTION and a FILTEROFFSET reference written by stdatamodels (the simulator marks both
-  N/A: jwpipe's assign_wcs falls back on a gnomonic WCS, jwst's cannot);
+* a DISTORTION and a FILTEROFFSET reference written by stdatamodels, in place of the
+  simulator's own (with ``simulator_wcs`` the simulator's are kept: they are the WCS its scene
+  was drawn through, and only with them do ``V2_REF``/``V3_REF`` and ``RA_REF``/``DEC_REF``
+  fall on the detector, where jwst's resample measures its output pixel scale);
 * ``N/A`` rules for the reference types jwst's steps declare and the simulator's context does
   not name at all (``reset``, ``rscd``, the NIRSpec/NIRISS optics types, ...): CRDS answers
   "unknown reference type" for those, and jwst's pipelines prefetch every declared type.
