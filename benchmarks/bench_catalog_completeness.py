@@ -21,7 +21,8 @@ Usage::
 
    Truth S/N of a source = true flux / (ERR x the catalogue's measured noise-correlation
    factor x sqrt(noise-equivalent area)), the area of the source's rendered profile widened
-   by the drizzle kernel (1/6 px^2 per axis). Found = a detection within 1.5 px. False
+   by the drizzle kernel (1/6 px^2 per axis). Found = the nearest truth source of a detection
+   within 1.5 px (one detection finds one source). False
    detections = detections more than 3 px from every truth source.
 
 2. Close pairs. Synthetic drizzled mosaics (the test_image_catalog pairs fields: 40 stars
@@ -166,10 +167,16 @@ def binomial(k: int, n: int) -> float:
 
 
 def found(tx, ty, x, y) -> np.ndarray:
+    """Truth sources that are the nearest truth source of a detection within MATCH px (one
+    detection finds at most one source: a merged 2 px pair is one detection between them,
+    within 1.5 px of both)."""
+    hit = np.zeros(tx.size, dtype=bool)
     if x.size == 0:
-        return np.zeros(tx.size, dtype=bool)
-    d = np.hypot(tx[:, None] - x[None], ty[:, None] - y[None])
-    return d.min(axis=1) < MATCH
+        return hit
+    d = np.hypot(x[:, None] - tx[None], y[:, None] - ty[None])
+    nearest = d.argmin(axis=1)
+    hit[nearest[d[np.arange(x.size), nearest] < MATCH]] = True
+    return hit
 
 
 def false_detections(tx, ty, x, y) -> int:
