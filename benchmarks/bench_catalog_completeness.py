@@ -30,7 +30,10 @@ Usage::
    sub-pixel dither drizzled with pixfrac 1): pairs with both members found, per
    separation bin, by both detectors at the same real threshold.
 
-Errors are binomial (sqrt(k (n - k) / n), 1 for k = 0 or n). Prints a Markdown table.
+3. Fluxes: Kron and aperture-corrected total fluxes of isolated stars at truth S/N >= 20
+   (the simulator's APCORR reference), as pulls against the true flux.
+
+Errors are binomial (sqrt(k (n - k) / n), 1 for k = 0 or n). Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -126,15 +129,52 @@ def mosaic_arrays(i2d_path: Path):
     return model, data, err, bad
 
 
-def jwpipe_catalog(model, params: dict) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """(x, y, noise-correlation factor, segmentation map) of SourceCatalogStep."""
+def jwpipe_catalog(model, params: dict, refs: Path | None = None):
+    """(x, y, noise-correlation factor, segmentation map, table) of SourceCatalogStep, with
+    the simulator's APCORR and ABVEGAOFFSET references from the CRDS cache ``refs``."""
     from jwpipe.steps import SourceCatalogStep
 
-    step = SourceCatalogStep(**params)
-    table = step.run(model)
+    saved = os.environ.get("JWPIPE_REFS")
+    if refs is not None:
+        os.environ["JWPIPE_REFS"] = str(refs)
+    try:
+        step = SourceCatalogStep(**params)
+        table = step.run(model)
+    finally:
+        if saved is None:
+            os.environ.pop("JWPIPE_REFS", None)
+        else:
+            os.environ["JWPIPE_REFS"] = saved
     x = np.asarray(table["xcentroid"], float) if len(table) else np.zeros(0)
     y = np.asarray(table["ycentroid"], float) if len(table) else np.zeros(0)
-    return x, y, float(table.meta["noise_correlation_factor"]), step.segmentation_map
+    return x, y, float(table.meta["noise_correlation_factor"]), step.segmentation_map, table
+
+
+def flux_pulls(table, src, tx, ty, snr, shape) -> dict[str, np.ndarray]:
+    """(measured - true) / error of ``kron_flux`` and ``aper_total_flux`` for isolated stars
+    (no other truth source within 15 px, 15 px inside the mosaic) at truth S/N >= 20,
+    matched within 1 px, no masked pixel in the largest aperture."""
+    ny, nx = shape
+    d_src = np.hypot(tx[:, None] - tx[None], ty[:, None] - ty[None])
+    np.fill_diagonal(d_src, np.inf)
+    ok = ((np.asarray(src["kind"]) == "star") & (d_src.min(axis=1) > 15.0) & (snr >= 20)
+          & (tx > 15) & (tx < nx - 16) & (ty > 15) & (ty < ny - 16))
+    out: dict[str, list[float]] = {"kron": [], "aper_total": [], "kron_ratio": [],
+                                   "aper_total_ratio": [], "snr": []}
+    if not len(table):
+        return {k: np.array(v) for k, v in out.items()}
+    cx, cy = np.asarray(table["xcentroid"]), np.asarray(table["ycentroid"])
+    for k in np.flatnonzero(ok):
+        d = np.hypot(cx - tx[k], cy - ty[k])
+        row = table[int(d.argmin())]
+        if d.min() > 1.0 or row["nbad"]:
+            continue
+        truth = float(src["flux_ujy"][k]) * 1e-6  # Jy
+        for key in ("kron", "aper_total"):
+            out[key].append((float(row[f"{key}_flux"]) - truth) / float(row[f"{key}_flux_err"]))
+            out[f"{key}_ratio"].append(float(row[f"{key}_flux"]) / truth)
+        out["snr"].append(float(snr[k]))
+    return {k: np.array(v) for k, v in out.items()}
 
 
 def old_snr_scale(data, err, bad, blank, fwhm=2.0) -> float:
@@ -196,7 +236,9 @@ def field_scores(i2d_path: Path, srcs_path: Path, params: dict) -> dict:
     model, data, err, bad = mosaic_arrays(i2d_path)
     src = Table.read(srcs_path, format="ascii.ecsv")
     t0 = time.perf_counter()
-    jx, jy, factor, segm = jwpipe_catalog(model, params)
+    refs = srcs_path.parent / "sim" / "refs"
+    jx, jy, factor, segm, table = jwpipe_catalog(model, params,
+                                                 refs if refs.is_dir() else None)
     t_new = time.perf_counter() - t0
     tx, ty = model_wcs(model).all_world2pix(np.asarray(src["ra"]), np.asarray(src["dec"]), 0)
     ny, nx = data.shape
@@ -207,6 +249,7 @@ def field_scores(i2d_path: Path, srcs_path: Path, params: dict) -> dict:
     nea = np.array([noise_equivalent_area(s) for s in src.as_array()])
     flux = np.asarray(src["flux_ujy"]) * 1e-12 / model.meta.photometry.pixelarea_steradians
     snr = flux / (factor * err[yi, xi] * np.sqrt(nea))
+    pulls = flux_pulls(table, src, tx, ty, snr, data.shape)
     # blank sky for the former detector's S/N scale: off every segment (grown by 6 px)
     blank = ~ndimage.binary_dilation(segm > 0, iterations=6) & ~bad
     scale = old_snr_scale(data, err, bad, blank)
@@ -217,7 +260,7 @@ def field_scores(i2d_path: Path, srcs_path: Path, params: dict) -> dict:
             "new": found(tx, ty, jx, jy)[inside], "old": found(tx, ty, ox, oy)[inside],
             "new_false": false_detections(tx, ty, jx, jy), "new_n": jx.size,
             "old_false": false_detections(tx, ty, ox, oy), "old_n": ox.size,
-            "factor": factor, "old_scale": scale, "t_new": t_new, "t_old": t_old}
+            "pulls": pulls, "factor": factor, "old_scale": scale, "t_new": t_new, "t_old": t_old}
 
 
 def pairs_mosaic(seed: int):
@@ -334,6 +377,23 @@ def main(argv: list[str] | None = None) -> int:
     nf_new = sum(f["new_false"] for f in fields)
     print(f"| false detections (> 3 px from any truth source) | | {nf_old} of "
           f"{sum(f['old_n'] for f in fields)} | {nf_new} of {sum(f['new_n'] for f in fields)} |")
+    print("\nFluxes of isolated stars at truth S/N >= 20 (default APCORR apertures), "
+          "pull = (measured - true) / error:\n")
+    print("| flux | truth S/N | stars | mean pull (± 1/sqrt(n)) | pull std | median pull | "
+          "pull MAD std | median ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    fsnr = np.concatenate([f["pulls"]["snr"] for f in fields])
+    for key in ("kron", "aper_total"):
+        p = np.concatenate([f["pulls"][key] for f in fields])
+        r = np.concatenate([f["pulls"][f"{key}_ratio"] for f in fields])
+        for lo, hi in ((20, 100), (100, 1000), (1000, np.inf)):
+            sel = (fsnr >= lo) & (fsnr < hi)
+            if sel.any():
+                q = p[sel]
+                mad = 1.482602218505602 * np.median(np.abs(q - np.median(q)))
+                print(f"| `{key}_flux` | {lo}-{hi} | {sel.sum()} | {q.mean():+.2f} ± "
+                      f"{1 / np.sqrt(sel.sum()):.2f} | {q.std():.2f} | {np.median(q):+.2f} | "
+                      f"{mad:.2f} | {np.median(r[sel]):.4f} |")
     tallies = {"new": {b: [0, 0] for b in (*SEP_BINS, "isolated")},
                "old": {b: [0, 0] for b in (*SEP_BINS, "isolated")}}
     false = {"new": 0, "old": 0}
