@@ -494,7 +494,7 @@ def find_sources(data: ArrayLike, mask: ArrayLike | None = None,
     sub = np.where(bad, 0.0, image - bkg)
     found = detect(sub, bad, box_size=box_size, kernel_fwhm=kernel_fwhm,
                    snr_threshold=snr_threshold, npixels=npixels, deblend=deblend,
-                   error=err if error is not None else None)
+                   error=err if error is not None else rms)  # rms: the noise map's shape
     if found.segm is None:
         return np.zeros(0, dtype=SOURCE_DTYPE)
     noise = np.where(bad, 0.0, err) if error is not None else np.where(bad, 0.0, rms)
