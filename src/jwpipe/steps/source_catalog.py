@@ -145,7 +145,7 @@ class SourceCatalogStep(Step):
                        snr_threshold=self.snr_threshold, npixels=self.npixels,
                        connectivity=int(self.connectivity), deblend=self.deblend,
                        nlevels=self.nlevels, contrast=self.contrast,
-                       deblend_npixels=self.deblend_npixels)
+                       deblend_npixels=self.deblend_npixels, error=err)
         self.segmentation_map = found.labels
         n = 0 if found.segm is None else int(found.segm.n_labels)
         self.log.info("%d sources detected", n)
