@@ -10,6 +10,7 @@ teardown, so its log and error lines must still all arrive and its temporary fil
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,4 +92,8 @@ def test_in_process_job_command_returns(workflow, monkeypatch):
     """Called with arguments (tests, other tools), the command returns its status."""
     work, root = workflow
     monkeypatch.chdir(work)
-    assert cli_main(["run-step", f"units/group_scale/{root}.json"]) == 0
+    sigterm = signal.getsignal(signal.SIGTERM)  # run-step sets its own; pytest keeps the default
+    try:
+        assert cli_main(["run-step", f"units/group_scale/{root}.json"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
