@@ -4,12 +4,23 @@ Each subcommand lives in its own module with ``main(argv: list[str]) -> int``. O
 module is imported, so ``jwpipe run-step --help`` does not pay for numpy or astropy.
 User errors (:class:`jwpipe.errors.JwpipeError`) print one line and exit 1; ``--debug`` anywhere
 on the command line keeps the traceback.
+
+A workflow job (``run-step``, ``run-chain``) started as a process ends without the interpreter's
+teardown: once the command has returned (its outputs and record written and closed), the exit
+handlers run (logging, temporary directories, worker threads), the standard streams are flushed
+and the process exits. Clearing every module of numpy and astropy one by one costs ~0.05 s,
+a sixth of a job that does no real work, and changes nothing on disk.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from typing import NoReturn
+
+#: Commands run as workflow jobs: they end without interpreter teardown (see above).
+JOB_COMMANDS = frozenset({"run-step", "run-chain"})
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -39,8 +50,30 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``jwpipe`` command; return the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the ``jwpipe`` command; return the exit status.
+
+    Without ``argv`` (the process's own command line) a job command does not return: the
+    process exits with its status (see the module docstring).
+    """
+    if argv is None and sys.argv[1:2] and sys.argv[1] in JOB_COMMANDS:
+        _exit_process(_main(sys.argv[1:]))
+    return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _exit_process(status: int) -> NoReturn:
+    """End this process with ``status`` after the exit handlers, skipping module teardown."""
+    import atexit
+
+    atexit._run_exitfuncs()  # logging.shutdown, weakref finalizers, thread pools
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can be said
+            pass
+    os._exit(status)
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2

@@ -9,9 +9,11 @@ threads (``JWPIPE_THREADS``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,11 +191,37 @@ def _converter(
     )
 
 
+_HANDED = threading.local()
+
+
+@contextlib.contextmanager
+def handing_over(path: str, scanned: tuple[fits.HDUList, FileHandle]) -> Iterator[None]:
+    """Within the block, the next :func:`scan` of ``path`` in this thread returns ``scanned``.
+
+    :func:`~jwpipe.datamodels.opening.open_model` scans a file to choose the model class and
+    hands the result to the model it opens, so the headers are parsed once. What the block
+    did not take is closed at its end.
+    """
+    _HANDED.value = (path, scanned)
+    try:
+        yield
+    finally:
+        left = getattr(_HANDED, "value", None)
+        _HANDED.value = None
+        if left is not None:
+            left[1][0].close()
+            left[1][1].close()
+
+
 def scan(path: str) -> tuple[fits.HDUList, FileHandle]:
     """Parse every header of ``path`` and validate that the data of each HDU are present.
 
     Returns the astropy HDU list (image data not read) and an open handle for lazy reads.
     """
+    handed = getattr(_HANDED, "value", None)
+    if handed is not None and handed[0] == path:
+        _HANDED.value = None
+        return handed[1]
     if not os.path.exists(path):
         raise DataModelError(f"{path} does not exist")
     if os.path.isdir(path):

@@ -23,6 +23,8 @@ import numpy as np
 from astropy.io import fits
 
 from jwpipe._threads import map_chunks
+from jwpipe.fits_checksum import checksum_encode, fits_word_sum
+from jwpipe.fits_checksum import fold as _fold
 
 __all__ = ["checksum_encode", "fits_word_sum", "write_hdulist"]
 
@@ -31,53 +33,6 @@ _CHUNK_BYTES = 4 * 1024 * 1024
 #: Image extensions smaller than this are left to astropy (nothing to gain).
 _MIN_FAST_BYTES = 1024 * 1024
 _MASK32 = 0xFFFFFFFF
-
-
-def _fold(total: int) -> int:
-    """Ones'-complement (end-around carry) reduction of a sum of 32-bit words to 32 bits."""
-    while total >> 32:
-        total = (total & _MASK32) + (total >> 32)
-    return total
-
-
-def fits_word_sum(data: bytes | np.ndarray) -> int:
-    """Ones'-complement sum of the big-endian 32-bit words of ``data`` (zero-padded to 4 bytes)."""
-    raw = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else (
-        np.ascontiguousarray(data).reshape(-1).view(np.uint8))
-    extra = raw.size % 4
-    total = int(raw[: raw.size - extra].view(">u4").sum(dtype=np.uint64))
-    if extra:
-        total += int.from_bytes(raw[raw.size - extra:].tobytes() + b"\0" * (4 - extra), "big")
-    return _fold(total)
-
-
-_EXCLUDED = frozenset(range(0x3A, 0x41)) | frozenset(range(0x5B, 0x61))
-
-
-def checksum_encode(value: int) -> str:
-    """The 16-character ASCII encoding of a 32-bit value used by the CHECKSUM keyword.
-
-    Each byte is spread over four printable characters (offset ``'0'``) whose sum is the byte;
-    pairs are shifted away from the punctuation between the digits and the letters, and the
-    16 characters are rotated by one place, as the FITS checksum convention specifies.
-    """
-    columns: list[list[int]] = []
-    for shift in (24, 16, 8, 0):
-        byte = (value >> shift) & 0xFF
-        quarter, remainder = divmod(byte, 4)
-        chars = [quarter + 0x30] * 4
-        chars[0] += remainder
-        moved = True
-        while moved:
-            moved = False
-            for j in (0, 2):
-                if chars[j] in _EXCLUDED or chars[j + 1] in _EXCLUDED:
-                    chars[j] += 1
-                    chars[j + 1] -= 1
-                    moved = True
-        columns.append(chars)
-    text = [columns[i % 4][i // 4] for i in range(16)]
-    return "".join(chr(c) for c in text[-1:] + text[:-1])
 
 
 @dataclass

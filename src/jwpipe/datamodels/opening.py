@@ -71,33 +71,37 @@ def model_class_for(path: str) -> type[DataModel]:
     hdul, handle = _fitsio.scan(path)
     handle.close()
     try:
-        header = hdul[0].header
-        datamodl = str(header.get("DATAMODL", "")).strip()
-        if datamodl in BY_DATAMODL:
-            return BY_DATAMODL[datamodl]
-        reftype = str(header.get("REFTYPE", "")).strip().upper()
-        if reftype in BY_REFTYPE:
-            return BY_REFTYPE[reftype]
-        images = {h.name.upper(): h for h in hdul[1:] if type(h) is fits.ImageHDU}
-        tables = {h.name.upper() for h in hdul[1:] if isinstance(h, fits.BinTableHDU)}
-        if "SCI" in images:
-            ndim = images["SCI"].header.get("NAXIS", 0)
-            if ndim not in _BY_SCI_NDIM:
-                raise DataModelError(
-                    f"{path}: SCI has {ndim} dimensions; expected 2 (image), 3 (cube) or 4 (ramp)"
-                )
-            return _BY_SCI_NDIM[ndim]
-        if "COEFFS" in images:
-            return LinearityModel
-        if "PHOTOM" in tables:
-            return PhotomModel
-        if "APCORR" in tables:
-            return ApcorrModel
-        if "DQ" in images:
-            return MaskModel
-        raise DataModelError(f"{path}: lacks a SCI extension; cannot tell which model it is")
+        return _class_of(path, hdul)
     finally:
         hdul.close()
+
+
+def _class_of(path: str, hdul: fits.HDUList) -> type[DataModel]:
+    header = hdul[0].header
+    datamodl = str(header.get("DATAMODL", "")).strip()
+    if datamodl in BY_DATAMODL:
+        return BY_DATAMODL[datamodl]
+    reftype = str(header.get("REFTYPE", "")).strip().upper()
+    if reftype in BY_REFTYPE:
+        return BY_REFTYPE[reftype]
+    images = {h.name.upper(): h for h in hdul[1:] if type(h) is fits.ImageHDU}
+    tables = {h.name.upper() for h in hdul[1:] if isinstance(h, fits.BinTableHDU)}
+    if "SCI" in images:
+        ndim = images["SCI"].header.get("NAXIS", 0)
+        if ndim not in _BY_SCI_NDIM:
+            raise DataModelError(
+                f"{path}: SCI has {ndim} dimensions; expected 2 (image), 3 (cube) or 4 (ramp)"
+            )
+        return _BY_SCI_NDIM[ndim]
+    if "COEFFS" in images:
+        return LinearityModel
+    if "PHOTOM" in tables:
+        return PhotomModel
+    if "APCORR" in tables:
+        return ApcorrModel
+    if "DQ" in images:
+        return MaskModel
+    raise DataModelError(f"{path}: lacks a SCI extension; cannot tell which model it is")
 
 
 def open_model(init: Any, **kwargs: Any) -> DataModel | ModelContainer:
@@ -126,7 +130,9 @@ def open_model(init: Any, **kwargs: Any) -> DataModel | ModelContainer:
         return ModelContainer(path, **kwargs)
     if path.lower().endswith(".asdf"):
         return open_asdf_reference(path)
-    return model_class_for(path)(path, **kwargs)
+    scanned = _fitsio.scan(path)
+    with _fitsio.handing_over(path, scanned):  # the model parses no header twice
+        return _class_of(path, scanned[0])(path, **kwargs)
 
 
 def open_asdf_reference(path: str | os.PathLike) -> AsdfReferenceModel:

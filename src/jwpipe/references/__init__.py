@@ -13,25 +13,19 @@ Public API::
     subarray_slices(ref_params, sci_params, ref_shape, sci_shape) -> (yslice, xslice)
 """
 
-from jwpipe.references.cache_writer import (
-    NOT_APPLICABLE,
-    PARKEYS,
-    CacheRule,
-    derive_context,
-    install_reference,
-    mapping_checksum,
-    rule_from_file,
-    write_context,
-)
-from jwpipe.references.crds_cache import (
-    CRDS_URI,
-    CrdsCache,
-    crds_parameters,
-    crds_version,
-    open_cache,
-)
-from jwpipe.references.headers import parameters_from_file, read_reference_header
-from jwpipe.references.subarray import check_reference_matches, region_of, subarray_slices
+from jwpipe._lazy import lazy_getattr
+
+#: name -> module under jwpipe.references; imported when first used, so a workflow job that
+#: only records a reference's CRDS name does not load the cache writer or the subarray logic
+_MODULES = {
+    **dict.fromkeys(["NOT_APPLICABLE", "PARKEYS", "CacheRule", "derive_context",
+                     "install_reference", "mapping_checksum", "rule_from_file", "write_context"],
+                    "cache_writer"),
+    **dict.fromkeys(["CRDS_URI", "CrdsCache", "crds_parameters", "crds_version", "open_cache"],
+                    "crds_cache"),
+    **dict.fromkeys(["parameters_from_file", "read_reference_header"], "headers"),
+    **dict.fromkeys(["check_reference_matches", "region_of", "subarray_slices"], "subarray"),
+}
 
 __all__ = [
     "CRDS_URI",
@@ -53,3 +47,5 @@ __all__ = [
     "subarray_slices",
     "write_context",
 ]
+
+__getattr__ = lazy_getattr("jwpipe.references", _MODULES)

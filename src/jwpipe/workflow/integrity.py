@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,24 +142,20 @@ def _producers(work: Path) -> dict[str, tuple[str, str]]:
 def verify_fits_checksums(path: str | os.PathLike[str]) -> None:
     """Raise WorkflowError if a FITS file's DATASUM/CHECKSUM cards disagree with its content.
 
-    Files (or HDUs) without the cards pass: nothing was recorded to compare with.
+    Files (or HDUs) without the cards pass: nothing was recorded to compare with. The bytes are
+    summed as stored (:func:`jwpipe.fits_checksum.verify_file`), headers included, so damage to
+    a header's blank cards or fill is caught too.
     """
-    from astropy.io import fits
+    from jwpipe.fits_checksum import Unreadable, verify_file
 
     p = os.fspath(path)
     with open(p, "rb") as fh:
         if fh.read(6) != b"SIMPLE":
             return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            with fits.open(p, checksum=True, memmap=False) as hdul:
-                for hdu in hdul:
-                    _ = hdu.data
-        except (OSError, ValueError) as exc:
-            raise WorkflowError(f"input {p} is not a readable FITS file: {exc}") from None
-    bad = [" ".join(str(w.message).split()) for w in caught
-           if "verification failed" in str(w.message).lower()]
+    try:
+        bad = verify_file(p)
+    except Unreadable as exc:
+        raise WorkflowError(f"input {p} is not a readable FITS file: {exc}") from None
     if bad:
         raise WorkflowError(f"input {p} fails its FITS checksum ({bad[0]}): the file changed "
                             "after it was written; restore or re-download it")

@@ -27,6 +27,7 @@ from jwpipe.stpipe import spec as _spec
 from jwpipe.stpipe.config_file import load_parameter_file
 from jwpipe.stpipe.pipeline import Pipeline
 from jwpipe.stpipe.step import Step
+from jwpipe.workflow.runstep import UNIT_FORMAT  # the format of every unit file
 
 __all__ = ["Plan", "Refusal", "Unit", "check_name", "file_spec", "plan_workflow",
            "stage_for_association"]
@@ -55,10 +56,6 @@ def check_name(name: str, what: str) -> str:
             f"{what} {name!r} is not a safe file name (allowed: letters, digits, '.', '_', '-'; "
             "no directory parts)")
     return name
-
-
-#: Version of the unit-file format (``"format"`` in every unit file).
-UNIT_FORMAT = "jwpipe-unit-1"
 
 
 def file_spec(path: str, kind: str = "file", names: Sequence[str] = ()) -> dict[str, Any]:

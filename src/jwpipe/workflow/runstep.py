@@ -28,8 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_unit", "main", "run_unit"]
+__all__ = ["UNIT_FORMAT", "load_unit", "main", "run_unit"]
 
+#: The ``format`` of the unit files this jwpipe writes and runs (the planner writes it too).
+UNIT_FORMAT = "jwpipe-unit-1"
 _KINDS = {"file", "table", "members"}
 _CALLS = {"each", "members", "single"}
 
@@ -46,7 +48,6 @@ def _parser() -> argparse.ArgumentParser:
 def load_unit(path: str) -> dict[str, Any]:
     """Read and check a unit file; one clear error for anything missing or malformed."""
     from jwpipe.errors import ValidationError
-    from jwpipe.workflow.plan import UNIT_FORMAT
 
     try:
         with open(path) as fh:
