@@ -134,17 +134,23 @@ def write_unit_file(path: Path, record: dict[str, Any], *, fresh: bool = False,
     ``fresh``: the file is new, in a directory renamed into place only when complete (written
     directly, not through a temporary file). ``text``: ``canonical_json(record)`` if known.
     """
+    return _write_unit(path, record, fresh, text)[0]
+
+
+def _write_unit(path: Path, record: dict[str, Any], fresh: bool, text: str | None
+                ) -> tuple[bool, str]:
+    """:func:`write_unit_file`; also the text the file holds afterwards."""
     if text is None:
         text = canonical_json(record)
     if fresh:
         path.write_text(text)
-        return True
+        return True, text
     try:
         old_text = path.read_text()
     except OSError:
         old_text = None
     if old_text == text:
-        return False
+        return False, text
     try:
         old = json.loads(old_text) if old_text is not None else None
     except ValueError:
@@ -155,10 +161,11 @@ def write_unit_file(path: Path, record: dict[str, Any], *, fresh: bool = False,
             same = {**record, "references": {**new_refs,
                                              "context": old["references"]["context"]}}
             if canonical_json(old) == canonical_json(same):
-                return False
+                assert old_text is not None
+                return False, old_text
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
-    return True
+    return True, text
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
@@ -307,6 +314,26 @@ def write_workflow(
     return counts
 
 
+def _write_stage_units(work: Path, plan: Plan, on_disk: dict[str, str], fresh: bool
+                       ) -> set[Path]:
+    """Write each stage job's ``units/<stage>/<key>.json`` (only where it changes); return
+    their paths. ``on_disk``: each unit's record path -> the text of its unit file."""
+    from jwpipe.workflow.chain import stage_units, stage_units_text
+
+    files = []
+    for stage, key, units in stage_units(plan):
+        text = stage_units_text(stage, key, [f"units/{u.step}/{u.key}.json" for u in units],
+                                [on_disk[u.record_path] for u in units])
+        files.append((work / "units" / stage / f"{key}.json", text))
+    if fresh:
+        for directory in {path.parent for path, _ in files}:
+            directory.mkdir(parents=True, exist_ok=True)
+        _in_threads(lambda item: item[0].write_text(item[1]), files)
+    else:
+        _in_threads(lambda item: write_if_changed(item[0], item[1]), files)
+    return {path for path, _ in files}
+
+
 def _in_threads(work: Any, items: list[Any]) -> list[Any]:
     """``[work(i) for i in items]`` in four threads, a quarter each: creating and comparing
     files waits on the file system more than on Python, so the waits overlap."""
@@ -348,9 +375,13 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
     if fresh:
         for directory in {path.parent for path, _, _ in jobs}:
             directory.mkdir(parents=True, exist_ok=True)
-    for written in _in_threads(lambda job: write_unit_file(job[0], job[1], fresh=fresh,
-                                                           text=job[2]), jobs):
+    on_disk: dict[str, str] = {}
+    done = _in_threads(lambda job: _write_unit(job[0], job[1], fresh, job[2]), jobs)
+    for (_, record, _), (written, text) in zip(jobs, done, strict=True):
         counts["written" if written else "unchanged"] += 1
+        on_disk[record["record"]] = text
+    if granularity == "stage":
+        wanted |= _write_stage_units(work, plan, on_disk, fresh)
     for stale in [] if fresh else sorted((work / "units").glob("*/*.json")):
         if stale not in wanted:
             stale.unlink()
