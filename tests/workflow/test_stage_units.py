@@ -22,10 +22,10 @@ def test_stage_units_file_lists_the_steps_and_catches_a_changed_unit(tmp_path, m
     assert unit_files_of(paths) == paths  # unit files given one by one: as they are
     assert unit_files_of([paths[0]]) == [paths[0]]
     (tmp_path / paths[1]).write_text('{"step": "b", "x": 1}\n')
-    with pytest.raises(WorkflowError, match="units/b/k.json changed after .*regenerate"):
+    with pytest.raises(WorkflowError, match=r"units/b/k\.json changed after .*regenerate"):
         unit_files_of([str(stage)])
     (tmp_path / paths[1]).unlink()
-    with pytest.raises(WorkflowError, match="cannot read units/b/k.json"):
+    with pytest.raises(WorkflowError, match=r"cannot read units/b/k\.json"):
         unit_files_of([str(stage)])
     stage.write_text('{"format": "jwpipe-stage-units-1", "units": ["x"]}\n')
     with pytest.raises(WorkflowError, match="damaged stage units file"):
