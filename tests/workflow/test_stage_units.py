@@ -30,3 +30,25 @@ def test_stage_units_file_lists_the_steps_and_catches_a_changed_unit(tmp_path, m
     stage.write_text('{"format": "jwpipe-stage-units-1", "units": ["x"]}\n')
     with pytest.raises(WorkflowError, match="damaged stage units file"):
         unit_files_of([str(stage)])
+
+
+def test_restore_times_dates_a_stage_units_file_as_its_newest_step(tmp_path):
+    """After ``--trust-content`` the stage job's unit input is no newer than its steps' unit
+    files (which restore_times dates just before their outputs)."""
+    import json
+    import os
+
+    from jwpipe.workflow.integrity import restore_times
+
+    units = ["units/a/k.json", "units/b/k.json"]
+    (tmp_path / "plan.json").write_text(json.dumps({
+        "units": {}, "chains": {"st": {"k": {"units": units, "outputs": []}}}}))
+    for i, unit in enumerate(units):
+        (tmp_path / unit).parent.mkdir(parents=True)
+        (tmp_path / unit).write_text("{}")
+        os.utime(tmp_path / unit, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+    stage = tmp_path / "units" / "st" / "k.json"
+    stage.parent.mkdir()
+    stage.write_text("{}")
+    assert restore_times(tmp_path) == (0, [])
+    assert stage.stat().st_mtime_ns == 10**18 + 10**9
