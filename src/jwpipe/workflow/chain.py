@@ -4,7 +4,10 @@
 pipeline's declared ``workflow_group``: ``detector1``, ``image2``, ``image3``) and one job per
 exposure (per association product for a product-scope stage) that runs the stage's steps one
 after the other in one process: ``jwpipe run-chain --record state/<stage>/<key>.json
-units/<step1>/<key>.json units/<step2>/<key>.json ...``. Each step still runs from its own unit
+units/<stage>/<key>.json``. That stage units file, the job's one unit input, lists the steps'
+unit files with their SHA-256, so it changes whenever one of them does (one input instead of
+one per step, and no ``group:``, keep Snakemake's cost per stage job that of a plain rule; a
+cluster profile groups the stage rules by name). Each step still runs from its own unit
 file through :func:`jwpipe.workflow.runstep.run_unit`, which writes its outputs atomically and
 its record ``state/<step>/<key>.json``: the unit files stay the contract of every step, and
 ``jwpipe status``/``plan``/``verify`` read the same records in both granularities.
