@@ -212,11 +212,17 @@ def write_plain_workflow(work: Path, exposures: list[str], products: list[str],
 
 
 def _plain_rules(plan: dict, table: dict[str, int]) -> list[tuple[str, int, int]]:
-    """(rule, jobs, outputs) of the jwpipe workflow: step rules in plan order, others after."""
+    """(rule, jobs, outputs) of the jwpipe workflow: step (or stage) rules in plan order,
+    others after. A stage rule declares the outputs that leave its stage (``chains`` in
+    plan.json), and so does its plain counterpart."""
     outputs = {s["name"]: len(s["outputs"]) for s in plan["steps"]}
     n = len(plan["exposures"])
     rules = [(s["name"], table[s["name"]], outputs[s["name"]]) for s in plan["steps"]
              if s["name"] in table]
+    for stage, jobs in (plan.get("chains") or {}).items():  # stage rules: outputs they declare
+        if stage in table and jobs:
+            outputs[stage] = max(len(job["outputs"]) for job in jobs.values())
+            rules.append((stage, table[stage], outputs[stage]))
     others = [r for r in table if r not in outputs and r not in ("all", "total")]
     rules += [(r, table[r], 1) for r in others if table[r] % n == 0]
     rules += [(r, table[r], 1) for r in others if table[r] % n != 0]

@@ -8,6 +8,7 @@ compares cluster products with a local run of the same workflow.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -77,8 +78,12 @@ def slurm():
 
 @pytest.fixture
 def env(monkeypatch):
-    """Test steps importable here, in snakemake and in the SLURM jobs (sbatch --export=ALL)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(map(str, TEST_STEP_DIRS)))
+    """Test steps importable here, in snakemake and in the SLURM jobs (sbatch --export=ALL),
+    and the jobs running the jwpipe under test (first on the path)."""
+    import jwpipe
+
+    source = str(Path(jwpipe.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([source, *map(str, TEST_STEP_DIRS)]))
     monkeypatch.setenv("JWPIPE_ALLOW_IMPORT", "wfsteps:slurmsteps")
     return dict(os.environ)
 
@@ -275,3 +280,38 @@ def test_resume_cancels_orphans_of_a_killed_controller(slurm, env, tmp_path):
     assert all(states[i] == "CANCELLED" for i in orphans), states
     assert _assert_same_products(ref, work) == 2
     assert "Nothing to be done" in _run(work, "-n").stdout
+
+
+@pytest.mark.slow
+def test_stage_jobs_packed_by_group_components(slurm, env, tmp_path):
+    """``--granularity stage`` on SLURM: the profile's ``groups:`` and ``group-components:``
+    pack the stage jobs of several exposures into one sbatch job each; the products equal a
+    local run's."""
+    asn, roots = _field(tmp_path, [5.0, 6.0, 7.0, 8.0], "cal")
+    (tmp_path / "gain.txt").write_text("0.5\n")
+    overrides = {"inc": {"override_gain": str(tmp_path / "gain.txt")}}
+    ref, work = tmp_path / "local", tmp_path / "cluster"
+    for where in (ref, work):
+        generate_workflow([asn], where, stages=wfsteps.STAGES, overrides=overrides,
+                          pictures=False, granularity="stage")
+    _ok(_run(ref, profile=ref / "profiles" / "local"))
+    # as profiles/slurm does for detector1 and image2: the stage rules of the test pipelines
+    # are wf_det and wf_img; 4 exposures, at most 3 per sbatch job -> 2 jobs per stage
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    config = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    config["groups"] = {"wf_det": "wf_det", "wf_img": "wf_img"}
+    config["group-components"] = {"wf_det": 3, "wf_img": 3}
+    (profile / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = _run(work, "-n", profile=profile).stdout
+    assert re.search(r"^wf_det\s+4$", dry, re.M) and re.search(r"^wf_img\s+4$", dry, re.M), dry
+    _ok(_run(work, profile=profile))
+    sent = _submissions(work)
+    groups = {k: v for k, v in sent.items() if k.startswith("group_")}
+    assert sum(sent.values()) == 5, sent  # 9 stage jobs in 5 sbatch jobs
+    assert sorted(groups.values()) == [2, 2] and sent["rule_wf_mosaic"] == 1, sent
+    assert _assert_same_products(ref, work) == 17  # 4 each of inc, rate, cal, aligned; i2d
+    for root in roots:  # each stage job ran its steps and kept their intermediates
+        record = json.loads((work / "state" / "wf_det" / f"{root}.json").read_text())
+        assert [s["action"] for s in record["steps"]] == ["ran", "ran"]
+    assert "Nothing to be done" in _run(work, "-n", profile=profile).stdout

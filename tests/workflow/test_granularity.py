@@ -190,15 +190,16 @@ def test_failed_step_is_reported_and_the_rerun_starts_there(sim, tmp_path):
 
 
 def test_discarded_intermediates_and_groups(field):
-    """``keep``: the stage job deletes the others' outputs at its end; every stage job is in its
-    stage's declared group (step jobs only with ``group_detector1``)."""
+    """``keep``: the stage job deletes the others' outputs at its end. Stage rules declare no
+    group (a cluster profile groups them by rule name: ``groups: {wf_det: wf_det}``); step
+    jobs are in their stage's declared group with ``group_detector1``."""
     work = field["tmp"] / "wf"
     generate_workflow([field["asn"]], work, stages=STAGES, granularity="stage", keep=[],
                       overrides={"inc": {"override_gain": str(field["gain"])}})
     text = (work / "Snakefile").read_text()
     assert "run-chain --record {output.record:q} --discard inc {input.units:q}" in text
-    for group in ("wf_det", "wf_img", "wf_mosaic"):
-        assert f'group:\n        "{group}"' in text
+    assert "group:" not in text
+    assert 'units="units/wf_det/{exp}.json"' in text  # one unit input per stage job
     snakemake(work)
     root = field["roots"][0]
     assert not (work / "products" / f"{root}_inc.fits").exists()

@@ -102,8 +102,10 @@ class CrdsCache:
         bad = self.server_config.get("bad_files_list") or \
             str(self.server_config.get("bad_files") or "").split()
         self.bad_files = frozenset(bad)
-        self._answers: dict[tuple[tuple[tuple[str, str], ...], str], str] = {}
+        self._answers: dict[tuple[tuple, str], str] = {}
         self._present: set[str] = set()
+        self._classes: Any = None
+        self._names: dict[tuple[tuple, str], str] = {}
 
     def __repr__(self) -> str:
         return f"CrdsCache({self.path!r}, context={self.context!r})"
@@ -183,7 +185,7 @@ class CrdsCache:
             designated bad, or the context's mappings are damaged or missing.
         """
         header = crds_parameters(parameters)
-        key = tuple(sorted((k, str(v)) for k, v in header.items()))
+        key = self._selection_class(header)
         wanted = [t.lower() for t in reftypes]
         missing = [t for t in dict.fromkeys(wanted) if (key, t) not in self._answers]
         if missing and "META.INSTRUMENT.NAME" not in header:
@@ -195,10 +197,31 @@ class CrdsCache:
             self._answers.update({(key, t): "N/A" for t in missing})
             missing = []
         if missing:
-            names = self._recommend(header, missing)
+            todo = [t for t in missing if (key, t) not in self._names]
+            if todo:  # CRDS's answers are kept even when one of them is an error
+                found = self._recommend(header, todo)
+                self._names.update({(key, t): found[t] for t in todo})
             for reftype in missing:
-                self._answers[(key, reftype)] = self._resolve(header, reftype, names[reftype])
+                self._answers[(key, reftype)] = self._resolve(header, reftype,
+                                                              self._names[(key, reftype)])
         return {t: self._answers[(key, t)] for t in wanted}
+
+    def _selection_class(self, header: dict[str, Any]) -> tuple:
+        """Key of the answers: datasets of one class get the same selections from CRDS
+        (:mod:`jwpipe.references.selection_classes`); the exact header where that cannot be
+        told (then CRDS's own call reports any problem)."""
+        exact = tuple(sorted((k, str(v)) for k, v in header.items()))
+        if "META.INSTRUMENT.NAME" not in header:
+            return exact
+        try:
+            with self._crds() as client:
+                if self._classes is None:
+                    from jwpipe.references.selection_classes import SelectionClasses
+
+                    self._classes = SelectionClasses(client, self.context)
+                return ("class", self._classes.key(header))
+        except Exception:
+            return exact
 
     def get_reference_file(self, parameters: Mapping[str, Any], reftype: str) -> str:
         """Path of the best reference of one type, or ``"N/A"``; see :meth:`best_references`."""

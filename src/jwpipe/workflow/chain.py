@@ -4,7 +4,10 @@
 pipeline's declared ``workflow_group``: ``detector1``, ``image2``, ``image3``) and one job per
 exposure (per association product for a product-scope stage) that runs the stage's steps one
 after the other in one process: ``jwpipe run-chain --record state/<stage>/<key>.json
-units/<step1>/<key>.json units/<step2>/<key>.json ...``. Each step still runs from its own unit
+units/<stage>/<key>.json``. That stage units file, the job's one unit input, lists the steps'
+unit files with their SHA-256, so it changes whenever one of them does (one input instead of
+one per step, and no ``group:``, keep Snakemake's cost per stage job that of a plain rule; a
+cluster profile groups the stage rules by name). Each step still runs from its own unit
 file through :func:`jwpipe.workflow.runstep.run_unit`, which writes its outputs atomically and
 its record ``state/<step>/<key>.json``: the unit files stay the contract of every step, and
 ``jwpipe status``/``plan``/``verify`` read the same records in both granularities.
@@ -30,6 +33,7 @@ the declared outputs (which Snakemake deleted) are always remade.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -38,18 +42,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHAIN_FORMAT", "chain_table", "main", "render_stage_rules", "run_chain",
-           "valid_prefix"]
+__all__ = ["CHAIN_FORMAT", "STAGE_UNITS_FORMAT", "chain_table", "main", "render_stage_rules",
+           "run_chain", "stage_units_text", "unit_files_of", "valid_prefix"]
 
 #: Format of a stage job's record ``state/<stage>/<key>.json``.
 CHAIN_FORMAT = "jwpipe-chain-1"
+#: Format of a stage job's input ``units/<stage>/<key>.json``: its steps' unit files, in order,
+#: with the SHA-256 of each (so it changes, and Snakemake reruns the job, whenever one does).
+STAGE_UNITS_FORMAT = "jwpipe-stage-units-1"
 
 _RULE = '''
 
 rule {group}:
     input:
         data=lambda wc: CHAINS["{group}"][wc.{wc}]["inputs"],
-        units=lambda wc: CHAINS["{group}"][wc.{wc}]["units"],
+        units="units/{group}/{{{wc}}}.json",
     output:
 {outputs}
         record="state/{group}/{{{wc}}}.json",
@@ -57,8 +64,6 @@ rule {group}:
         "logs/{group}/{{{wc}}}.log",
     benchmark:
         "benchmarks/{group}/{{{wc}}}.tsv"
-    group:
-        "{group}"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: retry_resource(
@@ -111,6 +116,20 @@ def _exported(plan: Any, needed: set[str]) -> dict[str, set[str]]:
     return out
 
 
+def stage_units(plan: Any) -> list[tuple[str, str, list[Any]]]:
+    """Every stage job as (stage, key, its units in order)."""
+    by_step: dict[str, dict[str, Any]] = {}
+    for u in plan.units:
+        by_step.setdefault(u.step, {})[u.key] = u
+    jobs = []
+    for group, steps in _stages(plan.steps):
+        keys = list(dict.fromkeys(k for s in steps for k in by_step.get(s["name"], {})))
+        for key in keys:
+            jobs.append((group, key, [by_step[s["name"]][key] for s in steps
+                                      if key in by_step.get(s["name"], {})]))
+    return jobs
+
+
 def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """``plan.json["chains"]``: per stage and key, the unit files in order, the inputs from
     outside the stage, the declared outputs, and the job's memory (the largest step's) and
@@ -121,26 +140,62 @@ def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str
     needed : set of str
         Products read by rules other than steps (the pictures): declared by the stage job.
     """
-    table: dict[str, dict[str, Any]] = {}
-    by_step: dict[str, dict[str, Any]] = {}
+    table: dict[str, dict[str, Any]] = {group: {} for group, _ in _stages(plan.steps)}
     exported = _exported(plan, set(needed))
-    for u in plan.units:
-        by_step.setdefault(u.step, {})[u.key] = u
-    for group, steps in _stages(plan.steps):
-        jobs: dict[str, Any] = {}
-        keys = list(dict.fromkeys(k for s in steps for k in by_step.get(s["name"], {})))
-        for key in keys:
-            units = [by_step[s["name"]][key] for s in steps if key in by_step[s["name"]]]
-            made = {p for u in units for p in u.output_paths}
-            inputs = list(dict.fromkeys(p for u in units for p in u.input_paths
-                                        if p not in made))
-            jobs[key] = {"units": [f"units/{u.step}/{key}.json" for u in units],
-                         "inputs": inputs, "mem_mb": max(u.mem_mb for u in units),
-                         "outputs": [p for u in units if u.step in exported[group]
-                                     for p in u.output_paths],
-                         "runtime": sum(u.runtime for u in units)}
-        table[group] = jobs
+    for group, key, units in stage_units(plan):
+        made = {p for u in units for p in u.output_paths}
+        inputs = list(dict.fromkeys(p for u in units for p in u.input_paths if p not in made))
+        table[group][key] = {"units": [f"units/{u.step}/{key}.json" for u in units],
+                             "inputs": inputs, "mem_mb": max(u.mem_mb for u in units),
+                             "outputs": [p for u in units if u.step in exported[group]
+                                         for p in u.output_paths],
+                             "runtime": sum(u.runtime for u in units)}
     return table
+
+
+def stage_units_text(stage: str, key: str, unit_paths: list[str], texts: list[str]) -> str:
+    """The text of ``units/<stage>/<key>.json``: the stage job's one unit input.
+
+    One input file per stage job (rather than every step's unit file) keeps Snakemake's work
+    per stage job that of a plain rule with one input per job; the digests make it change
+    whenever one of the unit files does.
+    """
+    from jwpipe.workflow.generate import canonical_json
+
+    return canonical_json({
+        "format": STAGE_UNITS_FORMAT, "stage": stage, "key": key, "units": list(unit_paths),
+        "sha256": [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]})
+
+
+def unit_files_of(paths: list[str]) -> list[str]:
+    """The step unit files a stage job runs: ``paths`` itself, or those a stage units file
+    (``units/<stage>/<key>.json``) lists, after checking each still has its listed content.
+
+    Raises
+    ------
+    WorkflowError
+        The stage units file is unreadable, or a unit file changed since it was written.
+    """
+    from jwpipe.errors import WorkflowError
+
+    if len(paths) != 1:
+        return list(paths)
+    data = _load(paths[0])
+    if data is None or data.get("format") != STAGE_UNITS_FORMAT:
+        return list(paths)
+    units, digests = data.get("units"), data.get("sha256")
+    if not isinstance(units, list) or not isinstance(digests, list) or \
+            len(units) != len(digests) or not units:
+        raise WorkflowError(f"{paths[0]}: damaged stage units file (regenerate the workflow)")
+    for unit, digest in zip(units, digests, strict=True):
+        try:
+            now = hashlib.sha256(Path(unit).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise WorkflowError(f"{paths[0]}: cannot read {unit}: {exc.strerror}") from None
+        if now != digest:
+            raise WorkflowError(f"{unit} changed after {paths[0]} was written: regenerate the "
+                                "workflow (jwpipe make-workflow --again)")
+    return [str(u) for u in units]
 
 
 def render_stage_rules(plan: Any, *, keep: set[str] | None, needed: set[str]) -> str:
@@ -328,7 +383,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run one stage job of a workflow: its steps' unit files in order, in one "
                     "process, starting after the last step whose outputs are still valid.")
     parser.add_argument("units", nargs="+", metavar="UNIT_FILE",
-                        help="unit files of the stage's steps for one exposure or product")
+                        help="unit files of the stage's steps for one exposure or product, or "
+                             "the one stage units file (units/<stage>/<key>.json) listing them")
     parser.add_argument("--record", required=True,
                         help="the stage job's record (state/<stage>/<key>.json)")
     parser.add_argument("--discard", action="append", default=[], metavar="STEP",
@@ -354,7 +410,7 @@ def main(argv: list[str]) -> int:
         stage = Path(ns.record).parent.name
         key = Path(ns.record).stem
         with job_record(workdir_of(ns.units[0]), stage, key):
-            run_chain(ns.units, ns.record, ns.discard)
+            run_chain(unit_files_of(ns.units), ns.record, ns.discard)
     except Exception as exc:
         from jwpipe.errors import JwpipeError
 

@@ -10,12 +10,18 @@ header) is answered by astropy instead, with astropy's checks and messages.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from typing import Any, BinaryIO
 
 __all__ = ["read_selection"]
 
 _BLOCK = 2880
+#: A fixed- or free-format real without FITS's ``D`` exponent: Python reads it as astropy does.
+#: A quoted string without quotes inside, then blanks or a comment.
+_PLAIN_STRING = re.compile(rb"^ *'([^']*)' *(/.*)?$")
+_PLAIN_FLOAT = re.compile(rb"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
 _CARD = 80
 _MAX_BLOCKS = 4096  # 11 MB of header: damaged, not a header
 
@@ -53,20 +59,29 @@ def _value(card: bytes) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=8)
+def _padded(wanted: frozenset[str]) -> frozenset[bytes]:
+    """The keywords as the 8 bytes that start their cards."""
+    return frozenset(k.encode("ascii").ljust(8) for k in wanted if len(k) <= 8 and k.isascii())
+
+
 def _keywords(cards: list[bytes], wanted: set[str] | frozenset[str]) -> dict[str, Any]:
     """Values of the wanted keywords (the first card of each). Fixed-format integers, logicals
     and plain quoted strings are read directly (as astropy reads them); anything else by
     astropy's :class:`~astropy.io.fits.Card`."""
     out: dict[str, Any] = {}
+    names = _padded(frozenset(wanted))
     for card in cards:
+        if card[:8] not in names or card[8:10] != b"= ":
+            continue
         key = card[:8].decode("ascii").rstrip()
-        if key not in wanted or key in out or card[8:10] != b"= ":
+        if key in out:
             continue
         field = card[10:]
         if field[:1] == b"'" or field.lstrip()[:1] == b"'":
-            value = field.strip()
-            if value.count(b"'") == 2 and value.endswith(b"'"):
-                text = value[1:-1].decode("ascii").rstrip()
+            plain = _PLAIN_STRING.match(field)
+            if plain:
+                text = plain.group(1).decode("ascii").rstrip()
                 if not text.endswith("&"):
                     out[key] = text
                     continue
@@ -77,6 +92,8 @@ def _keywords(cards: list[bytes], wanted: set[str] | frozenset[str]) -> dict[str
             out[key] = value == b"T"
         elif value.lstrip(b"+-").isdigit():
             out[key] = int(value)
+        elif _PLAIN_FLOAT.match(value):
+            out[key] = float(value)
         else:
             out[key] = _value(card)
     return out
@@ -110,7 +127,7 @@ def _fast(path: str, keywords: frozenset[str]) -> tuple[dict[str, Any], int]:
         cards = _header(fh)
         if not cards or cards[0][:30] != b"SIMPLE  =                    T":
             raise _Unhandled("not a FITS file")
-        params = _keywords(cards, set(keywords))
+        params = _keywords(cards, keywords)
         primary = _structure(cards)
         sci = None
         fh.seek(_data_bytes(primary, False), 1)

@@ -279,6 +279,15 @@ def restore_times(workdir: str | os.PathLike[str]) -> tuple[int, list[str]]:
             _set_time(work / "units" / step / f"{key}.json", first - 1_000_000)
             _set_time(work / "state" / step / f"{key}.json", last)  # the record is an output too
             restored += 1
+    for stage, jobs in (plan.get("chains") or {}).items():
+        for key, job in jobs.items():  # a stage job's one unit input: dated as its newest step
+            stage_file = work / "units" / stage / f"{key}.json"
+            try:
+                newest = max((work / u).stat().st_mtime_ns for u in job.get("units", []))
+            except (OSError, ValueError):
+                continue
+            if stage_file.is_file():
+                _set_time(stage_file, newest)
     return restored, skipped
 
 

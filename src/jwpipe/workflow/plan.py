@@ -570,10 +570,14 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
 
 
 def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict[str, Any],
-                     store: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+                     store: Any, where: str, memo: dict[int, tuple] | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parameters for one unit (output-only ones and ``override_*`` dropped) and its
     references: a user's ``override_<reftype>``, else the file CRDS selects now, at generation
-    time, so the job uses exactly it and never imports ``crds``."""
+    time, so the job uses exactly it and never imports ``crds``.
+
+    ``memo``: units given the same ``pars`` object share one parameters dict (read-only), so
+    a survey's thousands of units hold, and serialize, one copy per step."""
     from_crds = [t for t in step_class.reference_file_types
                  if pars.get(f"override_{t}") is None]
     selected: dict[str, str] = {}
@@ -603,10 +607,15 @@ def _unit_parameters(step_class: type[Step], pars: dict[str, Any], dataset: dict
             if not os.path.isfile(value):
                 raise WorkflowError(f"{where}: {key} file {value} does not exist")
         refs[reftype] = _reference_identity(value, "override")
+    known = memo.get(id(pars)) if memo is not None else None
+    if known is not None and known[0] is pars:
+        return known[1], refs
     overrides = {f"override_{t}" for t in step_class.reference_file_types}
-    pars = {k: v for k, v in pars.items()
-            if k not in OUTPUT_ONLY_PARAMETERS and k not in overrides}
-    return _canonical_number(pars), refs
+    kept = _canonical_number({k: v for k, v in pars.items()
+                              if k not in OUTPUT_ONLY_PARAMETERS and k not in overrides})
+    if memo is not None:
+        memo[id(pars)] = (pars, kept)  # holding pars keeps its id unique
+    return kept, refs
 
 
 def _class_path(step_class: type[Step]) -> str:
@@ -668,6 +677,7 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
                                                members[0].params.get("INSTRUME"))
     steps = []
     labels = [""]  # every exposure enters the stage with its one main product
+    memo: dict[int, tuple] = {}
     for position, entry in enumerate(chain[:planned]):
         name, step_class = entry.name, entry.step_class
         is_last = position == product_at
@@ -681,7 +691,7 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
             pars = resolved[exp.root]["steps"][name] if entry.inserted is None else \
                 shape.parameters(entry.inserted, exp.params)
             unit_pars, refs = _unit_parameters(step_class, pars, exp.params, store,
-                                               f"{stage.__name__}.{name} for {exp.root}")
+                                               f"{stage.__name__}.{name} for {exp.root}", memo)
             inputs = streams[exp.root]
             outputs = [f"products/{exp.root}_{suffix}{ext}" for suffix in suffixes]
             mem_mb, runtime = _memory(step_class, exp.nbytes)
