@@ -317,7 +317,7 @@ def test_context_swapping_one_reference_reruns_its_units(workflow, field, tmp_pa
 @pytest.fixture(scope="module")
 def other_imagers(tmp_path_factory):
     """A MIRI and a NIRISS exposure (stdatamodels), their cache, and jwst's in-process
-    Detector1 on each."""
+    Detector1 and Image2 on each."""
     from jwst_data import other_imager_cache, write_other_imager
 
     root = tmp_path_factory.mktemp("imagers")
@@ -328,7 +328,7 @@ def other_imagers(tmp_path_factory):
     for inst, (uncal, _) in made.items():
         out = root / f"inprocess-{inst}"
         proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_pipelines.py"),
-                               str(uncal.parent), "-", str(out)], capture_output=True,
+                               str(uncal.parent), "image2", str(out)], capture_output=True,
                               text=True, timeout=900,
                               env=_env(CRDS_PATH=str(cache), CRDS_READONLY_CACHE="1"))
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -338,10 +338,14 @@ def other_imagers(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("instrument", ["MIRI", "NIRISS"])
-def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, instrument,
-                                                              tmp_path):
+def test_miri_and_niriss_run_detector1_and_image2_as_pipeline_call(other_imagers, instrument,
+                                                                   tmp_path):
+    """An image2 association of a MIRI or NIRISS exposure through Detector1 (its branch) and
+    Image2 (assign_wcs, flat_field, photom on real references) equals jwst's own runs."""
+    from stdatamodels.jwst import datamodels as sdm
+
     from jwpipe.associations import asn_from_list, write_asn
-    from jwpipe.engines.jwst_stages import jwst_stages, planned_order
+    from jwpipe.engines.jwst_stages import STAGES, jwst_stages, planned_order
     from jwpipe.workflow.generate import generate_workflow
 
     uncal = other_imagers["uncals"][instrument]
@@ -350,23 +354,35 @@ def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, inst
                     uncal.parent / f"{root}_image2_asn.json")
     wf = tmp_path / "wf"
     generate_workflow([str(asn)], wf, refs=str(other_imagers["cache"]),
-                      stages=jwst_stages()[:1], engine="jwst", pictures=False)
+                      stages=jwst_stages()[:2], engine="jwst", pictures=False)
     run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
                           "--cores", "2"], cwd=wf, capture_output=True, text=True,
                          timeout=1800, env=_env())
     assert run.returncode == 0, run.stderr[-4000:]
     inproc = other_imagers["runs"][instrument]
-    steps = json.loads((inproc / "steps.json").read_text())[0]["steps"]
-    steps = [step for i, step in enumerate(steps) if i == 0 or step[0] != steps[i - 1][0]]
-    assert [n for n, _ in steps] == planned_order("calwebb_detector1", instrument)
+    runs = json.loads((inproc / "steps.json").read_text())
+    assert [r["pipeline"] for r in runs] == ["Detector1Pipeline", "Image2Pipeline"]
     plan = json.loads((wf / "plan.json").read_text())
-    assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]
-    if instrument == "MIRI":
-        assert {"emicorr", "reset", "rscd", "lastframe"} & {s["name"] for s in plan["steps"]} \
-            == {"reset", "rscd", "lastframe"}
-    for suffix in ("rate", "rateints"):
+    for run_, alias in zip(runs, ("calwebb_detector1", "calwebb_image2"), strict=True):
+        not_planned = next(s["not_planned"] for s in STAGES if s["alias"] == alias)
+        steps = [step for i, step in enumerate(run_["steps"])
+                 if (i == 0 or step[0] != run_["steps"][i - 1][0]) and step[0] not in not_planned]
+        assert [n for n, _ in steps] == planned_order(alias, instrument)
+        assert [s["name"] for s in plan["steps"] if s["stage"] == run_["pipeline"]] == \
+            [n for n, ran in steps if ran]
+    if instrument == "MIRI":  # its own branch: emicorr and firstframe skipped by default
+        assert {"emicorr", "reset", "rscd", "lastframe", "superbias"} & \
+            {s["name"] for s in plan["steps"]} == {"reset", "rscd", "lastframe"}
+    # Image2 ran for real on the references: nothing skipped, a WCS, calibrated units
+    with sdm.open(str(wf / "products" / f"{root}_cal.fits")) as cal:
+        done = cal.meta.cal_step
+        assert (done.assign_wcs, done.flat_field, done.photom) == ("COMPLETE",) * 3
+        assert cal.meta.bunit_data == "MJy/sr" and cal.meta.wcs is not None
+        assert cal.dq[5, 7] & 1  # the flat's DO_NOT_USE pixel
+    for suffix in ("rate", "rateints", "cal"):
         a = _arrays(inproc / f"{root}_{suffix}.fits")
         b = _arrays(wf / "products" / f"{root}_{suffix}.fits")
-        assert sorted(a) == sorted(b) and "SCI" in a
+        assert sorted(a) == sorted(b) and "SCI" in a, (suffix, sorted(a), sorted(b))
         for name in a:
+            assert a[name].dtype == b[name].dtype, (suffix, name)
             np.testing.assert_array_equal(a[name], b[name], err_msg=f"{suffix} {name}")
