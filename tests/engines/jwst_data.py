@@ -252,3 +252,51 @@ def write_image2_references(folder: Path, instrument: str) -> list[Path]:
                 model.meta.exposure.type = exp_type
             model.save(str(paths[reftype]))
     return list(paths.values())
+
+
+#: The spectroscopic exposure of the real spec2 association
+#: ``tests/data/asn/jw80600_20171108T041522_pool-o013_spec2_001_asn.json`` (MIRI LRS).
+SPEC2_ASN = Path(__file__).parent.parent / "data" / "asn" / \
+    "jw80600_20171108T041522_pool-o013_spec2_001_asn.json"
+SPEC2_ROOT = "jw80600013001_02101_00001_mirimage"
+
+
+def write_spec2_inputs(folder: Path, exp_type: str = "MIR_LRS-FIXEDSLIT") -> Path:
+    """The spec2 association's ``_rate`` (a 64x64 MIRI image of ``exp_type``, written by
+    stdatamodels as jwst's Detector1 writes it) next to a copy of the association."""
+    import numpy as np
+    from stdatamodels.jwst import datamodels as sdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (64, 64)
+    model = sdm.ImageModel(data=np.ones(shape, np.float32))
+    model.err = np.full(shape, 0.1, np.float32)
+    m = model.meta
+    m.telescope, m.instrument.name, m.instrument.detector = "JWST", "MIRI", "MIRIMAGE"
+    m.instrument.filter = "P750L"
+    m.exposure.type, m.exposure.readpatt = exp_type, "FASTR1"
+    m.exposure.nints, m.exposure.ngroups, m.exposure.nframes = 1, 5, 1
+    m.exposure.start_time, m.exposure.mid_time, m.exposure.end_time = \
+        59800.0, 59800.001, 59800.002
+    m.observation.date, m.observation.time = "2023-06-01", "12:00:00"
+    m.subarray.name, m.subarray.xstart, m.subarray.ystart = "FULL", 1, 1
+    m.subarray.xsize, m.subarray.ysize = shape[1], shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(folder / f"{SPEC2_ROOT}_rate.fits"))
+    asn = folder / SPEC2_ASN.name
+    shutil.copy(SPEC2_ASN, asn)
+    return asn
+
+
+def spec2_cache(cache: Path) -> str:
+    """A CRDS cache whose context names every reference type jwst's Detector1 and Spec2 steps
+    declare as N/A for MIRI (what a synced cache answers for types that do not apply)."""
+    from jwst.pipeline import Detector1Pipeline, Spec2Pipeline
+
+    from jwpipe.engines.jwst_stages import _reference_types
+    from jwpipe.references.cache_writer import write_context
+
+    declared = {t for p in (Detector1Pipeline, Spec2Pipeline)
+                for c in p.step_defs.values() for t in _reference_types(c)}
+    return write_context(cache, {"MIRI": {t: "N/A" for t in sorted(declared)}})
