@@ -497,3 +497,23 @@ def test_spec2_association_plans_one_rule_per_applicable_step(tmp_path):
     proc = _jwpipe("make-workflow", str(asn), "--refs", str(cache), "-o", str(tmp_path / "x"))
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "plan it with --engine jwst" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_one_jwst_workflow_holds_imaging_or_spectroscopy():
+    from jwst_data import SPEC2_ASN
+
+    from jwpipe.associations import load_asn
+    from jwpipe.associations.types import UnsupportedAssociationError
+    from jwpipe.engines.jwst_stages import chain_for, jwst_stages
+    from jwpipe.workflow.plan import stage_for_association
+
+    image2 = SPEC2_ASN.with_name("jw80600_20171108T041522_pool-o006_image2_001_asn.json")
+    assert chain_for([SPEC2_ASN]) == "spectroscopy"
+    assert chain_for([SPEC2_ASN, image2]) == chain_for([image2]) == "imaging"
+    spectroscopy, imaging = jwst_stages("spectroscopy"), jwst_stages("imaging")
+    assert [s.class_alias for s in spectroscopy] == ["calwebb_detector1", "calwebb_spec2"]
+    assert stage_for_association(load_asn(SPEC2_ASN), spectroscopy) == 1
+    assert stage_for_association(load_asn(image2), imaging) == 1
+    for asn, stages in ((SPEC2_ASN, imaging), (image2, spectroscopy)):
+        with pytest.raises(UnsupportedAssociationError, match="make one for each"):
+            stage_for_association(load_asn(asn), stages)
