@@ -1,6 +1,7 @@
 """Run jwst's Detector1, Image2 and Image3 in one process, as a user would (``Pipeline.call``).
 
-Usage: python _run_jwst_pipelines.py INPUT_DIR ASN OUTPUT_DIR (ASN ``-``: Detector1 only).
+Usage: python _run_jwst_pipelines.py INPUT_DIR ASN OUTPUT_DIR (ASN ``-``: Detector1 only;
+``image2``: Detector1 and Image2).
 The CRDS environment comes from the caller. Writes the products to OUTPUT_DIR and
 ``steps.json``: for each pipeline run, the steps jwst called in order, each with whether it ran
 or was skipped (from stpipe's log records "Step <name> running ..." and "Step skipped.").
@@ -54,11 +55,9 @@ def main(input_dir: str, asn: str, output_dir: str) -> None:
     uncals = sorted(Path(input_dir).glob("*_uncal.fits"))
     for uncal in uncals:
         run(Detector1Pipeline, str(uncal))
-    if asn == "-":
-        uncals = []
-    for uncal in uncals:
+    for uncal in uncals if asn != "-" else []:
         run(Image2Pipeline, str(out / uncal.name.replace("_uncal", "_rate")))
-    if asn != "-":
+    if asn not in ("-", "image2"):
         shutil.copy(asn, out / Path(asn).name)
         run(Image3Pipeline, str(out / Path(asn).name))
     (out / "steps.json").write_text(json.dumps(runs, indent=1))

@@ -317,7 +317,7 @@ def test_context_swapping_one_reference_reruns_its_units(workflow, field, tmp_pa
 @pytest.fixture(scope="module")
 def other_imagers(tmp_path_factory):
     """A MIRI and a NIRISS exposure (stdatamodels), their cache, and jwst's in-process
-    Detector1 on each."""
+    Detector1 and Image2 on each."""
     from jwst_data import other_imager_cache, write_other_imager
 
     root = tmp_path_factory.mktemp("imagers")
@@ -328,7 +328,7 @@ def other_imagers(tmp_path_factory):
     for inst, (uncal, _) in made.items():
         out = root / f"inprocess-{inst}"
         proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_pipelines.py"),
-                               str(uncal.parent), "-", str(out)], capture_output=True,
+                               str(uncal.parent), "image2", str(out)], capture_output=True,
                               text=True, timeout=900,
                               env=_env(CRDS_PATH=str(cache), CRDS_READONLY_CACHE="1"))
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -338,10 +338,14 @@ def other_imagers(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("instrument", ["MIRI", "NIRISS"])
-def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, instrument,
-                                                              tmp_path):
+def test_miri_and_niriss_run_detector1_and_image2_as_pipeline_call(other_imagers, instrument,
+                                                                   tmp_path):
+    """An image2 association of a MIRI or NIRISS exposure through Detector1 (its branch) and
+    Image2 (assign_wcs, flat_field, photom on real references) equals jwst's own runs."""
+    from stdatamodels.jwst import datamodels as sdm
+
     from jwpipe.associations import asn_from_list, write_asn
-    from jwpipe.engines.jwst_stages import jwst_stages, planned_order
+    from jwpipe.engines.jwst_stages import STAGES, jwst_stages, planned_order
     from jwpipe.workflow.generate import generate_workflow
 
     uncal = other_imagers["uncals"][instrument]
@@ -350,23 +354,166 @@ def test_miri_and_niriss_detector1_plan_and_run_their_branch(other_imagers, inst
                     uncal.parent / f"{root}_image2_asn.json")
     wf = tmp_path / "wf"
     generate_workflow([str(asn)], wf, refs=str(other_imagers["cache"]),
-                      stages=jwst_stages()[:1], engine="jwst", pictures=False)
+                      stages=jwst_stages()[:2], engine="jwst", pictures=False)
     run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
                           "--cores", "2"], cwd=wf, capture_output=True, text=True,
                          timeout=1800, env=_env())
     assert run.returncode == 0, run.stderr[-4000:]
     inproc = other_imagers["runs"][instrument]
-    steps = json.loads((inproc / "steps.json").read_text())[0]["steps"]
-    steps = [step for i, step in enumerate(steps) if i == 0 or step[0] != steps[i - 1][0]]
-    assert [n for n, _ in steps] == planned_order("calwebb_detector1", instrument)
+    runs = json.loads((inproc / "steps.json").read_text())
+    assert [r["pipeline"] for r in runs] == ["Detector1Pipeline", "Image2Pipeline"]
     plan = json.loads((wf / "plan.json").read_text())
-    assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]
-    if instrument == "MIRI":
-        assert {"emicorr", "reset", "rscd", "lastframe"} & {s["name"] for s in plan["steps"]} \
-            == {"reset", "rscd", "lastframe"}
-    for suffix in ("rate", "rateints"):
+    for run_, alias in zip(runs, ("calwebb_detector1", "calwebb_image2"), strict=True):
+        not_planned = next(s["not_planned"] for s in STAGES if s["alias"] == alias)
+        steps = [step for i, step in enumerate(run_["steps"])
+                 if (i == 0 or step[0] != run_["steps"][i - 1][0]) and step[0] not in not_planned]
+        assert [n for n, _ in steps] == planned_order(alias, instrument)
+        assert [s["name"] for s in plan["steps"] if s["stage"] == run_["pipeline"]] == \
+            [n for n, ran in steps if ran]
+    if instrument == "MIRI":  # its own branch: emicorr and firstframe skipped by default
+        assert {"emicorr", "reset", "rscd", "lastframe", "superbias"} & \
+            {s["name"] for s in plan["steps"]} == {"reset", "rscd", "lastframe"}
+    # Image2 ran for real on the references: nothing skipped, a WCS, calibrated units
+    with sdm.open(str(wf / "products" / f"{root}_cal.fits")) as cal:
+        done = cal.meta.cal_step
+        assert (done.assign_wcs, done.flat_field, done.photom) == ("COMPLETE",) * 3
+        assert cal.meta.bunit_data == "MJy/sr" and cal.meta.wcs is not None
+        assert cal.dq[5, 7] & 1  # the flat's DO_NOT_USE pixel
+    for suffix in ("rate", "rateints", "cal"):
         a = _arrays(inproc / f"{root}_{suffix}.fits")
         b = _arrays(wf / "products" / f"{root}_{suffix}.fits")
-        assert sorted(a) == sorted(b) and "SCI" in a
+        assert sorted(a) == sorted(b) and "SCI" in a, (suffix, sorted(a), sorted(b))
         for name in a:
+            assert a[name].dtype == b[name].dtype, (suffix, name)
             np.testing.assert_array_equal(a[name], b[name], err_msg=f"{suffix} {name}")
+
+
+# ------------------------------------------------------------------------------- spec2
+def _spec2_calls(method) -> list[str]:
+    """The Spec2 steps a method of jwst's Spec2Pipeline calls (``self.<step>.run(...)``), in
+    source order, each once."""
+    import ast
+    import inspect
+    import textwrap
+
+    from jwst.pipeline import Spec2Pipeline
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
+    calls = sorted((node.lineno, node.col_offset, node.func.value.attr)
+                   for node in ast.walk(tree)
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                   and node.func.attr == "run" and isinstance(node.func.value, ast.Attribute)
+                   and node.func.value.attr in Spec2Pipeline.step_defs)
+    return list(dict.fromkeys(name for *_, name in calls))
+
+
+def test_spec2_order_is_the_order_jwst_spec2_source_calls():
+    """jwst's Spec2 cannot run in process on tiny data without a full set of spectroscopic
+    WCS references, so its stated order is checked against jwst's own source: the calls in
+    ``process_exposure_product`` before the EXP_TYPE branch, and in each branch method."""
+    from jwst.pipeline import Spec2Pipeline, calwebb_spec2
+
+    from jwpipe.engines.jwst_stages import _SPEC2_BRANCHES, _SPEC2_HEAD, planned_order
+
+    main = _spec2_calls(Spec2Pipeline.process_exposure_product)
+    assert tuple(main[:main.index("bkg_subtract") + 1]) == _SPEC2_HEAD
+    methods = {"_process_grism": tuple(calwebb_spec2.GRISM_TYPES),
+               "_process_nirspec_msa_slits": ("NRS_MSASPEC",),
+               "_process_miri_wfss": ("MIR_WFSS",),
+               # NRS_SLIT_TYPES holds NRS_MSASPEC, whose own branch is tested first
+               "_process_nirspec_slits": tuple(t for t in calwebb_spec2.NRS_SLIT_TYPES
+                                               if t != "NRS_MSASPEC"),
+               "_process_niriss_soss": ("NIS_SOSS",), "_process_common": (None,)}
+    branches = dict(_SPEC2_BRANCHES)
+    assert set(branches) == set(methods.values())
+    for method, types in methods.items():
+        assert tuple(_spec2_calls(getattr(Spec2Pipeline, method))) == branches[types], method
+        for exp_type in types:
+            assert planned_order("calwebb_spec2", exp_type) == [*_SPEC2_HEAD, *branches[types]]
+    assert planned_order("calwebb_spec2", "MIR_LRS-FIXEDSLIT") == \
+        planned_order("calwebb_spec2", None)
+
+
+SPEC2_EXP_TYPES = ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_MRS", "MIR_WFSS", "NRS_IFU",
+                   "NRS_FIXEDSLIT", "NRS_MSASPEC", "NRS_BRIGHTOBJ", "NRS_LAMP", "NRS_AUTOWAVE",
+                   "NRS_AUTOFLAT", "NIS_SOSS", "NIS_WFSS", "NRC_WFSS", "NRC_GRISM",
+                   "NRC_TSGRISM")
+
+
+@pytest.mark.parametrize("exp_type", SPEC2_EXP_TYPES)
+def test_spec2_steps_applied_per_exp_type_are_jwst_step_verification(exp_type):
+    """The steps stated as not applying to an EXP_TYPE are those jwst's own
+    ``Spec2Pipeline._step_verification`` sets ``skip`` on for a science-only exposure."""
+    from collections import defaultdict
+
+    from jwst.pipeline import Spec2Pipeline
+    from stdatamodels.jwst import datamodels as sdm
+
+    from jwpipe.engines.jwst_stages import SPEC2_APPLIES_TO
+
+    pipe = Spec2Pipeline()
+    for name in SPEC2_APPLIES_TO:
+        getattr(pipe, name).skip = False
+    science = sdm.ImageModel((4, 4))
+    science.meta.exposure.type = exp_type
+    pipe._step_verification(exp_type, science, defaultdict(list), False)
+    skipped = {name for name in SPEC2_APPLIES_TO if getattr(pipe, name).skip}
+    assert skipped == {name for name, types in SPEC2_APPLIES_TO.items()
+                       if exp_type not in types}
+
+
+def test_spec2_association_plans_one_rule_per_applicable_step(tmp_path):
+    """The real spec2 association (a MIRI LRS exposure), its ``_rate`` written by
+    stdatamodels, a cache naming every type N/A: a jwst-engine workflow of Spec2's rules in the
+    stated order, as real Snakemake schedules them; jwpipe's engine refuses it in one line."""
+    from jwst.pipeline import Spec2Pipeline
+    from jwst_data import SPEC2_ROOT, spec2_cache, write_spec2_inputs
+
+    from jwpipe.engines.jwst_stages import applicable_order
+
+    asn = write_spec2_inputs(tmp_path / "in")
+    cache = tmp_path / "cache"
+    spec2_cache(cache)
+    wf = tmp_path / "wf"
+    proc = _jwpipe("make-workflow", str(asn), "--engine", "jwst", "--refs", str(cache),
+                   "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    defaults = Spec2Pipeline()
+    expected = [n for n in applicable_order("calwebb_spec2", "MIR_LRS-FIXEDSLIT")
+                if not getattr(defaults, n).skip]
+    assert expected == ["assign_wcs", "srctype", "flat_field", "pathloss", "photom"]
+    rules = [line.split()[1].rstrip(":") for line in (wf / "Snakefile").read_text().splitlines()
+             if line.startswith("rule ") and not line.startswith("rule all")]
+    assert rules == expected
+    plan = json.loads((wf / "plan.json").read_text())
+    assert [s["name"] for s in plan["steps"]] == expected
+    assert {s["stage"] for s in plan["steps"]} == {"Spec2Pipeline"}
+    assert planned_jobs(wf) == dict.fromkeys(expected, 1)
+    unit = json.loads((wf / "units" / "photom" / f"{SPEC2_ROOT}.json").read_text())
+    assert unit["class"] == "jwst.photom.photom_step.PhotomStep" and unit["engine"] == "jwst"
+    assert unit["outputs"] == [{"kind": "file", "path": f"products/{SPEC2_ROOT}_cal.fits"}]
+    assert unit["inputs"][0]["path"] == f"products/{SPEC2_ROOT}_pathloss.fits"
+    assert set(unit["references"]["files"]) == {"photom", "area"}
+    proc = _jwpipe("make-workflow", str(asn), "--refs", str(cache), "-o", str(tmp_path / "x"))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "plan it with --engine jwst" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_one_jwst_workflow_holds_imaging_or_spectroscopy():
+    from jwst_data import SPEC2_ASN
+
+    from jwpipe.associations import load_asn
+    from jwpipe.associations.types import UnsupportedAssociationError
+    from jwpipe.engines.jwst_stages import chain_for, jwst_stages
+    from jwpipe.workflow.plan import stage_for_association
+
+    image2 = SPEC2_ASN.with_name("jw80600_20171108T041522_pool-o006_image2_001_asn.json")
+    assert chain_for([SPEC2_ASN]) == "spectroscopy"
+    assert chain_for([SPEC2_ASN, image2]) == chain_for([image2]) == "imaging"
+    spectroscopy, imaging = jwst_stages("spectroscopy"), jwst_stages("imaging")
+    assert [s.class_alias for s in spectroscopy] == ["calwebb_detector1", "calwebb_spec2"]
+    assert stage_for_association(load_asn(SPEC2_ASN), spectroscopy) == 1
+    assert stage_for_association(load_asn(image2), imaging) == 1
+    for asn, stages in ((SPEC2_ASN, imaging), (image2, spectroscopy)):
+        with pytest.raises(UnsupportedAssociationError, match="make one for each"):
+            stage_for_association(load_asn(asn), stages)

@@ -9,14 +9,18 @@ dispatched on its type, never assumed to be imaging:
   ``nrslamp-image2`` for the same rules) is planned up to Image2 with the jwpipe engine;
 * level-3 imaging (``image3``, ``mosaic`` and the pre-2018 ``image``) is planned up to the
   Image3 mosaic with the jwpipe engine;
+* level-2 spectroscopy (``spec2``, ``nrslamp-spec2``) is planned by the jwst engine only
+  (``--engine jwst``: Detector1 and jwst's Spec2); jwpipe's engine refuses it, naming
+  ``--engine jwst``;
 * every other type is refused with one line that names the type and the jwst pipeline that
-  processes it (the jwst engine inside jwpipe workflows is not available yet).
+  processes it.
 
 Standard library only: workflow jobs and the CLI import this.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jwpipe.errors import AssociationError
@@ -74,6 +78,9 @@ KINDS: dict[str, AsnKind] = {
     )
 }
 
+#: Types jwpipe's own steps do not process that the jwst engine (``--engine jwst``) plans.
+JWST_ENGINE_TYPES = frozenset({"spec2", "nrslamp-spec2"})
+
 _WHY_NOT = {
     "tso-image2": "time-series imaging (integration-resolved _calints products)",
     "wfs-image3": "WFS&C image combination (wfs_combine)",
@@ -100,8 +107,9 @@ def _jwst_command(pipeline: str, source: str) -> str:
     return f"strun {pipeline} {name}"
 
 
-def dispatch(asn_type: str | None, source: str = "<dict>") -> AsnKind:
-    """Return the kind of an association that jwpipe's engine processes; refuse any other.
+def dispatch(asn_type: str | None, source: str = "<dict>", pipelines: Sequence[str] = (),
+             engine: str = "jwpipe") -> AsnKind:
+    """Return the kind of an association that the workflow's engine processes; refuse any other.
 
     Parameters
     ----------
@@ -109,6 +117,11 @@ def dispatch(asn_type: str | None, source: str = "<dict>") -> AsnKind:
         The association's ``asn_type``.
     source : str
         The association file, named in the message.
+    pipelines : list of str
+        The jwst aliases of the workflow's stages (``calwebb_spec2``...).
+    engine : str
+        ``jwpipe`` or ``jwst``: the jwst engine also plans :data:`JWST_ENGINE_TYPES` when its
+        stages include their pipeline.
 
     Raises
     ------
@@ -127,16 +140,26 @@ def dispatch(asn_type: str | None, source: str = "<dict>") -> AsnKind:
         raise UnsupportedAssociationError(
             f"{source}: unknown association type {asn_type!r} (jwst's types: {known})",
             f"unknown type {asn_type}")
-    if not kind.jwpipe:
-        what = _WHY_NOT.get(kind.asn_type, "")
-        detail = f" ({what})" if what else ""
-        raise UnsupportedAssociationError(
-            f"{source}: association type '{kind.asn_type}'{detail} is for jwst's "
-            f"{kind.jwst_pipeline}, which jwpipe does not implement; the jwst engine "
-            f"(--engine jwst) is not yet available: run jwst's own pipeline instead, e.g. "
-            f"'{_jwst_command(kind.jwst_pipeline, source)}' with jwst installed",
-            f"type {kind.asn_type}")
-    return kind
+    if kind.jwpipe or (engine == "jwst" and kind.asn_type in JWST_ENGINE_TYPES
+                       and kind.jwst_pipeline in pipelines):
+        return kind
+    command = _jwst_command(kind.jwst_pipeline, source)
+    if kind.asn_type in JWST_ENGINE_TYPES and engine == "jwst":
+        how = (f"this workflow's stages ({', '.join(p for p in pipelines if p)}) are for "
+               "imaging: one workflow holds imaging or spectroscopic associations, so make "
+               "one for each")
+    elif kind.asn_type in JWST_ENGINE_TYPES:
+        how = (f"plan it with --engine jwst (jwst's steps), or run jwst's own pipeline, e.g. "
+               f"'{command}'")
+    else:
+        how = (f"no jwpipe engine plans it yet (not even --engine jwst): run jwst's own "
+               f"pipeline instead, e.g. '{command}' with jwst installed")
+    what = _WHY_NOT.get(kind.asn_type, "")
+    detail = f" ({what})" if what else ""
+    raise UnsupportedAssociationError(
+        f"{source}: association type '{kind.asn_type}'{detail} is for jwst's "
+        f"{kind.jwst_pipeline}, which jwpipe's own steps do not implement; {how}",
+        f"type {kind.asn_type}")
 
 
 def nonscience_advice(kind: AsnKind, roles: list[str], source: str) -> str:

@@ -176,6 +176,8 @@ def make_workflow(argv: list[str]) -> int:
             parser.error("give either association files or exposure files, not both")
         ns.asn, ns.input_dir = _associations_from_exposures(exposures, ns.output)
     asns = _expand_associations(ns.asn)
+    if stages is not None:  # the engine's chain for these associations (jwst: spec2's)
+        stages = engine_stages(ns.engine, asns)
     try:
         plan = plan_for_workflow(asns, param_files=ns.params, overrides=overrides,
                                  input_dir=ns.input_dir, refs=ns.refs, keep_going=True,

@@ -9,6 +9,8 @@ dispatches on the unit file's ``engine``).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
+from os import PathLike
 
 from jwpipe.errors import WorkflowError
 
@@ -25,13 +27,15 @@ def require_jwst() -> None:
                             "pip install 'jwpipe[jwst]'")
 
 
-def engine_stages(engine: str | None) -> list | None:
-    """The stages the planner walks for ``engine`` (None: the planner's default, jwpipe's)."""
+def engine_stages(engine: str | None, asn_paths: Sequence[str | PathLike[str]] = ()
+                  ) -> list | None:
+    """The stages the planner walks for ``engine`` (None: the planner's default, jwpipe's);
+    for jwst, the chain the associations need (spec2: Detector1 and Spec2)."""
     if engine in (None, "jwpipe"):
         return None
     if engine != "jwst":
         raise WorkflowError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
     require_jwst()
-    from jwpipe.engines.jwst_stages import jwst_stages
+    from jwpipe.engines.jwst_stages import chain_for, jwst_stages
 
-    return jwst_stages()
+    return jwst_stages(chain_for(asn_paths))

@@ -28,11 +28,54 @@ from typing import Any
 from jwpipe.errors import WorkflowError
 from jwpipe.stpipe.outputs import Output
 
-__all__ = ["STAGES", "jwst_stages", "planned_order"]
+__all__ = ["CHAINS", "STAGES", "applicable_order", "chain_for", "jwst_stages",
+           "planned_order"]
 
 #: Steps every Detector1 branch runs after the instrument-specific part.
 _DETECTOR1_TAIL = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise",
                    "persistence", "ramp_fit", "gain_scale")
+
+#: What ``Spec2Pipeline.process_exposure_product`` calls for every exposure type before the
+#: branch on EXP_TYPE (``imprint_subtract`` and ``bkg_subtract`` on the science member alone).
+_SPEC2_HEAD = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_noise",
+               "imprint_subtract", "bkg_subtract")
+#: Its branches on EXP_TYPE up to the ``_cal`` product (``_process_grism``,
+#: ``_process_nirspec_msa_slits``, ``_process_miri_wfss``, ``_process_nirspec_slits``,
+#: ``_process_niriss_soss``, and ``_process_common`` for every other type), as
+#: (exposure types, steps). NRS_MSASPEC then repeats wavecorr, flat_field, pathloss and photom
+#: on the fixed slits an MSA exposure may hold, inside the same jobs.
+_SPEC2_BRANCHES = (
+    (("NRC_TSGRISM", "NIS_WFSS", "NRC_GRISM", "NRC_WFSS"),
+     ("flat_field", "extract_2d", "srctype", "straylight", "fringe", "pathloss", "barshadow",
+      "wfss_contam", "photom")),
+    (("NRS_MSASPEC",),
+     ("extract_2d", "srctype", "master_background_mos", "wavecorr", "flat_field", "pathloss",
+      "barshadow", "photom")),
+    (("MIR_WFSS",), ("flat_field", "extract_2d", "srctype", "pathloss", "photom")),
+    (("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ", "NRS_LAMP", "NRS_AUTOWAVE", "NRS_AUTOFLAT"),
+     ("extract_2d", "srctype", "master_background_mos", "wavecorr", "flat_field", "pathloss",
+      "barshadow", "photom")),
+    (("NIS_SOSS",), ("srctype", "flat_field", "straylight", "fringe", "pathloss", "barshadow")),
+    ((None,), ("srctype", "targ_centroid", "straylight", "flat_field", "fringe", "pathloss",
+               "barshadow", "photom", "residual_fringe")),
+)
+_WFSS = ("NIS_WFSS", "NRC_GRISM", "NRC_WFSS", "MIR_WFSS")
+#: The exposure types each Spec2 step applies to (``Spec2Pipeline._step_verification`` sets
+#: ``skip`` for every other type, in code); steps not named apply to every type.
+#: ``bkg_subtract`` applies to the types jwst subtracts a reference background from
+#: (background members, the other case, are refused by workflows); ``imprint_subtract`` needs
+#: imprint members, which workflows refuse, so it applies to none.
+SPEC2_APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "msa_flagging": ("NRS_MSASPEC", "NRS_IFU", "NRS_LAMP", "NRS_AUTOFLAT", "NRS_AUTOWAVE"),
+    "clean_flicker_noise": ("NRS_MSASPEC", "NRS_IFU", "NRS_FIXEDSLIT", "NRS_BRIGHTOBJ"),
+    "bkg_subtract": ("NIS_WFSS", "NRC_GRISM", "NRC_WFSS", "NIS_SOSS", "MIR_WFSS"),
+    "imprint_subtract": (),
+    "straylight": ("MIR_MRS",), "residual_fringe": ("MIR_MRS",), "fringe": ("MIR_MRS",),
+    "targ_centroid": ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS"),
+    "pathloss": ("MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC", "NRS_IFU", "NIS_SOSS"),
+    "barshadow": ("NRS_MSASPEC",), "master_background_mos": ("NRS_MSASPEC",),
+    "wfss_contam": _WFSS,
+}
 
 #: The jwst pipelines a workflow chains, in stage order, with what their ``process`` decides in
 #: code. ``order`` maps an instrument (None: every other one) to the steps ``process`` calls, in
@@ -85,7 +128,31 @@ STAGES: tuple[dict[str, Any], ...] = (
             "source_catalog": (Output("cat", "Table", per="product", stage_product=True),),
         },
     },
+    {
+        "alias": "calwebb_spec2",
+        "scope": "exposure",
+        "input_suffix": "rate",
+        "product_suffixes": ("cal",),
+        # keyed by EXP_TYPE (Spec2Pipeline branches on it), not INSTRUME
+        "order_keyword": "EXP_TYPE",
+        "order": {exp_type: (*_SPEC2_HEAD, *steps)
+                  for types, steps in _SPEC2_BRANCHES for exp_type in types},
+        "applies_to": SPEC2_APPLIES_TO,
+        "not_planned": {
+            name: "runs after _cal on a copy of it (the _s2d, _s3d and _x1d side products; "
+                  "NIS_SOSS's photom on the _x1d): not planned yet"
+            for name in ("adaptive_trace_model", "pixel_replace", "resample_spec",
+                         "cube_build", "extract_1d")},
+        "outputs": {},
+    },
 )
+
+#: The stage chains a jwst-engine workflow can be: imaging associations (image2, image3) run
+#: Detector1, Image2, Image3; spectroscopic level-2 ones (spec2) Detector1 and Spec2.
+CHAINS: dict[str, tuple[str, ...]] = {
+    "imaging": ("calwebb_detector1", "calwebb_image2", "calwebb_image3"),
+    "spectroscopy": ("calwebb_detector1", "calwebb_spec2"),
+}
 
 #: Peak RSS of each jwst 3.0 step run as a workflow job, as (MB per MB of the exposure's
 #: float32 science array as planned, MB): fitted to the job's own peak at 256x256x5
@@ -113,6 +180,15 @@ def planned_order(alias: str, instrument: str | None) -> list[str]:
     raise KeyError(alias)
 
 
+def applicable_order(alias: str, mode: str | None) -> list[str]:
+    """:func:`planned_order` without the steps the pipeline skips in code for ``mode`` (Spec2:
+    the steps :data:`SPEC2_APPLIES_TO` does not apply to this EXP_TYPE)."""
+    info = next(st for st in STAGES if st["alias"] == alias)
+    applies = info.get("applies_to", {})
+    mode = (mode or "").upper()
+    return [n for n in planned_order(alias, mode) if n not in applies or mode in applies[n]]
+
+
 def _import(path: str) -> type:
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -132,13 +208,23 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__name__}"
 
 
+def _reference_types(cls: type) -> tuple[str, ...]:
+    """A step's ``reference_file_types``; for a step that is itself a pipeline (Spec2's
+    ``master_background_mos``, where it is a property of the instance), its steps' types."""
+    declared = cls.reference_file_types
+    if isinstance(declared, (list, tuple)):
+        return tuple(declared)
+    return tuple(dict.fromkeys(t for sub in getattr(cls, "step_defs", {}).values()
+                               for t in _reference_types(sub)))
+
+
 def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...]) -> type:
     """What the planner reads about one jwst step: its jwst declarations plus the workflow's."""
     return type(cls.__name__, (), {
         "__module__": cls.__module__,
         "__doc__": f"Workflow declarations of jwst's {_class_path(cls)}.",
         "class_alias": cls.class_alias or name,
-        "reference_file_types": tuple(cls.reference_file_types),
+        "reference_file_types": _reference_types(cls),
         "prefetch_references": True,
         "outputs": outputs,
         "workflow_member_role": None,
@@ -161,7 +247,7 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
                  for name, cls in declared.items()}
 
     def step_names(cls: type, instrument: str | None = None) -> list[str]:
-        return planned_order(info["alias"], instrument)
+        return applicable_order(info["alias"], instrument)
 
     return type(jwst_cls.__name__, (), {
         "__module__": jwst_cls.__module__,
@@ -174,6 +260,7 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
         "workflow_stage_scope": info["scope"],
         "workflow_input_suffix": info["input_suffix"],
         "workflow_product_suffixes": tuple(info["product_suffixes"]),
+        "workflow_order_keyword": info.get("order_keyword", "INSTRUME"),
         "workflow_resolver": JwstResolver,
         "workflow_route_parameter_files": staticmethod(route_parameter_files),
         "workflow_finish_units": staticmethod(finish_units),
@@ -181,9 +268,28 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
     })
 
 
-def jwst_stages() -> list[type]:
-    """The stages of a jwst-engine workflow: Detector1, Image2, Image3 as jwst declares them."""
-    return [_stage_adapter(info) for info in STAGES]
+def jwst_stages(chain: str = "imaging") -> list[type]:
+    """The stages of a jwst-engine workflow as jwst declares them: the :data:`CHAINS` entry
+    ``chain`` (Detector1, Image2, Image3 by default)."""
+    by_alias = {info["alias"]: info for info in STAGES}
+    return [_stage_adapter(by_alias[alias]) for alias in CHAINS[chain]]
+
+
+def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
+    """The chain a jwst-engine workflow of these associations needs: ``spectroscopy`` when
+    every readable one is for calwebb_spec2, else ``imaging`` (the planner then refuses the
+    spectroscopic ones, naming them: one workflow holds one kind)."""
+    from jwpipe.associations import load_asn
+    from jwpipe.associations.types import association_kind
+    from jwpipe.errors import JwpipeError
+
+    pipelines = set()
+    for path in asn_paths:
+        with contextlib.suppress(JwpipeError, OSError, ValueError):
+            kind = association_kind(load_asn(path).asn_type)
+            if kind is not None:
+                pipelines.add(kind.jwst_pipeline)
+    return "spectroscopy" if pipelines == {"calwebb_spec2"} else "imaging"
 
 
 # ---------------------------------------------------------------------------- parameters

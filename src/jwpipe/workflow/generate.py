@@ -260,7 +260,7 @@ def generate_workflow(
     if stages is None and engine != "jwpipe":
         from jwpipe.engines import engine_stages
 
-        stages = engine_stages(engine)
+        stages = engine_stages(engine, asn_paths)
     plan = plan_for_workflow(asn_paths, param_files=param_files, overrides=overrides,
                              input_dir=input_dir, refs=refs, stages=stages,
                              keep_going=keep_going, insert_after=insert_after, until=until)

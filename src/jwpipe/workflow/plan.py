@@ -179,12 +179,24 @@ def stage_for_association(asn: Any, stages: Sequence[type[Pipeline]]) -> int:
     """Stage dispatch: the last stage an association asks for, from its ``asn_type``.
 
     Level-2 imaging types end at the last exposure-scope stage (Image2), level-3 imaging types
-    (``image3``, ``mosaic``) at the product stage (Image3). Every other type is refused
+    (``image3``, ``mosaic``) at the product stage (Image3); a type whose jwst pipeline is
+    one of the stages (the jwst engine's Spec2 for ``spec2``) at that stage. Every other type
+    is refused
     (:func:`jwpipe.associations.types.dispatch`): nothing is planned as something it is not.
     """
-    from jwpipe.associations.types import dispatch
+    from jwpipe.associations.types import UnsupportedAssociationError, dispatch
 
-    kind = dispatch(asn.asn_type, asn.source)
+    aliases = [getattr(s, "class_alias", None) or "" for s in stages]
+    engine = "jwst" if any(hasattr(s, "jwst_class") for s in stages) else "jwpipe"
+    kind = dispatch(asn.asn_type, asn.source, aliases, engine)
+    if kind.jwst_pipeline in aliases:  # the stage the type is for (jwst's Spec2...)
+        return aliases.index(kind.jwst_pipeline)
+    if "calwebb_spec2" in aliases:
+        raise UnsupportedAssociationError(
+            f"{asn.source}: association type '{kind.asn_type}' is for {kind.jwst_pipeline}; "
+            f"this workflow's stages ({', '.join(aliases)}) are for spectroscopy: one workflow "
+            "holds imaging or spectroscopic associations, so make one for each",
+            f"type {kind.asn_type}")
     scopes = [s.workflow_stage_scope for s in stages]
     if kind.level == 3 and "product" in scopes:
         return scopes.index("product")
@@ -648,6 +660,12 @@ def _output_name(base: str, stage: type[Pipeline], is_last: bool, channel: int, 
     return f"{base}_{label}" if label else base
 
 
+def _order_key(stage: type[Pipeline], params: Mapping[str, Any]) -> str | None:
+    """The keyword value a stage's step order depends on: INSTRUME (Detector1's branches), or
+    what the stage declares (jwst's Spec2 branches on EXP_TYPE)."""
+    return params.get(getattr(stage, "workflow_order_keyword", "INSTRUME"))
+
+
 def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str | None
                   ) -> list[str]:
     """Steps that run: not skipped, and not waiting for member roles no product has."""
@@ -665,7 +683,7 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
     for exp in members:
         pars = resolver.resolve(exp.params, exp.start_file)
         resolved[exp.root] = pars
-        active = tuple(_active_steps(stage, pars, exp.params.get("INSTRUME")))
+        active = tuple(_active_steps(stage, pars, _order_key(stage, exp.params)))
         layouts.setdefault(active, []).append(exp)
     if len(layouts) > 1:
         detail = "; ".join(f"{', '.join(e.root for e in exps[:3])}: {' -> '.join(k)}"
@@ -674,7 +692,7 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
                             "make one workflow per instrument/configuration")
     active = next(iter(layouts))
     chain, product_at, planned = shape.entries(index, stage, active,
-                                               members[0].params.get("INSTRUME"))
+                                               _order_key(stage, members[0].params))
     steps = []
     labels = [""]  # every exposure enters the stage with its one main product
     memo: dict[int, tuple] = {}
@@ -727,8 +745,9 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
             if exposures[root].start_stage == index:
                 streams[root] = [exposures[root].start_file]
         pars = resolver.resolve(first.params, first.start_file)
-        active = _active_steps(stage, pars, first.params.get("INSTRUME"))
-        chain, _, planned = shape.entries(index, stage, active, first.params.get("INSTRUME"))
+        active = _active_steps(stage, pars, _order_key(stage, first.params))
+        chain, _, planned = shape.entries(index, stage, active,
+                                          _order_key(stage, first.params))
         current = [file_spec(streams[r][0]) for r in roots]
         combined = False
         nbytes = sum(exposures[r].nbytes for r in roots)
