@@ -290,6 +290,18 @@ def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
     return found
 
 
+def _refuse_across_engines(stages: Sequence[type[Pipeline]],
+                           insertions: Sequence[Insertion]) -> None:
+    """The classes resolved here are jwpipe Steps; a jwst-engine job runs jwst's stpipe steps
+    (``jwst_class`` marks its stages), so a jwpipe step cannot be a job of that workflow."""
+    if insertions and any(getattr(st, "jwst_class", None) is not None for st in stages):
+        ins = insertions[0]
+        raise WorkflowError(
+            f"{ins.source}: {ins.identifier} is a jwpipe step, and a --engine jwst workflow "
+            "runs only jwst's stpipe steps; inserting steps is supported with the jwpipe engine "
+            "only, for now")
+
+
 def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
                 param_files: Sequence[str], overrides: Mapping[str, Any], until: str | None,
                 store: Any) -> tuple[ChainShape, list[str], dict[str, Any]]:
@@ -334,6 +346,7 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
             ins = insertions[i]
             insertions[i] = Insertion(ins.name, ins.after, ins.identifier, ins.step_class,
                                       ins.source, {}, os.path.abspath(path))
+    _refuse_across_engines(stages, insertions)
     shape = ChainShape(stages, insertions, until, store)
     names = {ins.name for ins in insertions}
     shape.overrides = {k: dict(v) for k, v in overrides.items() if k in names}
