@@ -473,13 +473,17 @@ def test_kills_while_jwst_jobs_run_then_resume(field, in_process, tmp_path):
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_jwpipe_step_inserted_into_a_jwst_workflow_is_refused(tmp_path, capsys):
+def test_step_inserted_into_a_jwst_workflow_is_refused(tmp_path, capsys):
     from jwpipe.cli.main import main
 
-    rc = main(["make-workflow", str(tmp_path / "x_asn.json"), "--engine", "jwst",
-               "--insert-after", "jump=jwpipe.steps.SaturationStep", "-o", str(tmp_path / "wf")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1 and len(err) == 1, err
-    assert "jwpipe.steps.SaturationStep is a jwpipe step, and a --engine jwst workflow runs " \
-        "only jwst's stpipe steps" in err[0]
-    assert not (tmp_path / "wf").exists()
+    step_file = tmp_path / "clean.yaml"
+    step_file.write_text("class: mylab.CleanStep\ninsert_after: jump\n")
+    for args in (["--insert-after", "jump=jwpipe.steps.SaturationStep"],
+                 ["--insert-after", "jump=mylab.CleanStep"], ["-p", str(step_file)]):
+        rc = main(["make-workflow", str(tmp_path / "x_asn.json"), "--engine", "jwst", *args,
+                   "-o", str(tmp_path / "wf")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 1 and len(err) == 1, err
+        assert "into a --engine jwst workflow is not supported yet (its jobs run jwst's " \
+            "stpipe steps; inserted jwpipe steps run with the jwpipe engine)" in err[0], err
+        assert not (tmp_path / "wf").exists()

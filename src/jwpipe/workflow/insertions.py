@@ -272,7 +272,8 @@ class ChainShape:
         return self._cache[key]
 
 
-def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
+def _file_insertions(path: str, cfg: StepConfig,
+                     stages: Sequence[type[Pipeline]]) -> list[Insertion]:
     """Insertions a parameter file declares: the file itself, or entries of its ``steps``."""
     found = []
     for entry in [cfg, *cfg.steps]:
@@ -281,6 +282,7 @@ def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
         if not entry.class_name:
             raise WorkflowError(f"parameter file {path}: an entry with insert_after "
                                 f"{entry.insert_after!r} has no 'class'")
+        _refuse_with_jwst(stages, f"parameter file {path}", entry.class_name)
         cls = _resolve_class(entry.class_name, f"class in parameter file '{path}'")
         params = {} if entry is cfg else dict(entry.parameters)
         own_file = path if entry is cfg else entry.config_file
@@ -290,16 +292,14 @@ def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
     return found
 
 
-def _refuse_across_engines(stages: Sequence[type[Pipeline]],
-                           insertions: Sequence[Insertion]) -> None:
-    """The classes resolved here are jwpipe Steps; a jwst-engine job runs jwst's stpipe steps
-    (``jwst_class`` marks its stages), so a jwpipe step cannot be a job of that workflow."""
-    if insertions and any(getattr(st, "jwst_class", None) is not None for st in stages):
-        ins = insertions[0]
+def _refuse_with_jwst(stages: Sequence[type[Pipeline]], source: str, identifier: str) -> None:
+    """Inserted classes are jwpipe Steps, and a jwst-engine job (its stages carry
+    ``jwst_class``) runs only jwst's stpipe steps: refuse before resolving the class."""
+    if any(getattr(st, "jwst_class", None) is not None for st in stages):
         raise WorkflowError(
-            f"{ins.source}: {ins.identifier} is a jwpipe step, and a --engine jwst workflow "
-            "runs only jwst's stpipe steps; inserting steps is supported with the jwpipe engine "
-            "only, for now")
+            f"{source}: inserting {identifier} into a --engine jwst workflow is not supported "
+            "yet (its jobs run jwst's stpipe steps; inserted jwpipe steps run with the jwpipe "
+            "engine)")
 
 
 def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
@@ -316,6 +316,7 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
     insertions = []
     for text in insert_after:
         after, identifier = parse_insert_after(text)
+        _refuse_with_jwst(stages, f"--insert-after {text}", identifier)
         cls = _resolve_class(identifier, "--insert-after class")
         insertions.append(Insertion(_default_name(cls), after, identifier, cls,
                                     f"--insert-after {text}"))
@@ -325,7 +326,7 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
             configs[path] = load_parameter_file(path)
         except JwpipeError as exc:
             raise WorkflowError(str(exc)) from None
-        insertions += _file_insertions(path, configs[path])
+        insertions += _file_insertions(path, configs[path], stages)
     rest = []
     for path, cfg in configs.items():
         if cfg.insert_after:
@@ -346,7 +347,6 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
             ins = insertions[i]
             insertions[i] = Insertion(ins.name, ins.after, ins.identifier, ins.step_class,
                                       ins.source, {}, os.path.abspath(path))
-    _refuse_across_engines(stages, insertions)
     shape = ChainShape(stages, insertions, until, store)
     names = {ins.name for ins in insertions}
     shape.overrides = {k: dict(v) for k, v in overrides.items() if k in names}
