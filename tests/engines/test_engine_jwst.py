@@ -517,3 +517,120 @@ def test_one_jwst_workflow_holds_imaging_or_spectroscopy():
     for asn, stages in ((SPEC2_ASN, imaging), (image2, spectroscopy)):
         with pytest.raises(UnsupportedAssociationError, match="make one for each"):
             stage_for_association(load_asn(asn), stages)
+
+
+# ------------------------------------------------------------- catalog layout, kill + resume
+@pytest.mark.slow
+def test_catalog_layout_with_engine_jwst_plans_the_jwst_jobs(field, tmp_path):
+    """``engine: jwst`` in config/config.yaml, through workflow/Snakefile (dry run)."""
+    import yaml
+
+    repo = HERE.parents[1]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump({
+        "associations": [str(field["asn"])], "refs": str(field["cache"]),
+        "workdir": "catalog", "engine": "jwst"}))
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-s",
+                          str(repo / "workflow" / "Snakefile"), "-n", "--cores", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900, env=_env())
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    detector1 = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
+                 "linearity", "dark_current")
+    assert planned_jobs(tmp_path / "catalog") == {
+        **{step: 2 for step in detector1}, **DOWNSTREAM_OF_JUMP}
+    unit = json.loads((tmp_path / "catalog" / "units" / "jump" / f"{ROOTS[0]}.json")
+                      .read_text())
+    assert unit["engine"] == "jwst" and unit["class"] == "jwst.jump.jump_step.JumpStep"
+
+
+def _records(wf: Path) -> dict[str, int]:
+    return {str(p.relative_to(wf)): p.stat().st_mtime_ns for p in (wf / "state").rglob("*.json")}
+
+
+def _wait_for(predicate, timeout: float):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.slow
+def test_kills_while_jwst_jobs_run_then_resume(field, in_process, tmp_path):
+    """Detector1 of one exposure: Snakemake's process group killed while a jwst job runs,
+    then Snakemake alone (its jwst job orphaned); ``jwpipe resume`` ends the orphan, redoes
+    only the unfinished jobs, and the products are ``Detector1Pipeline.call``'s."""
+    import signal
+
+    from jwpipe.associations import asn_from_list, write_asn
+    from jwpipe.engines.jwst_stages import jwst_stages
+    from jwpipe.workflow.generate import generate_workflow
+    from jwpipe.workflow.resume import live_snakemake_pids
+
+    root = ROOTS[0]
+    asn = write_asn(asn_from_list([f"{root}_rate.fits"], asn_type="image2", product_name=root),
+                    tmp_path / f"{root}_image2_asn.json")
+    wf = tmp_path / "wf"
+    generate_workflow([str(asn)], wf, input_dir=str(field["inputs"]), refs=str(field["cache"]),
+                      stages=jwst_stages()[:1], engine="jwst", pictures=False)
+    total = sum(planned_jobs(wf).values())
+    finished: dict[str, int] = {}
+    for how, after in (("group", 2), ("snakemake", 5)):
+        proc = subprocess.Popen([sys.executable, "-m", "jwpipe", "resume", ".", "--cores", "1"],
+                                cwd=wf, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        # a kill while a job runs: `after` records written and the next job started
+        _wait_for(lambda n=after: len(_records(wf)) >= n, timeout=600)
+        _wait_for(lambda: list((wf / ".jwpipe" / "jobs").glob("*.json")), timeout=120)
+        if how == "group":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+            for pid in live_snakemake_pids(wf):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        _wait_for(lambda: not live_snakemake_pids(wf), timeout=60)
+        from stdatamodels.jwst import datamodels as sdm
+
+        for path in (wf / "products").glob("*.fits"):  # nothing partial under a final name
+            if not path.name.startswith("."):
+                sdm.open(str(path)).close()
+        # a finished job is never redone
+        now = _records(wf)
+        assert {k: now[k] for k in finished} == finished
+        finished = now
+    assert 0 < len(finished) < total
+    final = _jwpipe("resume", ".", "--cores", "1", cwd=wf)
+    assert final.returncode == 0, final.stderr[-3000:]
+    now = _records(wf)
+    assert len(now) == total and {k: now[k] for k in finished} == finished
+    assert not [p for p in (wf / "products").rglob(".*")], "temporaries left"
+    for suffix in ("rate", "rateints"):
+        a = _arrays(in_process / f"{root}_{suffix}.fits")
+        b = _arrays(wf / "products" / f"{root}_{suffix}.fits")
+        assert sorted(a) == sorted(b) and "SCI" in a
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{suffix} {name}")
+    assert planned_jobs(wf) == {}
+    verify = _jwpipe("verify", ".", cwd=wf)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_step_inserted_into_a_jwst_workflow_is_refused(tmp_path, capsys):
+    from jwpipe.cli.main import main
+
+    step_file = tmp_path / "clean.yaml"
+    step_file.write_text("class: mylab.CleanStep\ninsert_after: jump\n")
+    for args in (["--insert-after", "jump=jwpipe.steps.SaturationStep"],
+                 ["--insert-after", "jump=mylab.CleanStep"], ["-p", str(step_file)]):
+        rc = main(["make-workflow", str(tmp_path / "x_asn.json"), "--engine", "jwst", *args,
+                   "-o", str(tmp_path / "wf")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 1 and len(err) == 1, err
+        assert "into a --engine jwst workflow is not supported yet (its jobs run jwst's " \
+            "stpipe steps; inserted jwpipe steps run with the jwpipe engine)" in err[0], err
+        assert not (tmp_path / "wf").exists()

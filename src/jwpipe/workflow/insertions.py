@@ -272,7 +272,8 @@ class ChainShape:
         return self._cache[key]
 
 
-def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
+def _file_insertions(path: str, cfg: StepConfig,
+                     stages: Sequence[type[Pipeline]]) -> list[Insertion]:
     """Insertions a parameter file declares: the file itself, or entries of its ``steps``."""
     found = []
     for entry in [cfg, *cfg.steps]:
@@ -281,6 +282,7 @@ def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
         if not entry.class_name:
             raise WorkflowError(f"parameter file {path}: an entry with insert_after "
                                 f"{entry.insert_after!r} has no 'class'")
+        _refuse_with_jwst(stages, f"parameter file {path}", entry.class_name)
         cls = _resolve_class(entry.class_name, f"class in parameter file '{path}'")
         params = {} if entry is cfg else dict(entry.parameters)
         own_file = path if entry is cfg else entry.config_file
@@ -288,6 +290,16 @@ def _file_insertions(path: str, cfg: StepConfig) -> list[Insertion]:
                                entry.class_name, cls, f"parameter file {path}", params,
                                own_file))
     return found
+
+
+def _refuse_with_jwst(stages: Sequence[type[Pipeline]], source: str, identifier: str) -> None:
+    """Inserted classes are jwpipe Steps, and a jwst-engine job (its stages carry
+    ``jwst_class``) runs only jwst's stpipe steps: refuse before resolving the class."""
+    if any(getattr(st, "jwst_class", None) is not None for st in stages):
+        raise WorkflowError(
+            f"{source}: inserting {identifier} into a --engine jwst workflow is not supported "
+            "yet (its jobs run jwst's stpipe steps; inserted jwpipe steps run with the jwpipe "
+            "engine)")
 
 
 def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
@@ -304,6 +316,7 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
     insertions = []
     for text in insert_after:
         after, identifier = parse_insert_after(text)
+        _refuse_with_jwst(stages, f"--insert-after {text}", identifier)
         cls = _resolve_class(identifier, "--insert-after class")
         insertions.append(Insertion(_default_name(cls), after, identifier, cls,
                                     f"--insert-after {text}"))
@@ -313,7 +326,7 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
             configs[path] = load_parameter_file(path)
         except JwpipeError as exc:
             raise WorkflowError(str(exc)) from None
-        insertions += _file_insertions(path, configs[path])
+        insertions += _file_insertions(path, configs[path], stages)
     rest = []
     for path, cfg in configs.items():
         if cfg.insert_after:

@@ -5,8 +5,8 @@
    :mod:`jwpipe.workflow.processes`) and, on a cluster, cancel its orphaned SLURM jobs: a
    killed controller leaves jobs running, and a rerun next to an orphan writing the same
    output corrupted a product in our measurements.
-3. Remove leftover temporary outputs (``.*.tmp`` files, ``.*.part`` directories) and
-   Snakemake's stale lock.
+3. Remove leftover temporary outputs (``.*.tmp`` and ``.*.part.fits`` files, ``.*.part``
+   directories) and Snakemake's stale lock.
 4. Rerun with ``--rerun-incomplete`` (in every jwpipe profile), which redoes exactly the
    unfinished jobs.
 """
@@ -75,7 +75,10 @@ def resume(workdir: str | Path, snakemake_args: list[str], *, dry_run: bool = Fa
         print(f"cancelling orphaned SLURM jobs of this workflow: {' '.join(jobs)}",
               file=sys.stderr)
         subprocess.run(["scancel", *jobs], check=False)
-    leftovers = [*work.glob("products/**/.*.part"), *work.glob("products/**/.*.tmp")]
+    # temporaries: directories (``.*.part``), files (``.*.tmp``), and the jwst engine's
+    # datamodels (``.*.part.fits``, a suffix stdatamodels needs to pick its format)
+    leftovers = [*work.glob("products/**/.*.part"), *work.glob("products/**/.*.tmp"),
+                 *work.glob("products/**/.*.part.fits"), *work.glob("params/**/.*.tmp")]
     for part in leftovers:
         if part.is_dir():
             shutil.rmtree(part, ignore_errors=True)
