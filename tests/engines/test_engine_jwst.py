@@ -620,17 +620,89 @@ def test_kills_while_jwst_jobs_run_then_resume(field, in_process, tmp_path):
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_step_inserted_into_a_jwst_workflow_is_refused(tmp_path, capsys):
+def test_jwpipe_step_inserted_into_a_jwst_workflow_is_refused(tmp_path, capsys):
     from jwpipe.cli.main import main
 
     step_file = tmp_path / "clean.yaml"
-    step_file.write_text("class: mylab.CleanStep\ninsert_after: jump\n")
-    for args in (["--insert-after", "jump=jwpipe.steps.SaturationStep"],
-                 ["--insert-after", "jump=mylab.CleanStep"], ["-p", str(step_file)]):
+    step_file.write_text("class: jwpipe.steps.SaturationStep\ninsert_after: jump\n")
+    for args, says in (
+            (["--insert-after", "jump=jwpipe.steps.SaturationStep"], "is a jwpipe Step"),
+            (["-p", str(step_file)], "is a jwpipe Step"),
+            (["--insert-after", "jump=mylab.CleanStep"], "JWPIPE_ALLOW_IMPORT=yourpackage")):
         rc = main(["make-workflow", str(tmp_path / "x_asn.json"), "--engine", "jwst", *args,
                    "-o", str(tmp_path / "wf")])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 1 and len(err) == 1, err
-        assert "into a --engine jwst workflow is not supported yet (its jobs run jwst's " \
-            "stpipe steps; inserted jwpipe steps run with the jwpipe engine)" in err[0], err
+        assert says in err[0], err
         assert not (tmp_path / "wf").exists()
+
+
+#: A user's stpipe step (a JwstStep subclass) in an installed-looking package: its dist-info
+#: registers it through stpipe's ``stpipe.steps`` entry point.
+USER_SITE = HERE / "stcleanpkg-site"
+
+
+def _user_env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join([str(USER_SITE), os.environ.get("PYTHONPATH", "")])
+    return {"PYTHONPATH": path, **extra}
+
+
+@pytest.mark.slow
+def test_user_stpipe_step_inserted_after_jump_runs_as_its_own_rule(workflow, field,
+                                                                   tmp_path):
+    from stdatamodels.jwst import datamodels
+
+    wf = _copy(workflow, tmp_path)
+    proc = _jwpipe("make-workflow", "--again", str(wf), "--insert-after",
+                   "jump=stcleanpkg.ColumnMedianCleanStep",
+                   **_user_env(JWPIPE_ALLOW_IMPORT="stcleanpkg"))
+    assert proc.returncode == 0, proc.stderr
+    units = {p.stem: json.loads(p.read_text())
+             for p in (wf / "units" / "column_median_clean").glob("*.json")}
+    assert sorted(units) == sorted(ROOTS)
+    unit = units[ROOTS[0]]
+    assert unit["class"] == "stcleanpkg.ColumnMedianCleanStep"
+    assert unit["parameters"]["fraction"] == 1.0  # the spec default, resolved by stpipe
+    assert unit["jwst"]["inserted_class"] == "stcleanpkg.ColumnMedianCleanStep"
+    cleaned = f"products/{ROOTS[0]}_column_median_clean.fits"
+    assert [i["path"] for i in unit["inputs"]] == [f"products/{ROOTS[0]}_jump.fits"]
+    assert [o["path"] for o in unit["outputs"]] == [cleaned]
+    ramp_fit = json.loads((wf / "units" / "ramp_fit" / f"{ROOTS[0]}.json").read_text())
+    assert [i["path"] for i in ramp_fit["inputs"]] == [cleaned]
+    # its own rule between jump and ramp_fit: it and what follows, not jump, are to run
+    assert planned_jobs(wf) == {**{k: v for k, v in DOWNSTREAM_OF_JUMP.items()
+                                   if k != "jump"}, "column_median_clean": 2}
+
+    target = ramp_fit["outputs"][0]["path"]
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "2", target], cwd=wf, capture_output=True, text=True,
+                         timeout=900, env=_env(**_user_env()))
+    assert run.returncode == 0, run.stderr[-4000:]
+    with datamodels.RampModel(str(wf / f"products/{ROOTS[0]}_jump.fits")) as jump, \
+            datamodels.RampModel(str(wf / cleaned)) as out:
+        expected = jump.data - np.median(jump.data, axis=-2, keepdims=True)
+        np.testing.assert_allclose(out.data, expected, rtol=0, atol=1e-5)
+        assert np.abs(np.median(out.data, axis=-2)).max() < 1e-3
+        assert out.jwpipe_run_step["class"] == "stcleanpkg.ColumnMedianCleanStep"
+    assert (wf / target).exists()
+
+    # its parameter changed: only its unit files change; it and what follows rerun
+    again = _jwpipe("make-workflow", "--again", str(wf),
+                    "--steps.column_median_clean.fraction=0.5",
+                    **_user_env(JWPIPE_ALLOW_IMPORT="stcleanpkg"))
+    assert again.returncode == 0, again.stderr
+    assert "unit files: 2 written," in again.stdout, again.stdout
+    assert json.loads((wf / "units" / "column_median_clean" / f"{ROOTS[0]}.json")
+                      .read_text())["parameters"]["fraction"] == 0.5
+    assert planned_jobs(wf) == {**{k: v for k, v in DOWNSTREAM_OF_JUMP.items()
+                                   if k != "jump"}, "column_median_clean": 2}
+
+
+    # the stpipe.steps entry point's alias plans the same step, with no allow-list
+    alias = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
+                    str(field["cache"]), "-o", str(tmp_path / "alias"), "--no-pictures",
+                    "--insert-after", "jump=column_median_clean", **_user_env())
+    assert alias.returncode == 0, alias.stderr
+    by_alias = json.loads((tmp_path / "alias" / "units" / "column_median_clean" /
+                           f"{ROOTS[0]}.json").read_text())
+    assert by_alias["class"] == unit["class"] and by_alias["parameters"] == unit["parameters"]

@@ -36,10 +36,14 @@ from jwpipe.errors import WorkflowError
 __all__ = ["parameter_file_path", "run_jwst_unit", "write_parameter_file"]
 
 
-def _jwst_class(path: str) -> type:
-    """The jwst step class a unit names; only classes in jwst's own package are imported."""
-    if not path.startswith("jwst.") or not path.replace(".", "").replace("_", "").isalnum():
-        raise WorkflowError(f"unit class {path!r} is not a class of STScI's jwst package")
+def _jwst_class(path: str, inserted: str | None = None) -> type:
+    """The jwst step class a unit names; only classes in jwst's own package are imported, or
+    the user's step the unit declares as inserted (its class was checked against the import
+    allow-list when the workflow was planned)."""
+    plain = path.replace(".", "").replace("_", "").isalnum()
+    if not (path.startswith("jwst.") or path == inserted) or not plain:
+        raise WorkflowError(f"unit class {path!r} is not a class of STScI's jwst package nor "
+                            "the unit's inserted step")
     module, _, name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
@@ -207,7 +211,7 @@ def run_jwst_unit(unit_path: str, unit: dict[str, Any]) -> None:
     pars_file = write_parameter_file(unit, parameter_file_path(unit))
     t0 = time.time()
     with _job_environment(unit):
-        cls = _jwst_class(unit["class"])
+        cls = _jwst_class(unit["class"], (unit.get("jwst") or {}).get("inserted_class"))
         with measure() as stats:
             results = _call(cls, unit, files, pars_file)
     from jwst import __version__ as jwst_version

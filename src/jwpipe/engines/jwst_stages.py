@@ -22,14 +22,15 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from jwpipe.errors import WorkflowError
 from jwpipe.stpipe.outputs import Output
 
-__all__ = ["CHAINS", "STAGES", "applicable_order", "chain_for", "jwst_stages",
-           "planned_order"]
+__all__ = ["CHAINS", "STAGES", "applicable_order", "chain_for", "inserted_step",
+           "jwst_stages", "planned_order"]
 
 #: Steps every Detector1 branch runs after the instrument-specific part.
 _DETECTOR1_TAIL = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise",
@@ -232,6 +233,79 @@ def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...]) -> type:
                                  MEASURED_MEMORY.get(name, DEFAULT_MEMORY)),
         "jwst_class": cls,
     })
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Step")).lower()
+
+
+def inserted_step(identifier: str, where: str) -> type:
+    """A user's stpipe step inserted into a jwst-engine workflow, as the planner reads it.
+
+    The class is an alias registered through the ``stpipe.steps`` entry points, or a dotted
+    path under the same import allow-list as parameter-file classes (``JWPIPE_ALLOW_IMPORT``,
+    ``--allow-import``). It writes one file per exposure, suffixed by its ``class_alias`` (or
+    its snake-case name), with the model its step returns; its memory request is the engine's
+    default; its parameters are resolved by stpipe (spec defaults, a parameter file,
+    ``--steps.<name>.<par>``).
+    """
+    from stpipe.utilities import resolve_step_class_alias
+
+    from jwpipe.stpipe import registry
+    from stpipe import Pipeline as StPipeline
+    from stpipe import Step as StStep
+
+    ident = identifier.strip()
+    jwpipe_step = (f"{where} '{identifier}' is a jwpipe Step: a --engine jwst workflow runs "
+                   "stpipe steps only (a jwst.stpipe.JwstStep subclass); jwpipe steps run with "
+                   "the jwpipe engine")
+    try:
+        path = resolve_step_class_alias(ident)
+    except ValueError as exc:
+        raise WorkflowError(f"{where}: {exc}") from None
+    if path == ident:  # not a registered alias: a dotted path under the allow-list
+        if ident.startswith("jwpipe.") or registry._builtin_by(ident) is not None:
+            raise WorkflowError(jwpipe_step)
+        allowed = registry._allowed_prefixes()
+        if "." not in ident or not any(ident.startswith(p + ".") for p in allowed):
+            raise WorkflowError(
+                f"{where} '{identifier}' is not an stpipe step alias (stpipe.steps entry "
+                "points) nor under an allowed module; allow its module with --allow-import "
+                "yourpackage (environment: JWPIPE_ALLOW_IMPORT=yourpackage)")
+    try:
+        cls = _import(path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise WorkflowError(f"{where} '{identifier}' cannot be imported: {exc}") from None
+    from jwpipe.stpipe.step import Step as JwpipeStep
+
+    if isinstance(cls, type) and issubclass(cls, JwpipeStep):
+        raise WorkflowError(jwpipe_step)
+    if not (isinstance(cls, type) and issubclass(cls, StStep)) or issubclass(cls, StPipeline):
+        raise WorkflowError(f"{where} '{identifier}' is not an stpipe step (only a step, not a "
+                            "pipeline, can be inserted)")
+    alias = cls.class_alias or _snake(cls.__name__)
+    adapter = _step_adapter(alias, cls, (Output(alias),))
+
+    def workflow_parameters(_cls: type, config_file: str | None, overrides: Mapping[str, Any],
+                            store: Any) -> dict[str, Any]:
+        from stpipe.exceptions import ValidationError
+
+        kwargs = dict(overrides)
+        if config_file:
+            kwargs["config_file"] = config_file
+        try:
+            with crds_environment(store), _quiet():
+                config, _ = cls.build_config(None, **kwargs)
+                config.pop("class", None)
+                config.pop("name", None)
+                pars = _plain(cls.from_config_section(config).get_pars())
+        except (ValidationError, ValueError, OSError) as exc:
+            raise WorkflowError(f"{where} {cls.__name__} parameters: {exc}") from None
+        return pars
+
+    adapter.workflow_scope = "exposure"
+    adapter.workflow_parameters = classmethod(workflow_parameters)
+    return adapter
 
 
 def _stage_adapter(info: Mapping[str, Any]) -> type:
@@ -447,5 +521,7 @@ def finish_units(units: list[Any], store: Any) -> None:
     from jwst import __version__ as jwst_version
 
     for unit in units:
-        unit.extra = {"engine": "jwst",
-                      "jwst": {"version": jwst_version, "crds_path": crds_path}}
+        info: dict[str, Any] = {"version": jwst_version, "crds_path": crds_path}
+        if not unit.step_class.startswith("jwst."):  # a user's step, checked when planned
+            info["inserted_class"] = unit.step_class
+        unit.extra = {"engine": "jwst", "jwst": info}

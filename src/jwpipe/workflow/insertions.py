@@ -262,6 +262,10 @@ class ChainShape:
         key = (ins.name, tuple(sorted((k, str(v)) for k, v in dataset.items())))
         if key not in self._cache:
             kwargs = {**ins.parameters, **self.overrides.get(ins.name, {})}
+            own = getattr(ins.step_class, "workflow_parameters", None)
+            if own is not None:  # an stpipe step in a jwst-engine workflow: stpipe resolves
+                self._cache[key] = own(ins.parameter_file, kwargs, self.store)
+                return self._cache[key]
             try:
                 config, _ = ins.step_class.build_config(
                     dict(dataset), config_file=ins.parameter_file, **kwargs)
@@ -282,8 +286,7 @@ def _file_insertions(path: str, cfg: StepConfig,
         if not entry.class_name:
             raise WorkflowError(f"parameter file {path}: an entry with insert_after "
                                 f"{entry.insert_after!r} has no 'class'")
-        _refuse_with_jwst(stages, f"parameter file {path}", entry.class_name)
-        cls = _resolve_class(entry.class_name, f"class in parameter file '{path}'")
+        cls = _resolve_for(stages, entry.class_name, f"class in parameter file '{path}'")
         params = {} if entry is cfg else dict(entry.parameters)
         own_file = path if entry is cfg else entry.config_file
         found.append(Insertion(entry.name or _default_name(cls), entry.insert_after,
@@ -292,14 +295,14 @@ def _file_insertions(path: str, cfg: StepConfig,
     return found
 
 
-def _refuse_with_jwst(stages: Sequence[type[Pipeline]], source: str, identifier: str) -> None:
-    """Inserted classes are jwpipe Steps, and a jwst-engine job (its stages carry
-    ``jwst_class``) runs only jwst's stpipe steps: refuse before resolving the class."""
+def _resolve_for(stages: Sequence[type[Pipeline]], identifier: str, where: str) -> type[Step]:
+    """An inserted class: a jwpipe Step, or in a jwst-engine workflow (its stages carry
+    ``jwst_class``) an stpipe step (:func:`jwpipe.engines.jwst_stages.inserted_step`)."""
     if any(getattr(st, "jwst_class", None) is not None for st in stages):
-        raise WorkflowError(
-            f"{source}: inserting {identifier} into a --engine jwst workflow is not supported "
-            "yet (its jobs run jwst's stpipe steps; inserted jwpipe steps run with the jwpipe "
-            "engine)")
+        from jwpipe.engines.jwst_stages import inserted_step
+
+        return inserted_step(identifier, where)
+    return _resolve_class(identifier, where)
 
 
 def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
@@ -316,8 +319,7 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
     insertions = []
     for text in insert_after:
         after, identifier = parse_insert_after(text)
-        _refuse_with_jwst(stages, f"--insert-after {text}", identifier)
-        cls = _resolve_class(identifier, "--insert-after class")
+        cls = _resolve_for(stages, identifier, f"--insert-after {text}: class")
         insertions.append(Insertion(_default_name(cls), after, identifier, cls,
                                     f"--insert-after {text}"))
     configs = {}

@@ -1,0 +1,5 @@
+"""stpipe's ``stpipe.steps`` entry point: (class path, alias, is a pipeline)."""
+
+
+def get_steps():
+    return [("stcleanpkg.ColumnMedianCleanStep", "column_median_clean", False)]
