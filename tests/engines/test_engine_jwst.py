@@ -683,7 +683,7 @@ def test_user_stpipe_step_inserted_after_jump_runs_as_its_own_rule(workflow, fie
         expected = jump.data - np.median(jump.data, axis=-2, keepdims=True)
         np.testing.assert_allclose(out.data, expected, rtol=0, atol=1e-5)
         assert np.abs(np.median(out.data, axis=-2)).max() < 1e-3
-        assert out.jwpipe_run_step["class"] == "stcleanpkg.ColumnMedianCleanStep"
+        assert out.instance["jwpipe_run_step"]["class"] == "stcleanpkg.ColumnMedianCleanStep"
     assert (wf / target).exists()
 
     # its parameter changed: only its unit files change; it and what follows rerun

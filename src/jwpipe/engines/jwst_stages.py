@@ -257,7 +257,7 @@ def inserted_step(identifier: str, where: str) -> type:
 
     ident = identifier.strip()
     jwpipe_step = (f"{where} '{identifier}' is a jwpipe Step: a --engine jwst workflow runs "
-                   "stpipe steps only (a jwst.stpipe.JwstStep subclass); jwpipe steps run with "
+                   "stpipe steps only (a jwst.stpipe.Step subclass); jwpipe steps run with "
                    "the jwpipe engine")
     try:
         path = resolve_step_class_alias(ident)

@@ -286,7 +286,8 @@ def _file_insertions(path: str, cfg: StepConfig,
         if not entry.class_name:
             raise WorkflowError(f"parameter file {path}: an entry with insert_after "
                                 f"{entry.insert_after!r} has no 'class'")
-        cls = _resolve_for(stages, entry.class_name, f"class in parameter file '{path}'")
+        where = f"class in parameter file '{path}'"
+        cls = _resolve_for(stages, entry.class_name, where, where)
         params = {} if entry is cfg else dict(entry.parameters)
         own_file = path if entry is cfg else entry.config_file
         found.append(Insertion(entry.name or _default_name(cls), entry.insert_after,
@@ -295,13 +296,14 @@ def _file_insertions(path: str, cfg: StepConfig,
     return found
 
 
-def _resolve_for(stages: Sequence[type[Pipeline]], identifier: str, where: str) -> type[Step]:
+def _resolve_for(stages: Sequence[type[Pipeline]], identifier: str, where: str,
+                 jwst_where: str) -> type[Step]:
     """An inserted class: a jwpipe Step, or in a jwst-engine workflow (its stages carry
     ``jwst_class``) an stpipe step (:func:`jwpipe.engines.jwst_stages.inserted_step`)."""
     if any(getattr(st, "jwst_class", None) is not None for st in stages):
         from jwpipe.engines.jwst_stages import inserted_step
 
-        return inserted_step(identifier, where)
+        return inserted_step(identifier, jwst_where)
     return _resolve_class(identifier, where)
 
 
@@ -319,7 +321,8 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
     insertions = []
     for text in insert_after:
         after, identifier = parse_insert_after(text)
-        cls = _resolve_for(stages, identifier, f"--insert-after {text}: class")
+        cls = _resolve_for(stages, identifier, "--insert-after class",
+                           f"--insert-after {text}: class")
         insertions.append(Insertion(_default_name(cls), after, identifier, cls,
                                     f"--insert-after {text}"))
     configs = {}

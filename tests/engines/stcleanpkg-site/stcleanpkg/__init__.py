@@ -1,9 +1,12 @@
-"""A user's stpipe step for jwst-engine insertion tests: a column-median 1/f-noise cleaner."""
+"""A user's stpipe step for jwst-engine insertion tests: a column-median 1/f-noise cleaner.
+
+jwst 3.0 exports its ``JwstStep`` as ``jwst.stpipe.Step``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from jwst.stpipe import JwstStep
+from jwst.stpipe import Step as JwstStep
 from stdatamodels.jwst import datamodels
 
 __all__ = ["ColumnMedianCleanStep"]
