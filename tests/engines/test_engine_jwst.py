@@ -697,7 +697,6 @@ def test_user_stpipe_step_inserted_after_jump_runs_as_its_own_rule(workflow, fie
     assert planned_jobs(wf) == {**{k: v for k, v in DOWNSTREAM_OF_JUMP.items()
                                    if k != "jump"}, "column_median_clean": 2}
 
-
     # the stpipe.steps entry point's alias plans the same step, with no allow-list
     alias = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
                     str(field["cache"]), "-o", str(tmp_path / "alias"), "--no-pictures",
@@ -706,3 +705,29 @@ def test_user_stpipe_step_inserted_after_jump_runs_as_its_own_rule(workflow, fie
     by_alias = json.loads((tmp_path / "alias" / "units" / "column_median_clean" /
                            f"{ROOTS[0]}.json").read_text())
     assert by_alias["class"] == unit["class"] and by_alias["parameters"] == unit["parameters"]
+
+    # a step-level parameter file (YAML, read by jwpipe's loader) with insert_after
+    step_file = tmp_path / "clean.yaml"
+    step_file.write_text("class: stcleanpkg.ColumnMedianCleanStep\ninsert_after: jump\n"
+                         "parameters:\n  fraction: 0.25\n")
+    by_file = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
+                      str(field["cache"]), "-o", str(tmp_path / "byfile"), "--no-pictures",
+                      "-p", str(step_file), **_user_env(JWPIPE_ALLOW_IMPORT="stcleanpkg"))
+    assert by_file.returncode == 0, by_file.stderr
+    from_file = json.loads((tmp_path / "byfile" / "units" / "column_median_clean" /
+                            f"{ROOTS[0]}.json").read_text())
+    assert from_file["class"] == unit["class"] and from_file["parameters"]["fraction"] == 0.25
+    # a jwst pipeline file with an insert_after entry: stpipe would refuse the step; one line
+    import asdf
+
+    asdf.AsdfFile({"class": "jwst.pipeline.Detector1Pipeline", "name": "Detector1Pipeline",
+                   "parameters": {}, "steps": [{
+                       "class": "column_median_clean", "name": "clean_cols",
+                       "insert_after": "jump", "parameters": {"fraction": 0.75}}]}
+                  ).write_to(tmp_path / "pipe.asdf")
+    refused = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
+                      str(field["cache"]), "-o", str(tmp_path / "bypipe"), "--no-pictures",
+                      "-p", str(tmp_path / "pipe.asdf"), **_user_env())
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "step 'clean_cols' has insert_after; with --engine jwst" in refused.stderr
+    assert not (tmp_path / "bypipe").exists()

@@ -290,9 +290,12 @@ def inserted_step(identifier: str, where: str) -> type:
                             store: Any) -> dict[str, Any]:
         from stpipe.exceptions import ValidationError
 
-        kwargs = dict(overrides)
-        if config_file:
-            kwargs["config_file"] = config_file
+        from jwpipe.stpipe.config_file import load_parameter_file
+
+        # The step's own parameter file is read by jwpipe's bounded loader (YAML, ASDF or
+        # cfg, as for every -p file), not handed to stpipe, which reads ASDF and cfg only.
+        kwargs = dict(load_parameter_file(config_file).parameters) if config_file else {}
+        kwargs.update(overrides)
         try:
             with crds_environment(store), _quiet():
                 config, _ = cls.build_config(None, **kwargs)
@@ -301,6 +304,9 @@ def inserted_step(identifier: str, where: str) -> type:
                 pars = _plain(cls.from_config_section(config).get_pars())
         except (ValidationError, ValueError, OSError) as exc:
             raise WorkflowError(f"{where} {cls.__name__} parameters: {exc}") from None
+        except Exception as exc:  # a user's step: whatever its own code raises, one line
+            raise WorkflowError(f"{where} {cls.__name__} parameters: "
+                                f"{type(exc).__name__}: {exc}") from None
         return pars
 
     adapter.workflow_scope = "exposure"

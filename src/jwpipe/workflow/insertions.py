@@ -332,10 +332,17 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
         except JwpipeError as exc:
             raise WorkflowError(str(exc)) from None
         insertions += _file_insertions(path, configs[path], stages)
+    jwst = any(getattr(st, "jwst_class", None) is not None for st in stages)
     rest = []
     for path, cfg in configs.items():
         if cfg.insert_after:
             continue
+        inserted = [e.name or e.class_name for e in cfg.steps if e.insert_after]
+        if jwst and inserted:  # stpipe reads the whole file and refuses steps it lacks
+            raise WorkflowError(f"parameter file {path}: step {inserted[0]!r} has insert_after; "
+                                "with --engine jwst give an inserted step its own step-level "
+                                "parameter file (class and insert_after at the top) or use "
+                                "--insert-after")
         same = [i for i, ins in enumerate(insertions)
                 if cfg.class_name and _same_class(cfg.class_name, ins)]
         if not same:
