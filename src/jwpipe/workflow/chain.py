@@ -4,13 +4,16 @@
 pipeline's declared ``workflow_group``: ``detector1``, ``image2``, ``image3``) and one job per
 exposure (per association product for a product-scope stage) that runs the stage's steps one
 after the other in one process: ``jwpipe run-chain --record state/<stage>/<key>.json
-units/<stage>/<key>.json``. That stage units file, the job's one unit input, lists the steps'
-unit files with their SHA-256, so it changes whenever one of them does (one input instead of
-one per step, and no ``group:``, keep Snakemake's cost per stage job that of a plain rule; a
-cluster profile groups the stage rules by name). Each step still runs from its own unit
-file through :func:`jwpipe.workflow.runstep.run_unit`, which writes its outputs atomically and
-its record ``state/<step>/<key>.json``: the unit files stay the contract of every step, and
-``jwpipe status``/``plan``/``verify`` read the same records in both granularities.
+units/<stage>/<key>.json``. That stage units file, the job's one unit input, holds the steps'
+units themselves, in order (each exactly what ``units/<step>/<key>.json`` holds at step
+granularity), so the workflow has one unit file per exposure and stage rather than one per step,
+and it changes (rewritten only when its content does) whenever one step's unit does. One input
+per stage job instead of one per step, and no ``group:``, keep Snakemake's cost per stage job
+that of a plain rule; a cluster profile groups the stage rules by name. Each step still runs
+from its own unit through :func:`jwpipe.workflow.runstep.run_unit`, which writes its outputs
+atomically and its record ``state/<step>/<key>.json``: the units stay the contract of every step,
+and ``jwpipe status``/``plan``/``verify`` read the same records in both granularities
+(:func:`unit_reader` finds a step's unit in either layout).
 
 Snakemake removes a job's existing declared outputs before it runs the job (``Job.prepare``
 calls ``remove_existing_output`` unless an output is marked ``update()``, which copies every
@@ -33,7 +36,6 @@ the declared outputs (which Snakemake deleted) are always remade.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -42,14 +44,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHAIN_FORMAT", "STAGE_UNITS_FORMAT", "chain_table", "main", "render_stage_rules",
-           "run_chain", "stage_units_text", "unit_files_of", "valid_prefix"]
+__all__ = ["CHAIN_FORMAT", "STAGE_UNITS_FORMAT", "chain_table", "chain_units", "main",
+           "read_stage_units", "render_stage_rules", "run_chain", "stage_units", "stage_units_text",
+           "unit_reader", "valid_prefix"]
 
 #: Format of a stage job's record ``state/<stage>/<key>.json``.
 CHAIN_FORMAT = "jwpipe-chain-1"
-#: Format of a stage job's input ``units/<stage>/<key>.json``: its steps' unit files, in order,
-#: with the SHA-256 of each (so it changes, and Snakemake reruns the job, whenever one does).
-STAGE_UNITS_FORMAT = "jwpipe-stage-units-1"
+#: Format of a stage job's input ``units/<stage>/<key>.json``: its steps' units, in order (so it
+#: changes, and Snakemake reruns the job, whenever one does).
+STAGE_UNITS_FORMAT = "jwpipe-stage-units-2"
 
 _RULE = '''
 
@@ -131,9 +134,9 @@ def stage_units(plan: Any) -> list[tuple[str, str, list[Any]]]:
 
 
 def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str, Any]]:
-    """``plan.json["chains"]``: per stage and key, the unit files in order, the inputs from
-    outside the stage, the declared outputs, and the job's memory (the largest step's) and
-    runtime (the sum).
+    """``plan.json["chains"]``: per stage and key, its steps in order (their units are in
+    ``units/<stage>/<key>.json``), the inputs from outside the stage, the declared outputs, and
+    the job's memory (the largest step's) and runtime (the sum).
 
     Parameters
     ----------
@@ -145,7 +148,7 @@ def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str
     for group, key, units in stage_units(plan):
         made = {p for u in units for p in u.output_paths}
         inputs = list(dict.fromkeys(p for u in units for p in u.input_paths if p not in made))
-        table[group][key] = {"units": [f"units/{u.step}/{key}.json" for u in units],
+        table[group][key] = {"steps": [u.step for u in units],
                              "inputs": inputs, "mem_mb": max(u.mem_mb for u in units),
                              "outputs": [p for u in units if u.step in exported[group]
                                          for p in u.output_paths],
@@ -153,49 +156,78 @@ def chain_table(plan: Any, needed: set[str] = frozenset()) -> dict[str, dict[str
     return table
 
 
-def stage_units_text(stage: str, key: str, unit_paths: list[str], texts: list[str]) -> str:
-    """The text of ``units/<stage>/<key>.json``: the stage job's one unit input.
+def stage_units_text(stage: str, key: str, texts: list[str]) -> str:
+    """The text of ``units/<stage>/<key>.json``, the stage job's one unit input, from the texts
+    of its steps' units (each ``canonical_json`` of the unit, as a step unit file holds it).
 
-    One input file per stage job (rather than every step's unit file) keeps Snakemake's work
-    per stage job that of a plain rule with one input per job; the digests make it change
-    whenever one of the unit files does.
+    The units are copied in as they are (the whole file is JSON, but not re-indented), so
+    writing it costs no more than writing the step unit files would, and the same units always
+    give the same bytes.
     """
     from jwpipe.workflow.generate import canonical_json
 
-    return canonical_json({
-        "format": STAGE_UNITS_FORMAT, "stage": stage, "key": key, "units": list(unit_paths),
-        "sha256": [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]})
+    head = canonical_json({"format": STAGE_UNITS_FORMAT, "key": key, "stage": stage})
+    units = ",\n".join(text.rstrip("\n") for text in texts)
+    return f'{head[:-3]},\n "units": [\n{units}\n ]\n}}\n'
 
 
-def unit_files_of(paths: list[str]) -> list[str]:
-    """The step unit files a stage job runs: ``paths`` itself, or those a stage units file
-    (``units/<stage>/<key>.json``) lists, after checking each still has its listed content.
+def read_stage_units(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The units a stage units file holds, in order, each checked as ``run-step`` checks a
+    unit file.
 
     Raises
     ------
     WorkflowError
-        The stage units file is unreadable, or a unit file changed since it was written.
+        The file is unreadable, not a stage units file, or holds a malformed unit.
     """
     from jwpipe.errors import WorkflowError
+    from jwpipe.workflow.runstep import check_unit
 
-    if len(paths) != 1:
-        return list(paths)
-    data = _load(paths[0])
+    data = _load(os.fspath(path))
     if data is None or data.get("format") != STAGE_UNITS_FORMAT:
-        return list(paths)
-    units, digests = data.get("units"), data.get("sha256")
-    if not isinstance(units, list) or not isinstance(digests, list) or \
-            len(units) != len(digests) or not units:
-        raise WorkflowError(f"{paths[0]}: damaged stage units file (regenerate the workflow)")
-    for unit, digest in zip(units, digests, strict=True):
-        try:
-            now = hashlib.sha256(Path(unit).read_bytes()).hexdigest()
-        except OSError as exc:
-            raise WorkflowError(f"{paths[0]}: cannot read {unit}: {exc.strerror}") from None
-        if now != digest:
-            raise WorkflowError(f"{unit} changed after {paths[0]} was written: regenerate the "
-                                "workflow (jwpipe make-workflow --again)")
-    return [str(u) for u in units]
+        raise WorkflowError(f"{path}: not a {STAGE_UNITS_FORMAT} stage units file "
+                            "(regenerate the workflow: jwpipe make-workflow --again DIR)")
+    units = data.get("units")
+    if not isinstance(units, list) or not units:
+        raise WorkflowError(f"{path}: damaged stage units file (regenerate the workflow)")
+    return [check_unit(u, f"stage units file {path}, unit {i + 1}")
+            for i, u in enumerate(units)]
+
+
+def chain_units(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """What a stage job runs, as (the file it came from, the unit): the units of one stage
+    units file (``units/<stage>/<key>.json``), or step unit files given one by one."""
+    from jwpipe.workflow.runstep import load_unit
+
+    if len(paths) == 1:
+        data = _load(paths[0])
+        if data is not None and str(data.get("format", "")).startswith("jwpipe-stage-units"):
+            return [(paths[0], unit) for unit in read_stage_units(paths[0])]
+    return [(p, load_unit(p)) for p in paths]
+
+
+def unit_reader(work: Path, plan: dict[str, Any]) -> Any:
+    """A function ``(step, key) -> unit or None`` reading a step's current unit from
+    ``units/<step>/<key>.json`` or, at stage granularity (``plan["chains"]``), from its stage
+    units file (each read once). None: missing or unreadable."""
+    where: dict[tuple[str, str], str] = {}
+    for stage, jobs in (plan.get("chains") or {}).items():
+        for key, job in jobs.items():
+            for step in job.get("steps") or []:
+                where[(step, key)] = stage
+    cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def read(step: str, key: str) -> dict[str, Any] | None:
+        stage = where.get((step, key))
+        if stage is None:
+            return _load(os.fspath(work / "units" / step / f"{key}.json"))
+        if (stage, key) not in cache:
+            data = _load(os.fspath(work / "units" / stage / f"{key}.json")) or {}
+            units = data.get("units") if isinstance(data.get("units"), list) else []
+            cache[(stage, key)] = {u.get("step"): u for u in units if isinstance(u, dict)}
+        return cache[(stage, key)].get(step)
+
+    return read
 
 
 def render_stage_rules(plan: Any, *, keep: set[str] | None, needed: set[str]) -> str:
@@ -282,10 +314,11 @@ def _why_invalid(unit_path: str, unit: dict[str, Any], seen: dict[str, Any]) -> 
     return None
 
 
-def valid_prefix(unit_paths: list[str], units: list[dict[str, Any]],
+def valid_prefix(units: list[tuple[str, dict[str, Any]]],
                  seen: dict[str, Any]) -> tuple[int, str | None]:
-    """How many leading steps can be reused, and why the next one cannot."""
-    for index, (path, unit) in enumerate(zip(unit_paths, units, strict=True)):
+    """How many leading steps can be reused, and why the next one cannot. ``units``: (the file
+    each unit came from, the unit), in order."""
+    for index, (path, unit) in enumerate(units):
         why = _why_invalid(path, unit, seen)
         if why is not None:
             return index, why
@@ -311,41 +344,42 @@ def _steps_file(record: str) -> str:
     return f"{root}.steps.json"
 
 
-def run_chain(unit_paths: list[str], record: str, discard: list[str] | None = None,
-              log: Any = None) -> dict[str, Any]:
+def run_chain(units: list[tuple[str, dict[str, Any]]], record: str,
+              discard: list[str] | None = None, log: Any = None) -> dict[str, Any]:
     """Run a stage job: reuse the valid prefix of steps, run the rest, write ``record``.
 
+    ``units``: (the file each unit came from, the unit), in order (:func:`chain_units`).
     Returns the record written. On a failure the step's own log
     (``logs/<step>/<key>.log``) gets the error line too, so ``jwpipe status`` shows which step
     of the stage failed.
     """
     from jwpipe.errors import WorkflowError
-    from jwpipe.workflow.runstep import load_unit, run_unit
+    from jwpipe.workflow.runstep import run_unit
 
     log = log or sys.stderr
-    units = [load_unit(p) for p in unit_paths]
-    keys = {u.get("key") for u in units}
+    keys = {u.get("key") for _, u in units}
     if len(keys) != 1:
-        raise WorkflowError("run-chain: unit files of different exposures or products ("
+        raise WorkflowError("run-chain: units of different exposures or products ("
                             f"{', '.join(map(str, keys))})")
-    unknown = set(discard or []) - {u.get("step") for u in units}
+    unknown = set(discard or []) - {u.get("step") for _, u in units}
     if unknown:
         raise WorkflowError(f"run-chain: --discard names no step of this stage: "
                             f"{', '.join(sorted(unknown))}")
     steps_path = _steps_file(record)
     seen = (_load(steps_path) or {}).get("inputs") or {}
-    start, why = valid_prefix(unit_paths, units, seen)
-    done: list[dict[str, Any]] = [{"step": u["step"], "action": "reused"} for u in units[:start]]
+    start, why = valid_prefix(units, seen)
+    done: list[dict[str, Any]] = [{"step": u["step"], "action": "reused"}
+                                  for _, u in units[:start]]
     if start < len(units):
-        print(f"jwpipe run-chain: reusing {start} step(s); from {units[start]['step']}: {why}",
-              file=log, flush=True)
-    for unit in units[start:]:
+        print(f"jwpipe run-chain: reusing {start} step(s); from {units[start][1]['step']}: "
+              f"{why}", file=log, flush=True)
+    for _, unit in units[start:]:
         seen.pop(unit["step"], None)
-    for path, unit in zip(unit_paths[start:], units[start:], strict=True):
+    for path, unit in units[start:]:
         inputs_now = _seen(unit)
         t0 = time.perf_counter()
         try:
-            run_unit(path)
+            run_unit(path, unit)
         except BaseException as exc:
             _step_log_error(unit, exc)
             _write_json(steps_path, {"format": CHAIN_FORMAT, "inputs": seen})
@@ -355,12 +389,12 @@ def run_chain(unit_paths: list[str], record: str, discard: list[str] | None = No
         done.append({"step": unit["step"], "action": "ran",
                      "wall_time_s": round(time.perf_counter() - t0, 3)})
         print(f"jwpipe run-chain: {unit['step']} done", file=log, flush=True)
-    for unit in units:
+    for _, unit in units:
         if unit["step"] in (discard or []):
             for spec in unit["outputs"]:
                 _remove(spec["path"])
-    result = {"format": CHAIN_FORMAT, "key": units[0]["key"],
-              "units": list(unit_paths), "steps": done}
+    result = {"format": CHAIN_FORMAT, "key": units[0][1]["key"],
+              "units": list(dict.fromkeys(path for path, _ in units)), "steps": done}
     _write_json(record, result)
     return result
 
@@ -383,8 +417,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run one stage job of a workflow: its steps' unit files in order, in one "
                     "process, starting after the last step whose outputs are still valid.")
     parser.add_argument("units", nargs="+", metavar="UNIT_FILE",
-                        help="unit files of the stage's steps for one exposure or product, or "
-                             "the one stage units file (units/<stage>/<key>.json) listing them")
+                        help="the stage units file (units/<stage>/<key>.json) holding the "
+                             "stage's units for one exposure or product, or unit files of the "
+                             "stage's steps one by one")
     parser.add_argument("--record", required=True,
                         help="the stage job's record (state/<stage>/<key>.json)")
     parser.add_argument("--discard", action="append", default=[], metavar="STEP",
@@ -410,7 +445,7 @@ def main(argv: list[str]) -> int:
         stage = Path(ns.record).parent.name
         key = Path(ns.record).stem
         with job_record(workdir_of(ns.units[0]), stage, key):
-            run_chain(unit_files_of(ns.units), ns.record, ns.discard)
+            run_chain(chain_units(ns.units), ns.record, ns.discard)
     except Exception as exc:
         from jwpipe.errors import JwpipeError
 

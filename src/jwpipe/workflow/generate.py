@@ -4,7 +4,9 @@ Layout of a workflow directory::
 
     Snakefile                    rules (one per step)
     plan.json                    per-unit inputs, outputs, memory, runtime; targets (for rules)
-    units/<step>/<key>.json      one job's whole contract (run-step reads only this)
+    units/<step>/<key>.json      one job's whole contract (run-step reads only this); at
+                                 --granularity stage, units/<stage>/<key>.json holds the
+                                 units of a stage job's steps instead
     state/<step>/<key>.json      what the outputs were made with (a declared output of the job)
     products/                    every output (intermediates and final products)
     logs/, benchmarks/           per job
@@ -155,17 +157,24 @@ def _write_unit(path: Path, record: dict[str, Any], fresh: bool, text: str | Non
         old = json.loads(old_text) if old_text is not None else None
     except ValueError:
         old = None
+    if _only_context_moved(old, record):
+        assert old_text is not None
+        return False, old_text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    return True, text
+
+
+def _only_context_moved(old: Any, record: dict[str, Any]) -> bool:
+    """Whether the unit ``old`` equals ``record`` but for the reference context (which then
+    selected the same files: see :func:`write_unit_file`)."""
     if isinstance(old, dict) and isinstance(old.get("references"), dict):
         new_refs = record["references"]
         if old["references"].get("context") is not None and new_refs.get("context") is not None:
             same = {**record, "references": {**new_refs,
                                              "context": old["references"]["context"]}}
-            if canonical_json(old) == canonical_json(same):
-                assert old_text is not None
-                return False, old_text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)
-    return True, text
+            return canonical_json(old) == canonical_json(same)
+    return False
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
@@ -255,7 +264,8 @@ def generate_workflow(
     Returns
     -------
     plan, counts
-        The plan, and how many unit files were written, unchanged and removed.
+        The plan, and how many unit files (stage units files at stage granularity) were
+        written, unchanged and removed.
     """
     if stages is None and engine != "jwpipe":
         from jwpipe.engines import engine_stages
@@ -314,24 +324,46 @@ def write_workflow(
     return counts
 
 
-def _write_stage_units(work: Path, plan: Plan, on_disk: dict[str, str], fresh: bool
-                       ) -> set[Path]:
-    """Write each stage job's ``units/<stage>/<key>.json`` (only where it changes); return
-    their paths. ``on_disk``: each unit's record path -> the text of its unit file."""
+def _write_stage_units(work: Path, plan: Plan, texts: dict[str, tuple[dict[str, Any], str]],
+                       fresh: bool) -> tuple[set[Path], int]:
+    """Write each stage job's ``units/<stage>/<key>.json``, holding its steps' units (only where
+    its content changes); return their paths and how many were written. ``texts``: each unit's
+    record path -> (the unit, its text). A unit that differs from the one in the file only by
+    the reference context is kept as it is (:func:`write_unit_file`)."""
     from jwpipe.workflow.chain import stage_units, stage_units_text
 
     files = []
     for stage, key, units in stage_units(plan):
-        text = stage_units_text(stage, key, [f"units/{u.step}/{u.key}.json" for u in units],
-                                [on_disk[u.record_path] for u in units])
-        files.append((work / "units" / stage / f"{key}.json", text))
+        files.append((work / "units" / stage / f"{key}.json", stage, key,
+                      [texts[u.record_path] for u in units]))
+
+    def write(item: tuple[Path, str, str, list[tuple[dict[str, Any], str]]]) -> bool:
+        path, stage, key, members = item
+        text = stage_units_text(stage, key, [t for _, t in members])
+        if fresh:
+            path.write_text(text)
+            return True
+        try:
+            old_text = path.read_text()
+        except OSError:
+            old_text = None
+        if old_text == text:
+            return False
+        if old_text is not None:
+            try:
+                old = {u.get("step"): u for u in json.loads(old_text).get("units", [])}
+            except (ValueError, AttributeError):
+                old = {}
+            kept = [(u, canonical_json(old[u["step"]]) if _only_context_moved(
+                old.get(u["step"]), u) else t) for u, t in members]
+            text = stage_units_text(stage, key, [t for _, t in kept])
+        return write_if_changed(path, text)
+
     if fresh:
-        for directory in {path.parent for path, _ in files}:
+        for directory in {item[0].parent for item in files}:
             directory.mkdir(parents=True, exist_ok=True)
-        _in_threads(lambda item: item[0].write_text(item[1]), files)
-    else:
-        _in_threads(lambda item: write_if_changed(item[0], item[1]), files)
-    return {path for path, _ in files}
+    written = _in_threads(write, files)
+    return {item[0] for item in files}, sum(written)
 
 
 def _in_threads(work: Any, items: list[Any]) -> list[Any]:
@@ -368,20 +400,22 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
     memo: dict[int, tuple[Any, str]] = {}
     jobs = []
     for u in plan.units:
-        path = work / "units" / u.step / f"{u.key}.json"
-        wanted.add(path)
         record = u.record(plan.context)
-        jobs.append((path, record, unit_text(record, memo)))
+        jobs.append((work / "units" / u.step / f"{u.key}.json", record,
+                     unit_text(record, memo)))
+    if granularity == "stage":  # the units go into the stage units files, not files of their own
+        paths, written = _write_stage_units(
+            work, plan, {record["record"]: (record, text) for _, record, text in jobs}, fresh)
+        wanted |= paths
+        counts["written"], counts["unchanged"] = written, len(paths) - written
+        jobs = []
     if fresh:
         for directory in {path.parent for path, _, _ in jobs}:
             directory.mkdir(parents=True, exist_ok=True)
-    on_disk: dict[str, str] = {}
     done = _in_threads(lambda job: _write_unit(job[0], job[1], fresh, job[2]), jobs)
-    for (_, record, _), (written, text) in zip(jobs, done, strict=True):
+    for (path, _, _), (written, _) in zip(jobs, done, strict=True):
+        wanted.add(path)
         counts["written" if written else "unchanged"] += 1
-        on_disk[record["record"]] = text
-    if granularity == "stage":
-        wanted |= _write_stage_units(work, plan, on_disk, fresh)
     for stale in [] if fresh else sorted((work / "units").glob("*/*.json")):
         if stale not in wanted:
             stale.unlink()

@@ -115,8 +115,7 @@ def rebuild_command(output: str, work: Path | None = None) -> str:
             for jobs in plan["chains"].values():
                 job = jobs.get(key) or {}
                 declared = job.get("outputs") or []
-                if f"units/{step}/{key}.json" in job.get("units", []) and declared and \
-                        output not in declared:
+                if step in (job.get("steps") or []) and declared and output not in declared:
                     output = declared[0]
     return f"snakemake --profile profiles/local --forcerun {output}"
 
@@ -252,11 +251,17 @@ def restore_times(workdir: str | os.PathLike[str]) -> tuple[int, list[str]]:
     plan = _load(work / "plan.json")
     if plan is None:
         raise WorkflowError(f"{work} is not a jwpipe workflow directory (no plan.json)")
+    from jwpipe.workflow.chain import unit_reader
+
+    read_unit = unit_reader(work, plan)
+    in_stage = {(step, key) for jobs in (plan.get("chains") or {}).values()
+                for key, job in jobs.items() for step in job.get("steps") or []}
+    unit_times: dict[tuple[str, str], int] = {}
     restored, skipped = 0, []
     for step, units in (plan.get("units") or {}).items():
         for key, unit in units.items():
             state = _load(work / "state" / step / f"{key}.json")
-            current = _load(work / "units" / step / f"{key}.json")
+            current = read_unit(step, key)
             if state is None or current is None:
                 continue
             records = state.get("fingerprints") or {}
@@ -276,18 +281,19 @@ def restore_times(workdir: str | os.PathLike[str]) -> tuple[int, list[str]]:
                 _set_time(work / o, int(records[o]["mtime_ns"]))
             first = min(int(records[o]["mtime_ns"]) for o in outputs)
             last = max(int(records[o]["mtime_ns"]) for o in outputs)
-            _set_time(work / "units" / step / f"{key}.json", first - 1_000_000)
+            unit_times[(step, key)] = first - 1_000_000
+            if (step, key) not in in_stage:
+                _set_time(work / "units" / step / f"{key}.json", first - 1_000_000)
             _set_time(work / "state" / step / f"{key}.json", last)  # the record is an output too
             restored += 1
     for stage, jobs in (plan.get("chains") or {}).items():
-        for key, job in jobs.items():  # a stage job's one unit input: dated as its newest step
+        for key, job in jobs.items():
+            # a stage job's one unit input, where all its steps were trusted: dated just before
+            # its last step's outputs, as that step's own unit file would be
             stage_file = work / "units" / stage / f"{key}.json"
-            try:
-                newest = max((work / u).stat().st_mtime_ns for u in job.get("units", []))
-            except (OSError, ValueError):
-                continue
-            if stage_file.is_file():
-                _set_time(stage_file, newest)
+            times = [unit_times.get((step, key)) for step in job.get("steps") or []]
+            if times and None not in times and stage_file.is_file():
+                _set_time(stage_file, max(t for t in times if t is not None))
     return restored, skipped
 
 

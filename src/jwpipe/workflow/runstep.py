@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UNIT_FORMAT", "load_unit", "main", "run_unit"]
+__all__ = ["UNIT_FORMAT", "check_unit", "load_unit", "main", "run_unit"]
 
 #: The ``format`` of the unit files this jwpipe writes and runs (the planner writes it too).
 UNIT_FORMAT = "jwpipe-unit-1"
@@ -54,8 +54,16 @@ def load_unit(path: str) -> dict[str, Any]:
             unit = json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
         raise ValidationError(f"unit file {path}: {exc}") from None
+    return check_unit(unit, f"unit file {path}")
+
+
+def check_unit(unit: Any, where: str) -> dict[str, Any]:
+    """``unit`` if it is a well-formed unit (``where`` names it in the error), else one clear
+    error for anything missing or malformed."""
+    from jwpipe.errors import ValidationError
+
     if not isinstance(unit, dict) or unit.get("format") != UNIT_FORMAT:
-        raise ValidationError(f"unit file {path}: not a {UNIT_FORMAT} unit file (regenerate the "
+        raise ValidationError(f"{where}: not a {UNIT_FORMAT} unit file (regenerate the "
                               "workflow with this jwpipe: jwpipe make-workflow --again DIR)")
     problems = [k for k, t in (("class", str), ("parameters", dict), ("references", dict),
                                ("inputs", list), ("outputs", list), ("record", str))
@@ -65,7 +73,7 @@ def load_unit(path: str) -> dict[str, Any]:
                                                         *unit.get("outputs", [])]
                  if not isinstance(s, dict) or s.get("kind") not in _KINDS]
     if problems:
-        raise ValidationError(f"unit file {path}: missing or invalid {', '.join(problems)}")
+        raise ValidationError(f"{where}: missing or invalid {', '.join(problems)}")
     return unit
 
 
@@ -186,8 +194,14 @@ def _provenance(item: Any, info: dict[str, Any]) -> None:
         item.meta["jwpipe_run_step"] = info  # an astropy Table (source catalogue)
 
 
-def run_unit(unit_path: str) -> None:
-    """Run the job described by the unit file ``unit_path``; see the module docstring."""
+def run_unit(unit_path: str, unit: dict[str, Any] | None = None) -> None:
+    """Run the job described by the unit file ``unit_path``; see the module docstring.
+
+    ``unit``: the unit itself, already read and checked (:func:`check_unit`) from
+    ``unit_path``, which then may be a stage units file holding it
+    (:mod:`jwpipe.workflow.chain`); ``unit_path`` still locates the workflow directory and is
+    recorded in the provenance.
+    """
     from jwpipe import __version__
     from jwpipe.atomic import write_text_atomic
     from jwpipe.errors import WorkflowError
@@ -196,7 +210,8 @@ def run_unit(unit_path: str) -> None:
     from jwpipe.stpipe.resources import measure
     from jwpipe.stpipe.step import parameters_hash
 
-    unit = load_unit(unit_path)
+    if unit is None:
+        unit = load_unit(unit_path)
     if unit.get("engine", "jwpipe") != "jwpipe":  # another step library runs this job
         if unit["engine"] != "jwst":
             raise WorkflowError(f"unit file {unit_path}: unknown engine {unit['engine']!r}")

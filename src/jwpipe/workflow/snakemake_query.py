@@ -67,7 +67,7 @@ def ask_snakemake(workdir: str | os.PathLike[str], plan: dict,
     chained: set[tuple[str, str]] = set()
     for group, jobs in (plan.get("chains") or {}).items():
         for key, job in jobs.items():
-            units = [(os.path.basename(os.path.dirname(u)), key) for u in job["units"]]
+            units = [(step, key) for step in job["steps"]]
             if any(u in will_run for u in units):
                 for u in units:
                     if u not in will_run:

@@ -12,7 +12,8 @@ Each unit is one of:
 
 The comparison uses ``state/<step>/<key>.json``, which ``run-step`` writes after a successful
 job (a declared output of the job's rule, so Snakemake reruns a unit whose record is missing),
-against the current ``units/<step>/<key>.json``.
+against the unit's current content in ``units/<step>/<key>.json`` (at stage granularity, in its
+stage job's ``units/<stage>/<key>.json``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ def read_states(workdir: str | Path) -> list[UnitState]:
         from jwpipe.errors import WorkflowError
 
         raise WorkflowError(f"{work} is not a jwpipe workflow directory (no plan.json)")
+    from jwpipe.workflow.chain import unit_reader
+
+    read_unit = unit_reader(work, plan)
     producer: dict[str, tuple[str, str]] = {}
     for step in plan["steps"]:
         for key, unit in plan["units"].get(step["name"], {}).items():
@@ -128,7 +132,7 @@ def read_states(workdir: str | Path) -> list[UnitState]:
     for step in plan["steps"]:
         name = step["name"]
         for key, unit in plan["units"].get(name, {}).items():
-            current = _load(work / "units" / name / f"{key}.json") or {}
+            current = read_unit(name, key) or {}
             made = _load(work / "state" / name / f"{key}.json")
             outputs_exist = all((work / o).exists() for o in unit["outputs"])
             st = UnitState(name, key, "done")
