@@ -51,7 +51,7 @@ def test_stage_units_file_holds_the_units_and_refuses_a_damaged_one(tmp_path):
         chain_units([str(stage)])
     stage.write_text(json.dumps({"format": "jwpipe-stage-units-1", "units": ["units/a/k.json"],
                                  "sha256": ["0" * 64]}))  # written by an earlier jwpipe
-    with pytest.raises(WorkflowError, match="not a jwpipe-stage-units-2 .*make-workflow --again"):
+    with pytest.raises(WorkflowError, match=r"not a jwpipe-stage-units-2 .*make-workflow --again"):
         chain_units([str(stage)])
 
 
