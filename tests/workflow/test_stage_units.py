@@ -138,3 +138,26 @@ def test_stage_unit_files_per_exposure_and_a_changed_step_reruns_from_it(field):
     assert back["removed"] == len(files) and back["written"] == len(plan.units)
     assert not (stage_wf / "units" / "wf_det").exists() or \
         not list((stage_wf / "units" / "wf_det").iterdir())
+
+
+def test_a_new_context_alone_rewrites_no_stage_units_file(tmp_path):
+    """As for step unit files: a new reference context that selects the same files leaves the
+    units (and their context, the one the products were made under) as they are."""
+    from jwpipe.simulate import simulate_field
+    from jwpipe.workflow.generate import plan_for_workflow, write_workflow
+
+    sim = simulate_field(tmp_path / "data", n_exposures=1, size=32, ngroups=3, seed=5)
+    asn = [str(sim.asn_image3)]
+    plan = plan_for_workflow(asn, refs=str(sim.store_dir))
+    work = tmp_path / "wf"
+    first = write_workflow(plan, work, asn_paths=asn, granularity="stage", pictures=False)
+    assert first["written"] == 3 and plan.context
+    files = sorted((work / "units").rglob("*.json"))
+    before = {p: p.read_bytes() for p in files}
+    old_context = plan.context
+    plan.context = "jwst_9999.pmap"
+    again = write_workflow(plan, work, asn_paths=asn, granularity="stage", pictures=False)
+    assert again == {"written": 0, "unchanged": 3, "removed": 0}
+    assert {p: p.read_bytes() for p in files} == before
+    contexts = {u["references"]["context"] for p in files for u in read_stage_units(p)}
+    assert contexts == {old_context, None}  # None: units with no CRDS-selected reference
