@@ -86,6 +86,7 @@ def test_restore_times_dates_a_stage_units_file_before_its_last_steps_outputs(tm
     assert stage.stat().st_mtime_ns == 5  # not every step trusted: left to rerun
 
 
+@pytest.mark.slow
 def test_stage_unit_files_per_exposure_and_a_changed_step_reruns_from_it(field):
     tmp = field["tmp"]
     gain = {"inc": {"override_gain": str(field["gain"])}}
