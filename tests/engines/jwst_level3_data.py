@@ -40,7 +40,9 @@ def _wcs(shape: tuple[int, int], ra: float = 80.0, dec: float = -69.5, scale: fl
     detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
     sky = cf.CelestialFrame(reference_frame=coord.ICRS(), name="world",
                             unit=(u.deg, u.deg))
-    return wcs.WCS([(detector, transform), (sky, None)])
+    result = wcs.WCS([(detector, transform), (sky, None)])
+    result.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    return result
 
 
 def _cube(rng: np.random.Generator, nints: int, flux: float, center: tuple[float, float],
@@ -65,6 +67,8 @@ def _meta(model, instrument: str, detector: str, exp_type: str, filt: str, pupil
     nints = model.data.shape[0]
     m.exposure.nints, m.exposure.ngroups, m.exposure.nframes = nints, 3, 1
     m.exposure.integration_time, m.exposure.frame_time = 2.0, 0.68
+    m.exposure.exposure_time = m.exposure.effective_exposure_time = 2.0 * nints
+    m.exposure.measurement_time = m.exposure.duration = 2.0 * nints
     m.exposure.start_time, m.exposure.mid_time = start, start + 0.0005
     m.exposure.end_time = start + 0.001
     m.observation.date, m.observation.time = "2023-06-01", "12:00:00"
@@ -78,6 +82,8 @@ def _meta(model, instrument: str, detector: str, exp_type: str, filt: str, pupil
     m.wcsinfo.vparity = -1
     m.cal_step.assign_wcs = m.cal_step.flat_field = m.cal_step.photom = "COMPLETE"
     m.wcs = _wcs(SHAPE)
+    corners = " ".join(f"{v:.9f}" for pair in m.wcs.footprint() for v in pair)
+    m.wcsinfo.s_region = f"POLYGON ICRS  {corners}"
 
 
 def _members(folder: Path, roots, exp_type: str, detector: str, filt: str, pupil: str,
@@ -158,3 +164,29 @@ def write_tso3(folder: Path) -> dict:
     path = inputs / "jw01234-o002_tso3_001_asn.json"
     path.write_text(json.dumps(asn, indent=1))
     return {"inputs": inputs, "asn": path, "cache": cache, "context": context}
+
+
+def write_coron3(folder: Path) -> dict:
+    """The real coron3 association's members (two NRC_CORON science exposures and a PSF
+    reference star, ``_calints`` of 4 integrations of 64x64), and a CRDS cache with a
+    stdatamodels-written PSFMASK for align_refs."""
+    from jwst.pipeline import Coron3Pipeline
+    from stdatamodels.jwst import datamodels as sdm
+
+    inputs, made, cache = folder / "inputs", folder / "made", folder / "cache"
+    for d in (inputs, made, cache):
+        d.mkdir(parents=True)
+    asn = json.loads(CORON_ASN.read_text())
+    roots = [m["expname"].removesuffix("_calints.fits") for m in asn["products"][0]["members"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _members(inputs, roots, "NRC_CORON", "NRCA2", "F210M", "MASKRND", "SUB64P", nints=4)
+        mask = sdm.PsfMaskModel(data=np.ones(SHAPE, np.float32))
+        mask.data[28:37, 28:37] = 0.0  # the occulted core is not used for the alignment
+        _ref_meta(mask, "PSFMASK", "NRCA2", "SUB64P")
+        mask.save(str(made / "jwst_nircam_psfmask_0001.fits"))
+    context = _cache(cache, Coron3Pipeline, [made / "jwst_nircam_psfmask_0001.fits"])
+    path = inputs / CORON_ASN.name
+    path.write_text(json.dumps(asn, indent=1))
+    return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots,
+            "product": asn["products"][0]["name"]}

@@ -20,6 +20,11 @@ from jwpipe.errors import WorkflowError
 __all__ = ["call_flow", "plan_flow_stage"]
 
 
+#: What a step changes in place on a model it is given inside its pipeline, by the parameters
+#: that decide the change (coron3's align_refs: its target's bad pixels, median-replaced).
+_PREPARE_PARAMETERS = {"align_refs": ("median_box_length", "bad_bits")}
+
+
 def _path(suffix: str, kind: str, name: str) -> str:
     return f"products/{name}_{suffix}{'.ecsv' if kind == 'table' else '.fits'}"
 
@@ -89,6 +94,10 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                 nbytes = (exposures[key].nbytes if scope == "exposure" else
                           sum(exposures[r].nbytes for r in roots))
                 mem_mb, runtime = _memory(step_class, nbytes)
+                for position, by in flow.get("prepare", {}).items():
+                    args[position]["prepare"] = {
+                        "step": by, **{k: v for k, v in pars["steps"][by].items()
+                                       if k in _PREPARE_PARAMETERS.get(by, ())}}
                 extra = {"jwst": {"flow": {"args": args}}}
                 units.append(Unit(name, key, _class_path(step_class), scope,
                                   [file_spec(p) for p in files],
@@ -149,12 +158,12 @@ def _arguments(declared: Sequence[str], key: str, product: str,
 # ------------------------------------------------------------------------------------ jobs
 def _argument(spec: Mapping[str, Any], paths: Sequence[str]) -> Any:
     from jwst.datamodels import ModelContainer, ModelLibrary
-
     from stdatamodels.jwst import datamodels
 
     chosen = [paths[i] for i in spec["files"]]
     if spec["as"] == "file":  # opened, as the pipelines pass models (and jwst's
-        return datamodels.open(chosen[0])  # outlier_detection cannot name a file's asn_id)
+        model = datamodels.open(chosen[0])  # outlier_detection cannot name a file's asn_id)
+        return _prepare(model, spec["prepare"]) if "prepare" in spec else model
     if spec["as"] == "container":
         return ModelContainer(chosen)
     if spec["as"] == "integrations":  # each integration its own image, as coron3 resamples
@@ -166,6 +175,18 @@ def _argument(spec: Mapping[str, Any], paths: Sequence[str]) -> Any:
                 images += list(to_container(cube))
         return ModelLibrary(ModelContainer(images), on_disk=False)
     raise WorkflowError(f"unit argument kind {spec['as']!r} is not one jwpipe writes")
+
+
+def _prepare(model: Any, how: Mapping[str, Any]) -> Any:
+    """The model as the step ``how["step"]`` leaves it in place inside its pipeline."""
+    if how["step"] != "align_refs":
+        raise WorkflowError(f"unit argument prepared by {how['step']!r}: not one jwpipe writes")
+    from astropy.nddata.bitmask import interpret_bit_flags
+    from jwst.coron.median_replace_img import median_replace_img
+    from stdatamodels.jwst.datamodels.dqflags import pixel
+
+    bad = interpret_bit_flags(how["bad_bits"], flag_name_map=pixel) or 0
+    return median_replace_img(model, how["median_box_length"], bad)
 
 
 def call_flow(cls: type, unit: Mapping[str, Any], files: Sequence[str], pars_file: str,

@@ -89,8 +89,10 @@ SPEC2_APPLIES_TO: dict[str, tuple[str, ...]] = {
 #: the current files of the members of ``<role>`` as one ModelContainer, ``...:integrations``
 #: as a ModelLibrary of their integrations, ``...:each`` one call per file with the tables
 #: stacked; ``pair:<role>:<step>``, the output of ``<step>`` of the ``<role>`` member at this
-#: member's position), ``outputs`` ((suffix, kind) as jwst names them) and ``advance``
-#: (whether the output becomes the member's current file). Read by
+#: member's position), ``outputs`` ((suffix, kind) as jwst names them), ``advance``
+#: (whether the output becomes the member's current file) and ``prepare`` (argument index ->
+#: the step whose in-place change to that model, inside the pipeline, the argument gets
+#: first, with that step's parameters). Read by
 #: :mod:`jwpipe.engines.jwst_level3`.
 LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
     {
@@ -115,7 +117,11 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
             "align_refs": {"units": ("science",),
                            "args": ("member", "product:stack_refs"),
                            "outputs": (("psfalign", "file"),)},
+            # inside the pipeline align_refs replaces the target's bad pixels in place (a
+            # step with a parent works on its input), so klip sees the target as align_refs
+            # left it: its first argument gets align_refs' median replacement first
             "klip": {"units": ("science",), "args": ("member", "member:align_refs"),
+                     "prepare": {0: "align_refs"},
                      "outputs": (("psfsub", "file"),), "advance": True},
             "resample": {"units": "product", "args": ("role:science:integrations",),
                          "outputs": (("i2d", "file"),)},
