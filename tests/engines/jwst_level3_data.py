@@ -87,7 +87,8 @@ def _meta(model, instrument: str, detector: str, exp_type: str, filt: str, pupil
 
 
 def _members(folder: Path, roots, exp_type: str, detector: str, filt: str, pupil: str,
-             subarray: str, nints: int = 6, tso: bool = False) -> None:
+             subarray: str, nints: int = 6, tso: bool = False,
+             instrument: str = "NIRCAM") -> None:
     from stdatamodels.jwst import datamodels as sdm
 
     rng = np.random.default_rng(7)
@@ -98,7 +99,7 @@ def _members(folder: Path, roots, exp_type: str, detector: str, filt: str, pupil
         for name in ("var_poisson", "var_rnoise", "var_flat"):
             setattr(model, name, np.full(data.shape, 0.0008, np.float32))
         start = 60100.0 + n * 0.01
-        _meta(model, "NIRCAM", detector, exp_type, filt, pupil, subarray, start)
+        _meta(model, instrument, detector, exp_type, filt, pupil, subarray, start)
         model.meta.visit.tsovisit = tso
         if tso:
             first = 1 + n * nints
@@ -126,7 +127,7 @@ def _ref_meta(model, reftype: str, detector: str, subarray: str) -> None:
     m.subarray.xsize, m.subarray.ysize = SHAPE[1], SHAPE[0]
 
 
-def _cache(cache: Path, pipeline: type, refs: list[Path]) -> str:
+def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIRCAM") -> str:
     """A context with a rule (by DETECTOR) for each of ``refs`` and N/A for every other type
     ``pipeline`` and its steps declare."""
     from jwpipe.engines.jwst_stages import _reference_types
@@ -137,7 +138,8 @@ def _cache(cache: Path, pipeline: type, refs: list[Path]) -> str:
         rule = rule_from_file(install_reference(cache, "NIRCAM", path), ("DETECTOR",))[1]
         rules[rule.reftype] = [rule]
     declared = {t for c in (pipeline, *pipeline.step_defs.values()) for t in _reference_types(c)}
-    return write_context(cache, {"NIRCAM": {**{t: "N/A" for t in sorted(declared)}, **rules}})
+    return write_context(cache, {instrument: {**{t: "N/A" for t in sorted(declared)},
+                                              **rules}})
 
 
 def write_tso3(folder: Path) -> dict:
@@ -190,3 +192,26 @@ def write_coron3(folder: Path) -> dict:
     path.write_text(json.dumps(asn, indent=1))
     return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots,
             "product": asn["products"][0]["name"]}
+
+
+def write_ami3(folder: Path) -> dict:
+    """The real ami3 association with its second member made a PSF reference star, its
+    members as NIS_AMI ``_calints`` (to plan: ami_analyze's NRM and THROUGHPUT references
+    are N/A in the cache)."""
+    from jwst.pipeline import Ami3Pipeline
+
+    inputs, cache = folder / "inputs", folder / "cache"
+    for d in (inputs, cache):
+        d.mkdir(parents=True)
+    asn = json.loads(AMI_ASN.read_text())
+    members = asn["products"][0]["members"]
+    members[1]["exptype"] = "psf"
+    roots = [m["expname"].removesuffix("_cal.fits") for m in members]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _members(inputs, roots, "NIS_AMI", "NIS", "F480M", "NRM", "SUB80", nints=2,
+                 instrument="NIRISS")
+    context = _cache(cache, Ami3Pipeline, [], instrument="NIRISS")
+    path = inputs / AMI_ASN.name
+    path.write_text(json.dumps(asn, indent=1))
+    return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots}
