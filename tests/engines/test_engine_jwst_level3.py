@@ -184,6 +184,7 @@ def test_tso3_imaging_workflow_is_pipeline_call(tmp_path):
 
 @pytest.mark.slow
 def test_coron3_workflow_is_pipeline_call(tmp_path):
+    from astropy.io import fits
     from jwst_level3_data import write_coron3
 
     made = write_coron3(tmp_path / "data")
@@ -202,6 +203,13 @@ def test_coron3_workflow_is_pipeline_call(tmp_path):
               for s in ("psfalign", "psfsub")]
     for theirs, ours in pairs:
         _same_arrays(inproc / theirs, wf / "products" / ours)
+        assert fits.getval(wf / "products" / ours, "FILENAME") == ours
+    # the science members' headers blended into the mosaic's, as jwst blends them
+    theirs = fits.getdata(inproc / f"{product}_i2d.fits", "HDRTAB")
+    ours = fits.getdata(wf / "products" / f"{product}_i2d.fits", "HDRTAB")
+    assert theirs.columns.names == ours.columns.names and len(ours) == 2
+    for column in theirs.columns.names:
+        assert [str(v) for v in theirs[column]] == [str(v) for v in ours[column]], column
     unit = json.loads((wf / "units" / "align_refs" / f"{science[0]}.json").read_text())
     assert [i["path"] for i in unit["inputs"]] == [f"products/{science[0]}_crfints.fits",
                                                    f"products/{product}_psfstack.fits"]

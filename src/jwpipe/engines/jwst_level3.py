@@ -98,7 +98,14 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                     args[position]["prepare"] = {
                         "step": by, **{k: v for k, v in pars["steps"][by].items()
                                        if k in _PREPARE_PARAMETERS.get(by, ())}}
-                extra = {"jwst": {"flow": {"args": args}}}
+                extra: dict[str, Any] = {"jwst": {"flow": {"args": args}}}
+                if flow.get("blend"):
+                    blended = [exposures[r].start_file for r in by_role[flow["blend"]]]
+                    extra["jwst"]["flow"]["blend"] = {
+                        "files": list(range(len(files), len(files) + len(blended))),
+                        "exptype": flow["blend"],
+                        **getattr(roots, "association", {})}
+                    files = [*files, *blended]
                 units.append(Unit(name, key, _class_path(step_class), scope,
                                   [file_spec(p) for p in files],
                                   [file_spec(p, k) for p, k in zip(outputs, kinds, strict=True)],
@@ -209,4 +216,19 @@ def call_flow(cls: type, unit: Mapping[str, Any], files: Sequence[str], pars_fil
     flat = list(result) if isinstance(result, tuple) else [result]
     if any(r is None for r in flat):
         raise WorkflowError(f"jwst's {unit['class']} returned no product (see its log above)")
+    blend = unit["jwst"]["flow"].get("blend")
+    if blend and flat[0].meta.cal_step.resample == "COMPLETE":
+        from jwst.model_blender import ModelBlender
+        from stdatamodels.jwst import datamodels
+
+        blender = ModelBlender()
+        for i in blend["files"]:  # each member as read from the association
+            with datamodels.open(files[i]) as model:
+                model.meta.asn.exptype = blend["exptype"]
+                model.meta.asn.pool_name = blend.get("pool_name")
+                model.meta.asn.table_name = blend.get("table_name")
+                blender.accumulate(model)
+        blender.finalize_model(flat[0])
+        flat[0].meta.asn.pool_name = blend.get("pool_name")
+        flat[0].meta.asn.table_name = blend.get("table_name")
     return flat

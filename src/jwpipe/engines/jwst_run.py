@@ -145,14 +145,15 @@ def _save_model(model: Any, path: str) -> None:
     final name)."""
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.part.fits")
-    model.meta.filename = name
+    # a temporary directory, not name: stdatamodels records the name it saves to (FILENAME)
+    tmpdir = os.path.join(directory, f".{name}.{os.getpid()}.part")
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    os.makedirs(tmpdir)
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
+        model.save(os.path.join(tmpdir, name))
+        os.replace(os.path.join(tmpdir, name), path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _save(obj: Any, spec: dict[str, Any], info: dict[str, Any]) -> None:

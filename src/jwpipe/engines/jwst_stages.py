@@ -92,7 +92,8 @@ SPEC2_APPLIES_TO: dict[str, tuple[str, ...]] = {
 #: member's position), ``outputs`` ((suffix, kind) as jwst names them), ``advance``
 #: (whether the output becomes the member's current file) and ``prepare`` (argument index ->
 #: the step whose in-place change to that model, inside the pipeline, the argument gets
-#: first, with that step's parameters). Read by
+#: first, with that step's parameters) and ``blend`` (the role whose members' metadata
+#: ``process`` blends into the step's product, as read: jwst's ModelBlender). Read by
 #: :mod:`jwpipe.engines.jwst_level3`.
 LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
     {
@@ -123,8 +124,9 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
             "klip": {"units": ("science",), "args": ("member", "member:align_refs"),
                      "prepare": {0: "align_refs"},
                      "outputs": (("psfsub", "file"),), "advance": True},
+            # the science members' headers (as read) are blended into the _i2d's (HDRTAB)
             "resample": {"units": "product", "args": ("role:science:integrations",),
-                         "outputs": (("i2d", "file"),)},
+                         "blend": "science", "outputs": (("i2d", "file"),)},
         },
     },
     {

@@ -535,11 +535,13 @@ def _reason_of(exc: Exception) -> str:
 
 class MemberRoots(list):
     """An association product's member roots, in order, with each one's role
-    (``roles[root]``: its ``exptype``)."""
+    (``roles[root]``: its ``exptype``) and the association's pool and file name
+    (``association``: ``pool_name``, ``table_name``, as jwst records them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, association: dict[str, str | None] | None = None) -> None:
         super().__init__()
         self.roles: dict[str, str] = {}
+        self.association = dict(association or {})
 
 
 def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pipeline]],
@@ -578,7 +580,7 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
             notes.append(f"{source}: product {product.name!r}: {len(others)} non-science "
                          f"member(s) ({', '.join(sorted({m.exptype for m in others}))}) not "
                          f"used, as {kind.jwst_pipeline} uses science members only")
-        roots = MemberRoots()
+        roots = MemberRoots({"pool_name": asn.asn_pool, "table_name": Path(source).name})
         for member in [m for m in product.members if m.exptype in uses]:
             root = check_name(member_root(member.expname), "member")
             roots.append(root)
