@@ -110,6 +110,12 @@ def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
                                                    f"products/{star}_ami-oi.fits"]
     assert unit["outputs"] == [{"kind": "file",
                                 "path": f"products/{target}_aminorm-oi.fits"}]
+    # steps per member and per product cannot be one job per exposure: one line, nothing made
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(tmp_path / "staged"), "--no-pictures",
+                   "--granularity", "stage")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "use --granularity step" in proc.stderr and not (tmp_path / "staged").exists()
 
 
 # ------------------------------------------------------------------------------- end to end

@@ -122,7 +122,7 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                 "outputs": [_path(suffix, kind, "{" + wildcard + "}")
                             for suffix, kind in flow["outputs"]],
                 "output_is_dir": False, "stage_product": True,
-                "alias": step_class.class_alias or name})
+                "alias": step_class.class_alias or name, "inputs_from_others": True})
         for root in roots:
             streams[root] = [current[root]]
     return list(steps.values())
