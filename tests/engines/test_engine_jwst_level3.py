@@ -85,6 +85,24 @@ def test_jwpipe_engine_refuses_coron3_naming_engine_jwst(tmp_path):
     assert not (tmp_path / "wf").exists()
 
 
+def test_coron3_without_psf_star_or_skipping_a_needed_step_is_refused(tmp_path):
+    from jwst_level3_data import write_coron3
+
+    made = write_coron3(tmp_path / "in")
+    asn = json.loads(made["asn"].read_text())
+    asn["products"][0]["members"] = [m for m in asn["products"][0]["members"]
+                                     if m["exptype"] == "science"]
+    nopsf = made["inputs"] / "nopsf_coron3_asn.json"
+    nopsf.write_text(json.dumps(asn))
+    for path, extra, said in ((nopsf, [], "has no psf member"),
+                              (made["asn"], ["--steps.stack_refs.skip=true"],
+                               "needs the output of 'stack_refs'")):
+        proc = _jwpipe("make-workflow", str(path), "--engine", "jwst", "--refs",
+                       str(made["cache"]), "-o", str(tmp_path / "wf"), *extra)
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert said in proc.stderr and not (tmp_path / "wf").exists()
+
+
 def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
     """The real ami3 association, its second member made a PSF reference star, its members
     written by stdatamodels: ami_analyze on every member (its three products), ami_normalize

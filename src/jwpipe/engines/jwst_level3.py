@@ -141,14 +141,23 @@ def _arguments(declared: Sequence[str], key: str, product: str,
         args.append({"files": list(range(len(files), len(files) + len(paths))), "as": how})
         files.extend(paths)
 
+    def output(step: str, of: str) -> str:
+        if (step, of) not in made:  # skipped, or past --until
+            raise WorkflowError(f"{of}: a step needs the output of {step!r}, which is not "
+                                "planned (its skip is set?); it cannot be skipped here")
+        return made[(step, of)][0]
+
     for arg in declared:
         kind, _, rest = arg.partition(":")
         if kind == "member":
-            take([made[(rest, key)][0] if rest else current[key]], "file")
+            take([output(rest, key) if rest else current[key]], "file")
         elif kind == "product":
-            take([made[(rest, product)][0]], "file")
+            take([output(rest, product)], "file")
         elif kind == "role":
             role, _, how = rest.partition(":")
+            if not by_role[role]:
+                raise WorkflowError(f"product {product} has no {role} member, which a step "
+                                    "of its pipeline needs")
             take([current[r] for r in by_role[role]], how or "container")
         elif kind == "pair":
             role, _, step = rest.partition(":")
@@ -156,7 +165,7 @@ def _arguments(declared: Sequence[str], key: str, product: str,
             partners = by_role[role]
             if mine.index(key) >= len(partners):
                 return None, []
-            take([made[(step, partners[mine.index(key)])][0]], "file")
+            take([output(step, partners[mine.index(key)])], "file")
         else:
             raise WorkflowError(f"unknown flow argument {arg!r}")
     return args, files
