@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -27,20 +26,10 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "workflow"))
 
+from test_engine_jwst import _arrays, _env, _jwpipe  # noqa: E402
 from wfhelpers import planned_jobs  # noqa: E402
 
 jwst = pytest.importorskip("jwst")
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDS_", "STPIPE_"))}
-    env["CRDS_SERVER_URL"] = "https://127.0.0.1:9"  # never a server: the cache is the truth
-    return {**env, **extra}
-
-
-def _jwpipe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jwpipe", *args], capture_output=True,
-                          text=True, timeout=600, cwd=cwd, env=_env())
 
 
 def _calls(pipeline: type) -> list[str]:
@@ -154,15 +143,6 @@ def _run_both(made: dict, pipeline: str, root: Path) -> tuple[Path, Path]:
                          timeout=900, env=_env())
     assert run.returncode == 0, run.stderr[-4000:]
     return inproc, wf
-
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    from astropy.io import fits
-
-    with fits.open(path) as hdul:
-        return {h.name: np.asarray(h.data) for h in hdul
-                if h.name != "ASDF" and isinstance(h, fits.ImageHDU | fits.PrimaryHDU)
-                and h.data is not None}
 
 
 def _same_arrays(theirs: Path, ours: Path) -> None:
