@@ -65,7 +65,7 @@ def test_each_real_association_is_planned_as_what_it_is(path):
         assert "\n" not in msg
         assert f"association type '{asn.asn_type}'" in msg
         assert f"'strun {want} {path.name}'" in msg
-        if asn.asn_type in ("spec2", "nrslamp-spec2"):  # jwpipe's engine: use jwst's
+        if asn.asn_type in ("spec2", "nrslamp-spec2", "coron3", "tso3", "ami3"):  # use jwst's
             assert "plan it with --engine jwst" in msg
         else:
             assert "no jwpipe engine plans it yet (not even --engine jwst)" in msg

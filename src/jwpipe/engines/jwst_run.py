@@ -12,7 +12,9 @@ says, and nothing else:
   in the job; ``CRDS_PATH`` and ``CRDS_CONTEXT`` name the planner's cache and context, which
   jwst records in the products (``CRDS_CTX``);
 * its inputs: each file on its own (``call: each``), the association members as one jwst
-  ``ModelLibrary`` (``members``), or the one combined product (``single``).
+  ``ModelLibrary`` (``members``), or the one combined product (``single``); for the steps of
+  calwebb_coron3, calwebb_tso3 and calwebb_ami3, the positional arguments the unit declares
+  (``jwst.flow``, :mod:`jwpipe.engines.jwst_level3`).
 
 Outputs are written under a temporary name and renamed into place (members: a temporary
 directory renamed into place), carry provenance (``jwpipe_run_step`` in the ASDF tree, the
@@ -112,6 +114,10 @@ def _library(files: list[str], key: str) -> Any:
 
 def _call(cls: type, unit: dict[str, Any], files: list[str], pars_file: str) -> list[Any]:
     overrides = {f"override_{t}": p for t, p in unit["references"].get("files", {}).items()}
+    if (unit.get("jwst") or {}).get("flow") is not None:  # coron3, tso3, ami3 steps
+        from jwpipe.engines.jwst_level3 import call_flow
+
+        return call_flow(cls, unit, files, pars_file, overrides)
     if unit["call"] == "members":
         inputs: list[Any] = [_library(files, unit["key"])]
     elif unit["call"] == "single":
@@ -139,14 +145,15 @@ def _save_model(model: Any, path: str) -> None:
     final name)."""
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.part.fits")
-    model.meta.filename = name
+    # a temporary directory, not name: stdatamodels records the name it saves to (FILENAME)
+    tmpdir = os.path.join(directory, f".{name}.{os.getpid()}.part")
+    shutil.rmtree(tmpdir, ignore_errors=True)
+    os.makedirs(tmpdir)
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
+        model.save(os.path.join(tmpdir, name))
+        os.replace(os.path.join(tmpdir, name), path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _save(obj: Any, spec: dict[str, Any], info: dict[str, Any]) -> None:

@@ -78,6 +78,102 @@ SPEC2_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "wfss_contam": _WFSS,
 }
 
+#: The level-3 stages of coronagraphy, time series and aperture masking interferometry
+#: (calwebb_coron3, calwebb_tso3, calwebb_ami3), whose ``process`` passes models between its
+#: steps in code, stated as data. Besides the keys of :data:`STAGES` entries: ``roles``, the
+#: association member types the stage uses; ``exp_types``, the only EXP_TYPEs it plans;
+#: ``sets``, parameters ``process`` sets in code (over any other value); ``flow``, per step,
+#: ``units`` (one unit per member of these roles, or one per ``product``), ``args`` (its
+#: positional arguments: ``member``, the member's current file; ``member:<step>``, its output
+#: of ``<step>``; ``product:<step>``, the product's output of ``<step>``; ``role:<role>``,
+#: the current files of the members of ``<role>`` as one ModelContainer, ``...:integrations``
+#: as a ModelLibrary of their integrations, ``...:each`` one call per file with the tables
+#: stacked; ``pair:<role>:<step>``, the output of ``<step>`` of the ``<role>`` member at this
+#: member's position), ``outputs`` ((suffix, kind) as jwst names them), ``advance``
+#: (whether the output becomes the member's current file) and ``prepare`` (argument index ->
+#: the step whose in-place change to that model, inside the pipeline, the argument gets
+#: first, with that step's parameters) and ``blend`` (the role whose members' metadata
+#: ``process`` blends into the step's product, as read: jwst's ModelBlender). Read by
+#: :mod:`jwpipe.engines.jwst_level3`.
+LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
+    {
+        "alias": "calwebb_coron3",
+        "scope": "product",
+        "input_suffix": "calints",
+        "product_suffixes": (),
+        "roles": ("science", "psf"),
+        "order": {None: ("outlier_detection", "stack_refs", "align_refs", "klip",
+                         "resample")},
+        "not_planned": {},
+        "outputs": {},
+        # Coron3Pipeline.process sets resample.blendheaders = False in code (it blends the
+        # science headers itself); outlier_detection infers its "coron" mode from the
+        # exposure type, as the pipeline sets it.
+        "sets": {"resample": {"blendheaders": False}},
+        "flow": {
+            "outlier_detection": {"units": ("psf", "science"), "args": ("member",),
+                                  "outputs": (("crfints", "file"),), "advance": True},
+            "stack_refs": {"units": "product", "args": ("role:psf",),
+                           "outputs": (("psfstack", "file"),)},
+            "align_refs": {"units": ("science",),
+                           "args": ("member", "product:stack_refs"),
+                           "outputs": (("psfalign", "file"),)},
+            # inside the pipeline align_refs replaces the target's bad pixels in place (a
+            # step with a parent works on its input), so klip sees the target as align_refs
+            # left it: its first argument gets align_refs' median replacement first
+            "klip": {"units": ("science",), "args": ("member", "member:align_refs"),
+                     "prepare": {0: "align_refs"},
+                     "outputs": (("psfsub", "file"),), "advance": True},
+            # the science members' headers (as read) are blended into the _i2d's (HDRTAB)
+            "resample": {"units": "product", "args": ("role:science:integrations",),
+                         "blend": "science", "outputs": (("i2d", "file"),)},
+        },
+    },
+    {
+        "alias": "calwebb_tso3",
+        "scope": "product",
+        "input_suffix": "calints",
+        "product_suffixes": (),
+        "roles": ("science",),
+        "order_keyword": "EXP_TYPE",
+        "exp_types": ("NRC_TSIMAGE", "MIR_IMAGE"),
+        "order": {None: ("outlier_detection", "tso_photometry")},
+        "not_planned": {
+            name: "spectroscopic TSO (its _x1dints and _whtlt): not planned yet"
+            for name in ("adaptive_trace_model", "pixel_replace", "extract_1d", "photom",
+                         "white_light")},
+        "outputs": {},
+        "sets": {},
+        "flow": {
+            "outlier_detection": {"units": ("science",), "args": ("member",),
+                                  "outputs": (("crfints", "file"),), "advance": True},
+            # one table per product: each member's photometry, stacked in member order
+            "tso_photometry": {"units": "product", "args": ("role:science:each",),
+                               "outputs": (("phot", "table"),)},
+        },
+    },
+    {
+        "alias": "calwebb_ami3",
+        "scope": "product",
+        "input_suffix": "calints",
+        "product_suffixes": (),
+        "roles": ("science", "psf"),
+        "order": {None: ("ami_analyze", "ami_normalize")},
+        "not_planned": {},
+        "outputs": {},
+        "sets": {},
+        "flow": {
+            "ami_analyze": {"units": ("science", "psf"), "args": ("member",),
+                            "outputs": (("ami-oi", "file"), ("amimulti-oi", "file"),
+                                        ("amilg", "file"))},
+            # the i-th science member with the i-th psf member (jwst zips the two lists)
+            "ami_normalize": {"units": ("science",),
+                              "args": ("member:ami_analyze", "pair:psf:ami_analyze"),
+                              "outputs": (("aminorm-oi", "file"),)},
+        },
+    },
+)
+
 #: The jwst pipelines a workflow chains, in stage order, with what their ``process`` decides in
 #: code. ``order`` maps an instrument (None: every other one) to the steps ``process`` calls, in
 #: order (steps whose ``skip`` resolves true are then left out by the planner, as jwst skips
@@ -146,6 +242,7 @@ STAGES: tuple[dict[str, Any], ...] = (
                          "cube_build", "extract_1d")},
         "outputs": {},
     },
+    *LEVEL3_FLOW_STAGES,
 )
 
 #: The stage chains a jwst-engine workflow can be: imaging associations (image2, image3) run
@@ -153,6 +250,9 @@ STAGES: tuple[dict[str, Any], ...] = (
 CHAINS: dict[str, tuple[str, ...]] = {
     "imaging": ("calwebb_detector1", "calwebb_image2", "calwebb_image3"),
     "spectroscopy": ("calwebb_detector1", "calwebb_spec2"),
+    # level-3 stages of one association type each, from the members' _calints
+    **{info["alias"].removeprefix("calwebb_"): (info["alias"],)
+       for info in LEVEL3_FLOW_STAGES},
 }
 
 #: Peak RSS of each jwst 3.0 step run as a workflow job, as (MB per MB of the exposure's
@@ -345,7 +445,16 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
         "workflow_route_parameter_files": staticmethod(route_parameter_files),
         "workflow_finish_units": staticmethod(finish_units),
         "jwst_class": jwst_cls,
+        **(_flow_attributes(info) if "flow" in info else {}),
     })
+
+
+def _flow_attributes(info: Mapping[str, Any]) -> dict[str, Any]:
+    """A level-3 stage of :data:`LEVEL3_FLOW_STAGES`: its member roles and its planner."""
+    from jwpipe.engines.jwst_level3 import plan_flow_stage
+
+    return {"workflow_member_roles": tuple(info["roles"]), "workflow_flow": info,
+            "workflow_plan_product": staticmethod(plan_flow_stage)}
 
 
 def jwst_stages(chain: str = "imaging") -> list[type]:
@@ -357,8 +466,9 @@ def jwst_stages(chain: str = "imaging") -> list[type]:
 
 def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
     """The chain a jwst-engine workflow of these associations needs: ``spectroscopy`` when
-    every readable one is for calwebb_spec2, else ``imaging`` (the planner then refuses the
-    spectroscopic ones, naming them: one workflow holds one kind)."""
+    every readable one is for calwebb_spec2 (``coron3``, ``tso3``, ``ami3`` when every one is
+    for that pipeline), else ``imaging`` (the planner then refuses the others, naming them:
+    one workflow holds one kind)."""
     from jwpipe.associations import load_asn
     from jwpipe.associations.types import association_kind
     from jwpipe.errors import JwpipeError
@@ -369,7 +479,8 @@ def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
             kind = association_kind(load_asn(path).asn_type)
             if kind is not None:
                 pipelines.add(kind.jwst_pipeline)
-    return "spectroscopy" if pipelines == {"calwebb_spec2"} else "imaging"
+    single = {chain[-1]: name for name, chain in CHAINS.items() if name != "imaging"}
+    return single.get(next(iter(pipelines)), "imaging") if len(pipelines) == 1 else "imaging"
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -530,4 +641,4 @@ def finish_units(units: list[Any], store: Any) -> None:
         info: dict[str, Any] = {"version": jwst_version, "crds_path": crds_path}
         if not unit.step_class.startswith("jwst."):  # a user's step, checked when planned
             info["inserted_class"] = unit.step_class
-        unit.extra = {"engine": "jwst", "jwst": info}
+        unit.extra = {"engine": "jwst", "jwst": {**info, **unit.extra.get("jwst", {})}}

@@ -254,8 +254,12 @@ def render_stage_rules(plan: Any, *, keep: set[str] | None, needed: set[str]) ->
             raise ValueError(f"stage name {group!r} is not a usable rule name (it must be an "
                              "identifier that names no step)")
         wildcards = {s["wildcard"] for s in steps}
-        if len(wildcards) != 1:
-            raise ValueError(f"stage {group!r} mixes exposure and product steps")
+        if len(wildcards) != 1 or any(s.get("inputs_from_others") for s in steps):
+            from jwpipe.errors import WorkflowError  # jwst's coron3, tso3, ami3
+
+            raise WorkflowError(f"--granularity stage: stage {group!r} has steps that take "
+                                "other members' or the product's files, so it cannot be one "
+                                "job per exposure; use --granularity step")
         outputs = "\n".join(output_lines(s, False) for s in steps
                             if s["name"] in exported[group])
         discard = [s["name"] for s in steps if keep is not None and s["name"] not in keep

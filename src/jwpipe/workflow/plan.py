@@ -511,8 +511,10 @@ def plan_workflow(
             step_units = _plan_exposure_stage(stage, resolvers[index], members, streams, store,
                                               units, shape, index)
         else:
-            step_units = _plan_product_stage(stage, resolvers[index], exposures, products, index,
-                                             streams, store, units, targets, shape)
+            # a stage whose steps pass more than one input declares its own planner
+            plan_stage = getattr(stage, "workflow_plan_product", _plan_product_stage)
+            step_units = plan_stage(stage, resolvers[index], exposures, products, index,
+                                    streams, store, units, targets, shape)
         steps += step_units
     finish = getattr(stages[0], "workflow_finish_units", None)
     if finish is not None:
@@ -529,6 +531,17 @@ def _reason_of(exc: Exception) -> str:
     from jwpipe.errors import AssociationError
 
     return "invalid association" if isinstance(exc, AssociationError) else "cannot plan"
+
+
+class MemberRoots(list):
+    """An association product's member roots, in order, with each one's role
+    (``roles[root]``: its ``exptype``) and the association's pool and file name
+    (``association``: ``pool_name``, ``table_name``, as jwst records them)."""
+
+    def __init__(self, association: dict[str, str | None] | None = None) -> None:
+        super().__init__()
+        self.roles: dict[str, str] = {}
+        self.association = dict(association or {})
 
 
 def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pipeline]],
@@ -553,8 +566,10 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
     found: dict[str, _Exposure] = {}
     made: list[tuple[int, str, list[str]]] = []
     notes: list[str] = []
+    # a stage may use members of other roles too (jwst's coron3 and ami3: psf members)
+    uses = getattr(stages[top], "workflow_member_roles", ("science",))
     for product in asn.products:
-        others = [m for m in product.members if m.exptype != "science"]
+        others = [m for m in product.members if m.exptype not in uses]
         if others and kind.level == 2:
             roles = sorted({m.exptype for m in others})
             raise UnsupportedAssociationError(
@@ -565,10 +580,11 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
             notes.append(f"{source}: product {product.name!r}: {len(others)} non-science "
                          f"member(s) ({', '.join(sorted({m.exptype for m in others}))}) not "
                          f"used, as {kind.jwst_pipeline} uses science members only")
-        roots = []
-        for member in product.science:
+        roots = MemberRoots({"pool_name": asn.asn_pool, "table_name": Path(source).name})
+        for member in [m for m in product.members if m.exptype in uses]:
             root = check_name(member_root(member.expname), "member")
             roots.append(root)
+            roots.roles[root] = member.exptype
             if root in known or root in found:
                 continue
             try:

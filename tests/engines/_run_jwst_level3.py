@@ -1,0 +1,33 @@
+"""Run one of jwst's level-3 pipelines in one process, as a user would (``Pipeline.call``).
+
+Usage: python _run_jwst_level3.py PIPELINE ASN OUTPUT_DIR (PIPELINE: ``Coron3Pipeline``,
+``Tso3Pipeline`` ...). The CRDS environment comes from the caller. Writes the products to
+OUTPUT_DIR and ``steps.json``: the steps jwst called in order, each with whether it ran (from
+stpipe's log records, as ``_run_jwst_pipelines.py`` reads them).
+"""
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from _run_jwst_pipelines import StepOrder
+
+
+def main(pipeline: str, asn: str, output_dir: str) -> None:
+    warnings.simplefilter("ignore")
+    import jwst.pipeline
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = StepOrder()
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    getattr(jwst.pipeline, pipeline).call(asn, save_results=True, output_dir=str(out))
+    # the pipeline's own "running" record comes first
+    (out / "steps.json").write_text(json.dumps(handler.steps[1:], indent=1))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

@@ -1,0 +1,222 @@
+"""``--engine jwst`` for coronagraphy, time series and AMI level 3 (coron3, tso3, ami3).
+
+jwst's Coron3, Tso3 and Ami3 pipelines pass models between their steps in code; the planner
+reads that data flow as data (``LEVEL3_FLOW_STAGES``). On stdatamodels-written ``_calints``
+members and a test CRDS cache holding stdatamodels-written references, coron3 and imaging
+tso3 workflows run through real Snakemake and every product's data arrays (and the
+photometry table's columns) are those of jwst's own ``Pipeline.call`` on the same inputs; the
+planned order is the order that run calls its steps. ami3 is planned (its order checked
+against jwst's source), not run.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "workflow"))
+
+from test_engine_jwst import _arrays, _env, _jwpipe  # noqa: E402
+from wfhelpers import planned_jobs  # noqa: E402
+
+jwst = pytest.importorskip("jwst")
+
+
+def _calls(pipeline: type) -> list[str]:
+    """The steps ``pipeline.process`` calls (``self.<step>.run(...)``), in source order,
+    each once."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(pipeline.process)))
+    calls = sorted((node.lineno, node.col_offset, node.func.value.attr)
+                   for node in ast.walk(tree)
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                   and node.func.attr == "run" and isinstance(node.func.value, ast.Attribute)
+                   and node.func.value.attr in pipeline.step_defs)
+    return list(dict.fromkeys(name for *_, name in calls))
+
+
+# ------------------------------------------------------------------------------- fast
+def test_level3_orders_and_flows_are_jwst_source():
+    from jwst.pipeline import Ami3Pipeline, Coron3Pipeline, Tso3Pipeline
+
+    from jwpipe.engines.jwst_stages import LEVEL3_FLOW_STAGES, planned_order
+
+    for pipeline in (Coron3Pipeline, Tso3Pipeline, Ami3Pipeline):
+        info = next(i for i in LEVEL3_FLOW_STAGES if i["alias"] == pipeline.class_alias)
+        planned = planned_order(info["alias"], None)
+        called = _calls(pipeline)
+        # tso3: the imaging branch is planned; the spectroscopic one is listed as not planned
+        assert called == [*planned, *info["not_planned"]], pipeline.__name__
+        assert list(info["flow"]) == planned
+        assert set(pipeline.step_defs) == set(planned) | set(info["not_planned"])
+        for name, flow in info["flow"].items():  # one argument per parameter of process()
+            params = inspect.signature(pipeline.step_defs[name].process).parameters
+            assert len(flow["args"]) == len(params) - 1, name
+        for name, values in info["sets"].items():
+            assert set(values) <= set(pipeline.step_defs[name]().get_pars())
+
+
+def test_jwpipe_engine_refuses_coron3_naming_engine_jwst(tmp_path):
+    from jwst_level3_data import CORON_ASN
+
+    proc = _jwpipe("make-workflow", str(CORON_ASN), "-o", str(tmp_path / "wf"))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "plan it with --engine jwst" in proc.stderr and "calwebb_coron3" in proc.stderr
+    assert not (tmp_path / "wf").exists()
+
+
+def test_coron3_without_psf_star_or_skipping_a_needed_step_is_refused(tmp_path):
+    from jwst_level3_data import write_coron3
+
+    made = write_coron3(tmp_path / "in")
+    asn = json.loads(made["asn"].read_text())
+    asn["products"][0]["members"] = [m for m in asn["products"][0]["members"]
+                                     if m["exptype"] == "science"]
+    nopsf = made["inputs"] / "nopsf_coron3_asn.json"
+    nopsf.write_text(json.dumps(asn))
+    for path, extra, said in ((nopsf, [], "has no psf member"),
+                              (made["asn"], ["--steps.stack_refs.skip=true"],
+                               "needs the output of 'stack_refs'")):
+        proc = _jwpipe("make-workflow", str(path), "--engine", "jwst", "--refs",
+                       str(made["cache"]), "-o", str(tmp_path / "wf"), *extra)
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert said in proc.stderr and not (tmp_path / "wf").exists()
+
+
+def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
+    """The real ami3 association, its second member made a PSF reference star, its members
+    written by stdatamodels: ami_analyze on every member (its three products), ami_normalize
+    on the target with the star, as jwst pairs them; a real Snakemake dry run schedules it."""
+    from jwst.pipeline import Ami3Pipeline
+    from jwst_level3_data import write_ami3
+
+    made = write_ami3(tmp_path / "in")
+    wf = tmp_path / "wf"
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((wf / "plan.json").read_text())
+    assert [s["name"] for s in plan["steps"]] == _calls(Ami3Pipeline)
+    assert planned_jobs(wf) == {"ami_analyze": 2, "ami_normalize": 1}
+    target, star = made["roots"]
+    unit = json.loads((wf / "units" / "ami_analyze" / f"{star}.json").read_text())
+    assert [o["path"] for o in unit["outputs"]] == [
+        f"products/{star}_{s}.fits" for s in ("ami-oi", "amimulti-oi", "amilg")]
+    assert set(unit["references"]["files"]) == {"throughput", "nrm"}
+    unit = json.loads((wf / "units" / "ami_normalize" / f"{target}.json").read_text())
+    assert [i["path"] for i in unit["inputs"]] == [f"products/{target}_ami-oi.fits",
+                                                   f"products/{star}_ami-oi.fits"]
+    assert unit["outputs"] == [{"kind": "file",
+                                "path": f"products/{target}_aminorm-oi.fits"}]
+    # steps per member and per product cannot be one job per exposure: one line, nothing made
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(tmp_path / "staged"), "--no-pictures",
+                   "--granularity", "stage")
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "use --granularity step" in proc.stderr and not (tmp_path / "staged").exists()
+
+
+# ------------------------------------------------------------------------------- end to end
+def _run_both(made: dict, pipeline: str, root: Path) -> tuple[Path, Path]:
+    """jwst's own ``Pipeline.call`` and the jwst-engine workflow run by real Snakemake."""
+    inproc = root / "inproc"
+    proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_level3.py"), pipeline,
+                           str(made["asn"]), str(inproc)], capture_output=True, text=True,
+                          timeout=600, cwd=HERE,
+                          env=_env(CRDS_PATH=str(made["cache"]), CRDS_READONLY_CACHE="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    wf = root / "wf"
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "2"], cwd=wf, capture_output=True, text=True,
+                         timeout=900, env=_env())
+    assert run.returncode == 0, run.stderr[-4000:]
+    return inproc, wf
+
+
+def _same_arrays(theirs: Path, ours: Path) -> None:
+    a, b = _arrays(theirs), _arrays(ours)
+    assert sorted(a) == sorted(b) and len(a) >= 3, (ours.name, sorted(a), sorted(b))
+    for name in a:
+        assert a[name].dtype == b[name].dtype, (ours.name, name)
+        np.testing.assert_array_equal(a[name], b[name], err_msg=f"{ours.name} {name}")
+
+
+def _order_checks(inproc: Path, wf: Path, alias: str) -> None:
+    from jwpipe.engines.jwst_stages import planned_order
+
+    steps = json.loads((inproc / "steps.json").read_text())
+    assert all(ran for _, ran in steps)
+    called = list(dict.fromkeys(name for name, _ in steps))
+    plan = json.loads((wf / "plan.json").read_text())
+    assert called == planned_order(alias, None) == [s["name"] for s in plan["steps"]]
+
+
+@pytest.mark.slow
+def test_tso3_imaging_workflow_is_pipeline_call(tmp_path):
+    from astropy.table import Table
+    from jwst_level3_data import TSO_PRODUCT, TSO_ROOTS, write_tso3
+
+    made = write_tso3(tmp_path / "data")
+    inproc, wf = _run_both(made, "Tso3Pipeline", tmp_path)
+    _order_checks(inproc, wf, "calwebb_tso3")
+    assert planned_jobs(wf) == {}
+    for root in TSO_ROOTS:  # jwst adds the association id to member products' names
+        _same_arrays(inproc / f"{root}_o002_crfints.fits",
+                     wf / "products" / f"{root}_crfints.fits")
+    theirs = Table.read(inproc / f"{TSO_PRODUCT}_phot.ecsv")
+    ours = Table.read(wf / "products" / f"{TSO_PRODUCT}_phot.ecsv")
+    assert len(theirs) == 12 and theirs.colnames == ours.colnames
+    for column in theirs.colnames:
+        assert [str(v) for v in theirs[column]] == [str(v) for v in ours[column]], column
+    assert ours.meta["number_of_integrations"] == 12
+    unit = json.loads((wf / "units" / "tso_photometry" / f"{TSO_PRODUCT}.json").read_text())
+    assert set(unit["references"]["files"]) == {"gain"}
+    assert unit["references"]["files"]["gain"].endswith("jwst_nircam_gain_0001.fits")
+
+
+@pytest.mark.slow
+def test_coron3_workflow_is_pipeline_call(tmp_path):
+    from astropy.io import fits
+    from jwst_level3_data import write_coron3
+
+    made = write_coron3(tmp_path / "data")
+    inproc, wf = _run_both(made, "Coron3Pipeline", tmp_path)
+    _order_checks(inproc, wf, "calwebb_coron3")
+    science = [r for r in made["roots"] if r != made["roots"][1]]  # the second is the PSF star
+    assert planned_jobs(wf) == {}
+    plan = json.loads((wf / "plan.json").read_text())
+    counts = {s["name"]: len(plan["units"][s["name"]]) for s in plan["steps"]}
+    assert counts == {"outlier_detection": 3, "stack_refs": 1, "align_refs": 2, "klip": 2,
+                      "resample": 1}
+    product = made["product"]
+    pairs = [(f"{product}_{s}.fits", f"{product}_{s}.fits") for s in ("psfstack", "i2d")]
+    pairs += [(f"{r}_c1000_crfints.fits", f"{r}_crfints.fits") for r in made["roots"]]
+    pairs += [(f"{r}_c1000_{s}.fits", f"{r}_{s}.fits") for r in science
+              for s in ("psfalign", "psfsub")]
+    for theirs, ours in pairs:
+        _same_arrays(inproc / theirs, wf / "products" / ours)
+        assert fits.getval(wf / "products" / ours, "FILENAME") == ours
+    # the science members' headers blended into the mosaic's, as jwst blends them
+    theirs = fits.getdata(inproc / f"{product}_i2d.fits", "HDRTAB")
+    ours = fits.getdata(wf / "products" / f"{product}_i2d.fits", "HDRTAB")
+    assert theirs.columns.names == ours.columns.names and len(ours) == 2
+    for column in theirs.columns.names:
+        assert [str(v) for v in theirs[column]] == [str(v) for v in ours[column]], column
+    unit = json.loads((wf / "units" / "align_refs" / f"{science[0]}.json").read_text())
+    assert [i["path"] for i in unit["inputs"]] == [f"products/{science[0]}_crfints.fits",
+                                                   f"products/{product}_psfstack.fits"]
+    assert unit["references"]["files"]["psfmask"].endswith("jwst_nircam_psfmask_0001.fits")
+    assert json.loads((wf / "units" / "resample" / f"{product}.json").read_text()
+                      )["parameters"]["blendheaders"] is False
