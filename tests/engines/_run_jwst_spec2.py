@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _run_jwst_pipelines import StepOrder  # noqa: E402
+from _run_jwst_pipelines import StepOrder
 
 
 def main(asn: str, output_dir: str) -> None:

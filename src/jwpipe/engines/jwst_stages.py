@@ -89,9 +89,9 @@ _SPEC2_SIDE = ("adaptive_trace_model", "pixel_replace", "resample_spec", "cube_b
 SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "resample_spec": ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT"),
     "cube_build": ("MIR_MRS", "NRS_IFU"),
-    "extract_1d": tuple(t for types, _ in _SPEC2_BRANCHES for t in types
-                        if t not in (None, "NIS_SOSS", "NRS_MSASPEC"))
-    + ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_MRS", "NRS_IFU"),
+    "extract_1d": (*(t for types, _ in _SPEC2_BRANCHES for t in types
+                     if t not in (None, "NIS_SOSS", "NRS_MSASPEC")),
+                   "MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_MRS", "NRS_IFU"),
 }
 #: The product suffix of each side step (jwst's names); the others are suffixed by their name.
 SPEC2_SIDE_SUFFIXES = {"resample_spec": "s2d", "cube_build": "s3d", "extract_1d": "x1d"}
