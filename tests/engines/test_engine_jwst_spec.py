@@ -109,3 +109,8 @@ def test_lrs_spec2_rules_are_the_steps_spec2pipeline_call_ran(lrs):
     unit = json.loads((lrs["wf"] / "units" / "extract_1d" / f"{SPEC2_ROOT}.json").read_text())
     assert set(unit["references"]["files"]) >= {"extract1d", "apcorr"}
     assert unit["references"]["files"]["extract1d"] == "N/A"
+    # every job stayed within the memory the engine declared for its step
+    for step, units in plan["units"].items():
+        for key, planned in units.items():
+            made = json.loads((lrs["wf"] / "state" / step / f"{key}.json").read_text())
+            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)

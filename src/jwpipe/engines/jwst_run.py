@@ -142,6 +142,11 @@ def _call(cls: type, unit: dict[str, Any], files: list[str], pars_file: str) -> 
     flat: list[Any] = []
     for item in inputs:
         result = cls.call(item, config_file=pars_file, **overrides)
+        if type(result).__name__ == "ModelContainer":  # cube_build's cubes
+            if len(result) != 1:
+                raise WorkflowError(f"jwst's {unit['class']} returned {len(result)} models; "
+                                    "the unit declares one (_s3d: Spec2's one cube)")
+            result = result[0]
         flat += list(result) if isinstance(result, tuple) else [result]
     if any(r is None for r in flat):
         raise WorkflowError(f"jwst's {unit['class']} returned no product (see its log above)")
