@@ -114,3 +114,20 @@ def test_lrs_spec2_rules_are_the_steps_spec2pipeline_call_ran(lrs):
         for key, planned in units.items():
             made = json.loads((lrs["wf"] / "state" / step / f"{key}.json").read_text())
             assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
+
+
+def test_until_spec2_stops_at_cal_without_side_products(tmp_path):
+    """``--until calwebb_spec2`` or ``--until photom`` ends at ``_cal``: no side rules."""
+    from jwst_data import spec2_cache, write_spec2_inputs
+
+    asn = write_spec2_inputs(tmp_path / "in")
+    cache = tmp_path / "cache"
+    spec2_cache(cache)
+    for until in ("calwebb_spec2", "photom"):
+        wf = tmp_path / f"wf-{until}"
+        proc = _jwpipe("make-workflow", str(asn), "--engine", "jwst", "--refs", str(cache),
+                       "-o", str(wf), "--no-pictures", "--until", until)
+        assert proc.returncode == 0, proc.stderr
+        plan = json.loads((wf / "plan.json").read_text())
+        assert [s["name"] for s in plan["steps"]][-1] == "photom", until
+        assert plan["targets"] == [f"products/{SPEC2_ROOT}_cal.fits"], until

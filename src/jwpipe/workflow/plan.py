@@ -727,7 +727,8 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
             "output_is_dir": False, "stage_product": stage_product,
             "alias": step_class.class_alias or name,
         })
-    if product_at < planned and hasattr(stage, "workflow_side_steps"):
+    stopped_here = shape.stop is not None and shape.stop[0] == index  # --until inside it
+    if product_at < planned and not stopped_here and hasattr(stage, "workflow_side_steps"):
         steps += _plan_side_steps(stage, resolved, members, streams, store, units,
                                   targets if targets is not None else [])
     return steps
