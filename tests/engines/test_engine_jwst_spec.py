@@ -50,7 +50,7 @@ def lrs(tmp_path_factory):
                           "--cores", "2"], cwd=wf, capture_output=True, text=True,
                          timeout=900, env=_env())
     assert run.returncode == 0, run.stderr[-4000:]
-    return {"inprocess": inproc, "wf": wf}
+    return {"inprocess": inproc, "wf": wf, "asn": asn, "cache": cache}
 
 
 def _hdus(path: Path) -> dict[str, np.ndarray]:
@@ -114,6 +114,26 @@ def test_lrs_spec2_rules_are_the_steps_spec2pipeline_call_ran(lrs):
         for key, planned in units.items():
             made = json.loads((lrs["wf"] / "state" / step / f"{key}.json").read_text())
             assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
+
+
+@pytest.mark.slow
+def test_lrs_spec2_as_one_job_per_stage_gives_the_same_products(lrs, tmp_path):
+    """``--granularity stage``: Spec2 and its side chain in one job, the same products."""
+    wf = tmp_path / "wf"
+    made = _jwpipe("make-workflow", str(lrs["asn"]), "--engine", "jwst", "--refs",
+                   str(lrs["cache"]), "-o", str(wf), "--no-pictures", "--granularity", "stage")
+    assert made.returncode == 0, made.stderr
+    assert planned_jobs(wf) == {"spec2": 1}
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "1"], cwd=wf, capture_output=True, text=True,
+                         timeout=900, env=_env())
+    assert run.returncode == 0, run.stderr[-4000:]
+    for suffix in SUFFIXES:
+        name = f"{SPEC2_ROOT}_{suffix}.fits"
+        theirs, ours = _hdus(lrs["inprocess"] / name), _hdus(wf / "products" / name)
+        assert sorted(theirs) == sorted(ours), name
+        for hdu in theirs:
+            np.testing.assert_array_equal(theirs[hdu], ours[hdu], err_msg=f"{name} {hdu}")
 
 
 def test_until_spec2_stops_at_cal_without_side_products(tmp_path):
