@@ -151,3 +151,22 @@ def test_until_spec2_stops_at_cal_without_side_products(tmp_path):
         plan = json.loads((wf / "plan.json").read_text())
         assert [s["name"] for s in plan["steps"]][-1] == "photom", until
         assert plan["targets"] == [f"products/{SPEC2_ROOT}_cal.fits"], until
+
+
+@pytest.mark.slow
+def test_side_step_parameter_change_reruns_only_the_side_chain_after_it(lrs, tmp_path):
+    """A ``resample_spec`` parameter reruns ``_s2d`` and ``_x1d``; an ``extract_1d`` one only
+    ``_x1d``; the ``_cal`` chain stays done."""
+    import shutil
+
+    wf = tmp_path / "wf"
+    shutil.copytree(lrs["wf"], wf, symlinks=True)
+    assert planned_jobs(wf) == {}
+    for override, rerun, written in (("--steps.extract_1d.smoothing_length=3",
+                                      {"extract_1d": 1}, 1),
+                                     ("--steps.resample_spec.pixfrac=0.8",
+                                      {"resample_spec": 1, "extract_1d": 1}, 1)):
+        proc = _jwpipe("make-workflow", "--again", str(wf), override)
+        assert proc.returncode == 0, proc.stderr
+        assert f"unit files: {written} written" in proc.stdout, proc.stdout
+        assert planned_jobs(wf) == rerun, override
