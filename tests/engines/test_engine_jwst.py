@@ -47,6 +47,7 @@ def test_stage_order_names_exactly_jwst_step_defs():
     for info in STAGES:
         declared = set(pipeline_class(info["alias"]).step_defs)
         ordered = {n for names in info["order"].values() for n in names}
+        ordered |= set(info.get("side", {}).get("order", ()))
         assert ordered <= declared, ordered - declared
         assert declared == ordered | set(info["not_planned"]), \
             declared ^ (ordered | set(info["not_planned"]))
@@ -434,6 +435,34 @@ def test_spec2_order_is_the_order_jwst_spec2_source_calls():
         planned_order("calwebb_spec2", None)
 
 
+def test_spec2_side_chain_is_what_jwst_calls_after_cal():
+    """The steps stated as Spec2's side chain are, in order, those
+    ``process_exposure_product`` calls after the EXP_TYPE branch (photom on NIS_SOSS's
+    _x1d aside: not planned); the parameters Spec2Pipeline.process sets in code on its
+    steps are named in its source."""
+    import inspect
+
+    from jwst.pipeline import Spec2Pipeline
+
+    from jwpipe.engines.jwst_stages import _SPEC2_SIDE, SPEC2_SETS, side_order
+
+    main = _spec2_calls(Spec2Pipeline.process_exposure_product)
+    after = [n for n in main[main.index("bkg_subtract") + 1:] if n != "photom"]
+    assert tuple(after) == _SPEC2_SIDE
+    source = inspect.getsource(Spec2Pipeline.process)
+    for step, values in SPEC2_SETS.items():
+        for par, value in values.items():
+            assert f"self.{step}.{par} = {value}" in source
+    assert side_order("calwebb_spec2", "MIR_LRS-FIXEDSLIT") == [
+        ("adaptive_trace_model", "adaptive_trace_model"), ("pixel_replace", "pixel_replace"),
+        ("resample_spec", "s2d"), ("extract_1d", "x1d")]
+    assert [n for n, _ in side_order("calwebb_spec2", "MIR_MRS")][2:] == \
+        ["cube_build", "extract_1d"]
+    assert [n for n, _ in side_order("calwebb_spec2", "NIS_SOSS")] == \
+        ["adaptive_trace_model", "pixel_replace"]
+    assert side_order("calwebb_image2", "NRC_IMAGE") == []
+
+
 SPEC2_EXP_TYPES = ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_MRS", "MIR_WFSS", "NRS_IFU",
                    "NRS_FIXEDSLIT", "NRS_MSASPEC", "NRS_BRIGHTOBJ", "NRS_LAMP", "NRS_AUTOWAVE",
                    "NRS_AUTOFLAT", "NIS_SOSS", "NIS_WFSS", "NRC_WFSS", "NRC_GRISM",
@@ -482,6 +511,7 @@ def test_spec2_association_plans_one_rule_per_applicable_step(tmp_path):
     expected = [n for n in applicable_order("calwebb_spec2", "MIR_LRS-FIXEDSLIT")
                 if not getattr(defaults, n).skip]
     assert expected == ["assign_wcs", "srctype", "flat_field", "pathloss", "photom"]
+    expected += ["resample_spec", "extract_1d"]  # the side products, off the chain to _cal
     rules = [line.split()[1].rstrip(":") for line in (wf / "Snakefile").read_text().splitlines()
              if line.startswith("rule ") and not line.startswith("rule all")]
     assert rules == expected
@@ -494,6 +524,13 @@ def test_spec2_association_plans_one_rule_per_applicable_step(tmp_path):
     assert unit["outputs"] == [{"kind": "file", "path": f"products/{SPEC2_ROOT}_cal.fits"}]
     assert unit["inputs"][0]["path"] == f"products/{SPEC2_ROOT}_pathloss.fits"
     assert set(unit["references"]["files"]) == {"photom", "area"}
+    x1d = json.loads((wf / "units" / "extract_1d" / f"{SPEC2_ROOT}.json").read_text())
+    assert [i["path"] for i in x1d["inputs"]] == [f"products/{SPEC2_ROOT}_s2d.fits"]
+    assert [o["path"] for o in x1d["outputs"]] == [f"products/{SPEC2_ROOT}_x1d.fits"]
+    s2d = json.loads((wf / "units" / "resample_spec" / f"{SPEC2_ROOT}.json").read_text())
+    assert [i["path"] for i in s2d["inputs"]] == [f"products/{SPEC2_ROOT}_cal.fits"]
+    assert sorted(plan["targets"]) == [f"products/{SPEC2_ROOT}_{s}.fits"
+                                       for s in ("cal", "s2d", "x1d")]
     proc = _jwpipe("make-workflow", str(asn), "--refs", str(cache), "-o", str(tmp_path / "x"))
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "plan it with --engine jwst" in proc.stderr and "Traceback" not in proc.stderr

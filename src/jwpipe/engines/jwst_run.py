@@ -112,6 +112,27 @@ def _library(files: list[str], key: str) -> Any:
     return ModelLibrary(asn, asn_exptypes=["science"], on_disk=False)
 
 
+def _opened_as_declared(step: str, path: str) -> Any:
+    """The input as the datamodel jwst's pipeline converts it to before ``step`` for its
+    EXP_TYPE (:data:`jwpipe.engines.jwst_stages.INPUT_AS`: the MIRI LRS image as a SlitModel
+    whose corner and size are the subarray's), else the path itself."""
+    from jwpipe.engines.jwst_stages import INPUT_AS
+
+    if not any(name == step for name, _ in INPUT_AS):
+        return path
+    from stdatamodels.jwst import datamodels
+
+    model = datamodels.open(path)
+    target = INPUT_AS.get((step, model.meta.exposure.type))
+    if target is None or type(model).__name__ == target:
+        return model
+    converted = getattr(datamodels, target)(model)
+    for attr in ("xstart", "ystart", "xsize", "ysize"):
+        setattr(converted, attr, getattr(model.meta.subarray, attr))
+    model.close()
+    return converted
+
+
 def _call(cls: type, unit: dict[str, Any], files: list[str], pars_file: str) -> list[Any]:
     overrides = {f"override_{t}": p for t, p in unit["references"].get("files", {}).items()}
     if (unit.get("jwst") or {}).get("flow") is not None:  # coron3, tso3, ami3 steps
@@ -123,10 +144,15 @@ def _call(cls: type, unit: dict[str, Any], files: list[str], pars_file: str) -> 
     elif unit["call"] == "single":
         inputs = [files[0]]
     else:
-        inputs = list(files)
+        inputs = [_opened_as_declared(unit.get("step", ""), f) for f in files]
     flat: list[Any] = []
     for item in inputs:
         result = cls.call(item, config_file=pars_file, **overrides)
+        if type(result).__name__ == "ModelContainer":  # cube_build's cubes
+            if len(result) != 1:
+                raise WorkflowError(f"jwst's {unit['class']} returned {len(result)} models; "
+                                    "the unit declares one (_s3d: Spec2's one cube)")
+            result = result[0]
         flat += list(result) if isinstance(result, tuple) else [result]
     if any(r is None for r in flat):
         raise WorkflowError(f"jwst's {unit['class']} returned no product (see its log above)")

@@ -30,7 +30,7 @@ from jwpipe.errors import WorkflowError
 from jwpipe.stpipe.outputs import Output
 
 __all__ = ["CHAINS", "STAGES", "applicable_order", "chain_for", "inserted_step",
-           "jwst_stages", "planned_order"]
+           "jwst_stages", "planned_order", "side_order"]
 
 #: Steps every Detector1 branch runs after the instrument-specific part.
 _DETECTOR1_TAIL = ("charge_migration", "jump", "picture_frame", "clean_flicker_noise",
@@ -77,6 +77,31 @@ SPEC2_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "barshadow": ("NRS_MSASPEC",), "master_background_mos": ("NRS_MSASPEC",),
     "wfss_contam": _WFSS,
 }
+#: What ``Spec2Pipeline.process_exposure_product`` runs after ``_cal``, on a copy of it: the
+#: side chain, in order, each step taking the previous one's product (``_cal`` for the first);
+#: nothing downstream reads it. ``resample_spec`` (``_s2d``) and ``cube_build`` (``_s3d``)
+#: apply only to the types ``SPEC2_SIDE_APPLIES_TO`` names (jwst also resamples NIRSpec
+#: slit line lamps, a lamp-state decision not planned); ``extract_1d`` (``_x1d``) to every
+#: type but NIS_SOSS (jwst runs photom on its _x1d) and NRS_MSASPEC (jwst extracts its fixed
+#: slits apart), which are not planned.
+_SPEC2_SIDE = ("adaptive_trace_model", "pixel_replace", "resample_spec", "cube_build",
+               "extract_1d")
+SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "resample_spec": ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT"),
+    "cube_build": ("MIR_MRS", "NRS_IFU"),
+    "extract_1d": (*(t for types, _ in _SPEC2_BRANCHES for t in types
+                     if t not in (None, "NIS_SOSS", "NRS_MSASPEC")),
+                   "MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS", "MIR_MRS", "NRS_IFU"),
+}
+#: The product suffix of each side step (jwst's names); the others are suffixed by their name.
+SPEC2_SIDE_SUFFIXES = {"resample_spec": "s2d", "cube_build": "s3d", "extract_1d": "x1d"}
+#: Parameters ``Spec2Pipeline.process`` sets on its steps in code, outside their spec.
+SPEC2_SETS = {"cube_build": {"skip_dqflagging": True}}
+#: The datamodel a step's input is opened as, by EXP_TYPE, where jwst converts it in code
+#: (``_process_common`` makes the MIRI LRS image a SlitModel, with the subarray's corner and
+#: size as the slit's, before srctype).
+INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
+            ("srctype", "MIR_LRS-SLITLESS"): "SlitModel"}
 
 #: The level-3 stages of coronagraphy, time series and aperture masking interferometry
 #: (calwebb_coron3, calwebb_tso3, calwebb_ami3), whose ``process`` passes models between its
@@ -235,11 +260,10 @@ STAGES: tuple[dict[str, Any], ...] = (
         "order": {exp_type: (*_SPEC2_HEAD, *steps)
                   for types, steps in _SPEC2_BRANCHES for exp_type in types},
         "applies_to": SPEC2_APPLIES_TO,
-        "not_planned": {
-            name: "runs after _cal on a copy of it (the _s2d, _s3d and _x1d side products; "
-                  "NIS_SOSS's photom on the _x1d): not planned yet"
-            for name in ("adaptive_trace_model", "pixel_replace", "resample_spec",
-                         "cube_build", "extract_1d")},
+        "side": {"order": _SPEC2_SIDE, "applies_to": SPEC2_SIDE_APPLIES_TO,
+                 "suffixes": SPEC2_SIDE_SUFFIXES},
+        "sets": SPEC2_SETS,
+        "not_planned": {},
         "outputs": {},
     },
     *LEVEL3_FLOW_STAGES,
@@ -288,6 +312,18 @@ def applicable_order(alias: str, mode: str | None) -> list[str]:
     applies = info.get("applies_to", {})
     mode = (mode or "").upper()
     return [n for n in planned_order(alias, mode) if n not in applies or mode in applies[n]]
+
+
+def side_order(alias: str, mode: str | None) -> list[tuple[str, str]]:
+    """The side chain a stage runs after its product for ``mode`` (Spec2's EXP_TYPE), as
+    (step, output suffix) in order: the steps of its ``side`` entry that apply to the mode."""
+    info = next(st for st in STAGES if st["alias"] == alias)
+    side = info.get("side")
+    if not side:
+        return []
+    mode = (mode or "").upper()
+    return [(n, side["suffixes"].get(n, n)) for n in side["order"]
+            if n not in side["applies_to"] or mode in side["applies_to"][n]]
 
 
 def _import(path: str) -> type:
@@ -429,6 +465,9 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
     def step_names(cls: type, instrument: str | None = None) -> list[str]:
         return applicable_order(info["alias"], instrument)
 
+    def side_steps(cls: type, mode: str | None = None) -> list[tuple[str, str]]:
+        return side_order(info["alias"], mode)
+
     return type(jwst_cls.__name__, (), {
         "__module__": jwst_cls.__module__,
         "__doc__": f"Workflow stage running jwst's {_class_path(jwst_cls)} step by step.",
@@ -444,6 +483,8 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
         "workflow_resolver": JwstResolver,
         "workflow_route_parameter_files": staticmethod(route_parameter_files),
         "workflow_finish_units": staticmethod(finish_units),
+        "workflow_side_steps": classmethod(side_steps),
+        "workflow_sets": info.get("sets", {}),
         "jwst_class": jwst_cls,
         **(_flow_attributes(info) if "flow" in info else {}),
     })
@@ -562,6 +603,8 @@ class JwstResolver:
                 pars = _plain(pipe.get_pars())
         except (ValidationError, ValueError, OSError) as exc:
             raise WorkflowError(f"{pipe_cls.__name__} parameters for {path}: {exc}") from None
+        for name, values in getattr(self.stage, "workflow_sets", {}).items():
+            pars.get("steps", {}).get(name, {}).update(values)  # set by the pipeline in code
         steps_config = config.get("steps", {})
         for name, step_pars in pars.get("steps", {}).items():
             # override_<reftype> is a parameter stpipe does not export; keep the user's

@@ -509,7 +509,7 @@ def plan_workflow(
                 else:
                     streams[exp.root] = streams[exp.root][:1]  # the next stage takes the main one
             step_units = _plan_exposure_stage(stage, resolvers[index], members, streams, store,
-                                              units, shape, index)
+                                              units, shape, index, targets)
         else:
             # a stage whose steps pass more than one input declares its own planner
             plan_stage = getattr(stage, "workflow_plan_product", _plan_product_stage)
@@ -691,7 +691,8 @@ def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str |
 
 def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: list[_Exposure],
                          streams: dict[str, list[str]], store: Any, units: list[Unit],
-                         shape: Any, index: int) -> list[dict[str, Any]]:
+                         shape: Any, index: int, targets: list[str] | None = None
+                         ) -> list[dict[str, Any]]:
     if not members:
         return []
     layouts: dict[tuple[str, ...], list[_Exposure]] = {}
@@ -741,6 +742,48 @@ def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: li
             "outputs": [f"products/{{exp}}_{suffix}{ext}" for suffix in suffixes],
             "output_is_dir": False, "stage_product": stage_product,
             "alias": step_class.class_alias or name,
+        })
+    stopped_here = shape.stop is not None and shape.stop[0] == index  # --until inside it
+    if product_at < planned and not stopped_here and hasattr(stage, "workflow_side_steps"):
+        steps += _plan_side_steps(stage, resolved, members, streams, store, units,
+                                  targets if targets is not None else [])
+    return steps
+
+
+def _plan_side_steps(stage: type[Pipeline], resolved: dict[str, dict[str, Any]],
+                     members: list[_Exposure], streams: dict[str, list[str]], store: Any,
+                     units: list[Unit], targets: list[str]) -> list[dict[str, Any]]:
+    """The steps a stage runs after its product, off the chain (jwst's Spec2: ``_s2d``,
+    ``_s3d``, ``_x1d`` from the ``_cal``): each takes the previous one's output, the first
+    the stage product; the next stage still takes the product. Their products are targets."""
+    mode = _order_key(stage, members[0].params)
+    side = [(n, suffix) for n, suffix in stage.workflow_side_steps(mode)
+            if not resolved[members[0].root]["steps"][n].get("skip")]
+    current = {exp.root: streams[exp.root][:1] for exp in members}
+    steps = []
+    memo: dict[int, tuple] = {}
+    for name, suffix in side:
+        step_class = stage.step_defs[name]
+        product = suffix != name
+        ext = step_class.outputs[0].ext
+        for exp in members:
+            unit_pars, refs = _unit_parameters(step_class, resolved[exp.root]["steps"][name],
+                                               exp.params, store,
+                                               f"{stage.__name__}.{name} for {exp.root}", memo)
+            output = f"products/{exp.root}_{suffix}{ext}"
+            mem_mb, runtime = _memory(step_class, exp.nbytes)
+            units.append(Unit(name, exp.root, _class_path(step_class), "exposure",
+                              [file_spec(p) for p in current[exp.root]],
+                              [file_spec(output, step_class.outputs[0].kind)], unit_pars, refs,
+                              mem_mb, runtime, stage_product=product))
+            current[exp.root] = [output]
+            if product:
+                targets.append(output)
+        steps.append({
+            "name": name, "stage": stage.__name__, "group": stage.workflow_group_name(),
+            "scope": "exposure", "wildcard": "exp",
+            "outputs": [f"products/{{exp}}_{suffix}{ext}"], "output_is_dir": False,
+            "stage_product": product, "alias": step_class.class_alias or name,
         })
     return steps
 
