@@ -559,25 +559,43 @@ def test_one_jwst_workflow_holds_imaging_or_spectroscopy():
 # ------------------------------------------------------------- catalog layout, kill + resume
 @pytest.mark.slow
 def test_catalog_layout_with_engine_jwst_plans_the_jwst_jobs(field, tmp_path):
-    """``engine: jwst`` in config/config.yaml, through workflow/Snakefile (dry run)."""
+    """``engine: jwst`` in config/config.yaml, through workflow/Snakefile (dry run), with a
+    user's stpipe steps inserted by the config: ``insert_after`` (in Image3) and a jwst
+    pipeline file in ``parameter_files`` whose entry inserts one after jump."""
+    import asdf
     import yaml
 
     repo = HERE.parents[1]
     (tmp_path / "config").mkdir()
+    asdf.AsdfFile({"class": "jwst.pipeline.Detector1Pipeline", "name": "Detector1Pipeline",
+                   "parameters": {}, "steps": [
+                       {"class": "column_median_clean", "name": "clean_cols",
+                        "insert_after": "jump", "parameters": {"fraction": 0.75}}]}
+                  ).write_to(tmp_path / "config" / "detector1.asdf")
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump({
         "associations": [str(field["asn"])], "refs": str(field["cache"]),
-        "workdir": "catalog", "engine": "jwst"}))
+        "workdir": "catalog", "engine": "jwst",
+        "parameter_files": ["config/detector1.asdf"],
+        "insert_after": ["tweakreg=member_offset"]}))
     dry = subprocess.run([sys.executable, "-m", "snakemake", "-s",
                           str(repo / "workflow" / "Snakefile"), "-n", "--cores", "1"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=900, env=_env())
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                         env=_env(**_user_env()))
     assert dry.returncode == 0, dry.stderr[-3000:]
     detector1 = ("group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix",
                  "linearity", "dark_current")
-    assert planned_jobs(tmp_path / "catalog") == {
-        **{step: 2 for step in detector1}, **DOWNSTREAM_OF_JUMP}
-    unit = json.loads((tmp_path / "catalog" / "units" / "jump" / f"{ROOTS[0]}.json")
-                      .read_text())
+    catalog = tmp_path / "catalog"
+    assert planned_jobs(catalog) == {
+        **{step: 2 for step in detector1}, **DOWNSTREAM_OF_JUMP, "clean_cols": 2,
+        "member_offset": 1}
+    unit = json.loads((catalog / "units" / "jump" / f"{ROOTS[0]}.json").read_text())
     assert unit["engine"] == "jwst" and unit["class"] == "jwst.jump.jump_step.JumpStep"
+    clean = json.loads((catalog / "units" / "clean_cols" / f"{ROOTS[0]}.json").read_text())
+    assert clean["parameters"]["fraction"] == 0.75
+    assert clean["inputs"][0]["path"] == unit["outputs"][0]["path"]
+    offset = json.loads((catalog / "units" / "member_offset" / f"{PRODUCT}.json").read_text())
+    assert offset["call"] == "members" and offset["class"] == "stcleanpkg.MemberOffsetStep"
+    assert (catalog / "params" / "pipeline_files" / "detector1.asdf").is_file()
 
 
 def _records(wf: Path) -> dict[str, int]:
@@ -754,17 +772,132 @@ def test_user_stpipe_step_inserted_after_jump_runs_as_its_own_rule(workflow, fie
     from_file = json.loads((tmp_path / "byfile" / "units" / "column_median_clean" /
                             f"{ROOTS[0]}.json").read_text())
     assert from_file["class"] == unit["class"] and from_file["parameters"]["fraction"] == 0.25
-    # a jwst pipeline file with an insert_after entry: stpipe would refuse the step; one line
+
+
+def _snakemake(wf: Path, *targets: str) -> None:
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                          "--cores", "2", *targets], cwd=wf, capture_output=True, text=True,
+                         timeout=900, env=_env(**_user_env()))
+    assert run.returncode == 0, run.stderr[-4000:]
+
+
+def _unit(wf: Path, step: str, key: str) -> dict:
+    return json.loads((wf / "units" / step / f"{key}.json").read_text())
+
+
+@pytest.mark.slow
+def test_user_stpipe_steps_in_image3_between_stages_from_a_pipeline_file_and_crds(
+        workflow, field, tmp_path):
+    """On a copy of the finished workflow, one insertion at a time (each runs only its own
+    jobs, its input being up to date): a members step inside Image3 after tweakreg (it gets
+    the association's members as one ModelLibrary, as skymatch does); a step between Detector1
+    and Image2 (on each ``_rate`` and ``_rateints``); its CRDS ``pars-*`` reference, whose new
+    context rewrites exactly its units; an ``insert_after`` entry of a jwst pipeline file (a
+    filtered copy goes to stpipe, the user's file untouched)."""
+    import asdf
+    from stdatamodels.jwst import datamodels
+
+    from jwpipe.references.cache_writer import derive_context, install_reference, rule_from_file
+
+    wf = _copy(workflow, tmp_path)
+    allow = _user_env()
+    # Image3, after tweakreg: the members, as a ModelLibrary; skymatch reads its directory
+    proc = _jwpipe("make-workflow", "--again", str(wf), "--insert-after",
+                   "tweakreg=member_offset", **allow)
+    assert proc.returncode == 0, proc.stderr
+    unit = _unit(wf, "member_offset", PRODUCT)
+    assert unit["class"] == "stcleanpkg.MemberOffsetStep" and unit["call"] == "members"
+    assert unit["parameters"]["offset"] == 0.5
+    assert unit["outputs"][0]["path"] == f"products/{PRODUCT}.member_offset"
+    assert _unit(wf, "skymatch", PRODUCT)["inputs"][0]["path"] == unit["outputs"][0]["path"]
+    assert planned_jobs(wf) == {"member_offset": 1, "skymatch": 1, "outlier_detection": 1,
+                                "resample": 1, "source_catalog": 1}
+    _snakemake(wf, f"products/{PRODUCT}.skymatch")
+    for root in ROOTS:
+        with datamodels.open(str(wf / f"products/{PRODUCT}.tweakreg/{root}_tweakreg.fits")) as a, \
+                datamodels.open(str(wf / f"products/{PRODUCT}.member_offset/"
+                                     f"{root}_member_offset.fits")) as b:
+            np.testing.assert_array_equal(b.data, a.data - np.float32(0.5))
+    # between Detector1 and Image2: each of _rate and _rateints; Image2 reads the cleaned _rate
+    proc = _jwpipe("make-workflow", "--again", str(wf), "--insert-after",
+                   "detector1=column_median_clean", **allow)
+    assert proc.returncode == 0, proc.stderr
+    root = ROOTS[0]
+    unit = _unit(wf, "column_median_clean", root)
+    assert [i["path"] for i in unit["inputs"]] == [f"products/{root}_rate.fits",
+                                                  f"products/{root}_rateints.fits"]
+    cleaned = [o["path"] for o in unit["outputs"]]
+    assert cleaned == [f"products/{root}_column_median_clean.fits",
+                       f"products/{root}_column_median_clean_rateints.fits"]
+    assert [i["path"] for i in _unit(wf, "assign_wcs", root)["inputs"]] == cleaned[:1]
+    _snakemake(wf, *cleaned)
+    for product, made in zip(("rate", "rateints"), cleaned, strict=True):
+        with datamodels.open(str(wf / f"products/{root}_{product}.fits")) as a, \
+                datamodels.open(str(wf / made)) as b:
+            expected = a.data - np.median(a.data, axis=-2, keepdims=True)
+            np.testing.assert_allclose(b.data, expected, rtol=0, atol=1e-5)
+    # its CRDS pars-columnmediancleanstep (written by stpipe itself): a context selecting it
+    # rewrites exactly its two units (spec 1.0 -> CRDS 0.6)
+    ref = tmp_path / "jwst_nircam_pars-columnmediancleanstep_0001.asdf"
+    _user_step_pars(ref, 0.6)
+    installed = install_reference(field["cache"], "NIRCAM", ref)
+    rule = rule_from_file(installed, ("DETECTOR",))[1]
+    context = derive_context(field["cache"], field["context"],
+                             {"NIRCAM": {"pars-columnmediancleanstep": [rule]}})
+    before = {p: p.read_text() for p in (wf / "units").rglob("*.json")}
+    proc = _jwpipe("make-workflow", "--again", str(wf), CRDS_CONTEXT=context, **allow)
+    assert proc.returncode == 0, proc.stderr
+    changed = sorted(str(p.relative_to(wf)) for p, text in before.items()
+                     if p.read_text() != text)
+    assert changed == [f"units/column_median_clean/{r}.json" for r in ROOTS]
+    assert _unit(wf, "column_median_clean", root)["parameters"]["fraction"] == 0.6
+    # a jwst pipeline file inserting a step after jump (an entry with insert_after) and
+    # configuring one of Detector1's own steps; --steps beats CRDS and the file
+    pipe = tmp_path / "pipe.asdf"
+    asdf.AsdfFile({"class": "jwst.pipeline.Detector1Pipeline", "name": "Detector1Pipeline",
+                   "parameters": {}, "steps": [
+                       {"class": "column_median_clean", "name": "clean_cols",
+                        "insert_after": "jump", "parameters": {"fraction": 0.75}},
+                       {"class": "jwst.ramp_fitting.RampFitStep", "name": "ramp_fit",
+                        "parameters": {"suppress_one_group": False}}]}).write_to(pipe)
+    original = pipe.read_bytes()
+    proc = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
+                   str(field["cache"]), "-o", str(wf), "--no-pictures", "-p", str(pipe),
+                   "--insert-after", "tweakreg=member_offset", "--insert-after",
+                   "detector1=column_median_clean", "--steps.column_median_clean.fraction=0.3",
+                   CRDS_CONTEXT=context, **allow)
+    assert proc.returncode == 0, proc.stderr
+    assert pipe.read_bytes() == original
+    unit = _unit(wf, "clean_cols", root)
+    assert unit["class"] == "stcleanpkg.ColumnMedianCleanStep"
+    assert unit["parameters"]["fraction"] == 0.75  # the file's entry beats CRDS's 0.6
+    assert [i["path"] for i in unit["inputs"]] == [f"products/{root}_jump.fits"]
+    assert _unit(wf, "ramp_fit", root)["parameters"]["suppress_one_group"] is False
+    assert _unit(wf, "column_median_clean", root)["parameters"]["fraction"] == 0.3
+    with asdf.open(wf / "params" / "pipeline_files" / "pipe.asdf") as af:
+        assert [s["name"] for s in af.tree["steps"]] == ["ramp_fit"]
+    _snakemake(wf, *[f"products/{r}_clean_cols.fits" for r in ROOTS])
+    with datamodels.RampModel(str(wf / f"products/{root}_jump.fits")) as a, \
+            datamodels.RampModel(str(wf / f"products/{root}_clean_cols.fits")) as b:
+        expected = a.data - np.float32(0.75) * np.median(a.data, axis=-2, keepdims=True)
+        np.testing.assert_allclose(b.data, expected, rtol=0, atol=1e-5)
+
+
+def _user_step_pars(path: Path, fraction: float) -> None:
+    """A pars-columnmediancleanstep reference, exported by stpipe from the user's step."""
     import asdf
 
-    asdf.AsdfFile({"class": "jwst.pipeline.Detector1Pipeline", "name": "Detector1Pipeline",
-                   "parameters": {}, "steps": [{
-                       "class": "column_median_clean", "name": "clean_cols",
-                       "insert_after": "jump", "parameters": {"fraction": 0.75}}]}
-                  ).write_to(tmp_path / "pipe.asdf")
-    refused = _jwpipe("make-workflow", str(field["asn"]), "--engine", "jwst", "--refs",
-                      str(field["cache"]), "-o", str(tmp_path / "bypipe"), "--no-pictures",
-                      "-p", str(tmp_path / "pipe.asdf"), **_user_env())
-    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
-    assert "step 'clean_cols' has insert_after; with --engine jwst" in refused.stderr
-    assert not (tmp_path / "bypipe").exists()
+    sys.path.insert(0, str(USER_SITE))
+    try:
+        from stcleanpkg import ColumnMedianCleanStep
+    finally:
+        sys.path.remove(str(USER_SITE))
+    step = ColumnMedianCleanStep()
+    step.fraction = fraction
+    step.export_config(str(path), include_metadata=True)
+    with asdf.open(path, mode="rw") as af:
+        af.tree["meta"].update({
+            "reftype": "pars-columnmediancleanstep", "useafter": "2022-01-01T00:00:00",
+            "instrument": {"name": "NIRCAM", "detector": "NRCA1"}, "telescope": "JWST",
+            "pedigree": "GROUND", "author": "jwpipe test", "origin": "STSCI"})
+        af.update()

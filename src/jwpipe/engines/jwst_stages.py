@@ -380,10 +380,13 @@ def inserted_step(identifier: str, where: str) -> type:
 
     The class is an alias registered through the ``stpipe.steps`` entry points, or a dotted
     path under the same import allow-list as parameter-file classes (``JWPIPE_ALLOW_IMPORT``,
-    ``--allow-import``). It writes one file per exposure, suffixed by its ``class_alias`` (or
-    its snake-case name), with the model its step returns; its memory request is the engine's
-    default; its parameters are resolved by stpipe (spec defaults, a parameter file,
-    ``--steps.<name>.<par>``).
+    ``--allow-import``). It writes one file per exposure, suffixed by its step name (the
+    parameter-file entry's ``name``, else its ``class_alias`` or snake-case class name), with
+    the model its step returns; its memory request is the engine's
+    default; its parameters are resolved by stpipe (spec defaults, its CRDS ``pars-*``
+    reference for the exposure, a parameter file, ``--steps.<name>.<par>``). Its scope is its
+    place: each exposure in Detector1, Image2 or between them; inside Image3, the
+    association's members as one ``ModelLibrary``, as jwst's Image3 steps get them.
     """
     from stpipe.utilities import resolve_step_class_alias
 
@@ -420,13 +423,17 @@ def inserted_step(identifier: str, where: str) -> type:
         raise WorkflowError(f"{where} '{identifier}' is not an stpipe step (only a step, not a "
                             "pipeline, can be inserted)")
     alias = cls.class_alias or _snake(cls.__name__)
-    adapter = _step_adapter(alias, cls, (Output(alias),))
+    # no declared suffix: its files are named by its step name (two insertions of one
+    # class under two names write two files)
+    adapter = _step_adapter(alias, cls, (Output(),))
 
     def workflow_parameters(_cls: type, config_file: str | None, overrides: Mapping[str, Any],
-                            store: Any) -> dict[str, Any]:
+                            store: Any, dataset: Mapping[str, Any] | None = None
+                            ) -> dict[str, Any]:
         from stpipe.exceptions import ValidationError
 
         from jwpipe.stpipe.config_file import load_parameter_file
+        from stpipe import config_parser
 
         # The step's own parameter file is read by jwpipe's bounded loader (YAML, ASDF or
         # cfg, as for every -p file), not handed to stpipe, which reads ASDF and cfg only.
@@ -434,7 +441,9 @@ def inserted_step(identifier: str, where: str) -> type:
         kwargs.update(overrides)
         try:
             with crds_environment(store), _quiet():
-                config, _ = cls.build_config(None, **kwargs)
+                config = _crds_pars(cls, dataset, store)
+                given, _ = cls.build_config(None, **kwargs)
+                config_parser.merge_config(config, given)
                 config.pop("class", None)
                 config.pop("name", None)
                 pars = _plain(cls.from_config_section(config).get_pars())
@@ -445,9 +454,28 @@ def inserted_step(identifier: str, where: str) -> type:
                                 f"{type(exc).__name__}: {exc}") from None
         return pars
 
-    adapter.workflow_scope = "exposure"
+    adapter.workflow_scope = None  # each exposure, or in Image3 the members (ModelLibrary)
     adapter.workflow_parameters = classmethod(workflow_parameters)
     return adapter
+
+
+def _crds_pars(cls: type, dataset: Mapping[str, Any] | None, store: Any) -> Any:
+    """The step's CRDS ``pars-<class name, lower case>`` parameters for a dataset, looked up
+    by stpipe's own ``get_config_from_reference`` (as a jwst pipeline does for its steps, from
+    the input's CRDS parameters), in the planner's cache and context (inside
+    :func:`crds_environment`); empty without a cache, without a rule, or with
+    ``STPIPE_DISABLE_CRDS_STEPPARS``."""
+    from stpipe import config_parser
+
+    inner = getattr(store, "store", store)
+    if not dataset or inner is None or not getattr(inner, "path", None):
+        return config_parser.ConfigObj()
+    from jwpipe.references.crds_cache import crds_parameters
+
+    config = cls.get_config_from_reference(crds_parameters(dataset), crds_observatory="jwst")
+    config.pop("class", None)
+    config.pop("name", None)
+    return config
 
 
 def _stage_adapter(info: Mapping[str, Any]) -> type:

@@ -126,6 +126,19 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def _write_bytes_if_changed(path: Path, data: bytes) -> None:
+    from jwpipe.atomic import atomic_path
+
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
 def write_unit_file(path: Path, record: dict[str, Any], *, fresh: bool = False,
                     text: str | None = None) -> bool:
     """Write a unit file unless it already holds ``record``; return True if written.
@@ -452,6 +465,8 @@ def _write_workflow(work: Path, plan: Plan, asn_paths: list[str], param_files: l
         **({"engine": engine} if engine != "jwpipe" else {}),
     }
     write_if_changed(work / "generation.json", canonical_json(generation))
+    for rel, data in plan.files.items():  # e.g. jwst pipeline files without inserted steps
+        _write_bytes_if_changed(work / rel, data)
     for sub in ("products", "logs", "benchmarks"):
         (work / sub).mkdir(exist_ok=True)
     return counts

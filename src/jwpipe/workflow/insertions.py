@@ -134,6 +134,10 @@ class ChainShape:
         self.insertions = insertions
         self.store = store
         self.overrides: dict[str, dict[str, Any]] = {}
+        #: Files the workflow directory keeps (relative path -> bytes): filtered copies of jwst
+        #: pipeline parameter files; ``keep`` holds their planning copies' directories.
+        self.files: dict[str, bytes] = {}
+        self.keep: list[Any] = []
         self._cache: dict[tuple, dict[str, Any]] = {}
         self._check_names()
         self._place = {ins.name: self._locate(ins) for ins in insertions}
@@ -181,7 +185,7 @@ class ChainShape:
     def _check_scope(self, ins: Insertion, stage: type[Pipeline]) -> None:
         scope = stage.workflow_stage_scope
         own = ins.step_class.workflow_scope
-        if own != scope:
+        if own is not None and own != scope:  # None: whatever its place gives it (stpipe)
             raise WorkflowError(
                 f"{ins.source}: {ins.step_class.__name__} works on each {own} (workflow_scope) "
                 f"but is inserted into {stage.__name__}, whose steps work on each {scope}")
@@ -264,7 +268,7 @@ class ChainShape:
             kwargs = {**ins.parameters, **self.overrides.get(ins.name, {})}
             own = getattr(ins.step_class, "workflow_parameters", None)
             if own is not None:  # an stpipe step in a jwst-engine workflow: stpipe resolves
-                self._cache[key] = own(ins.parameter_file, kwargs, self.store)
+                self._cache[key] = own(ins.parameter_file, kwargs, self.store, dataset)
                 return self._cache[key]
             try:
                 config, _ = ins.step_class.build_config(
@@ -334,15 +338,14 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
         insertions += _file_insertions(path, configs[path], stages)
     jwst = any(getattr(st, "jwst_class", None) is not None for st in stages)
     rest = []
+    copies: dict[str, tuple[Any, bytes]] = {}
     for path, cfg in configs.items():
         if cfg.insert_after:
             continue
         inserted = [e.name or e.class_name for e in cfg.steps if e.insert_after]
         if jwst and inserted:  # stpipe reads the whole file and refuses steps it lacks
-            raise WorkflowError(f"parameter file {path}: step {inserted[0]!r} has insert_after; "
-                                "with --engine jwst give an inserted step its own step-level "
-                                "parameter file (class and insert_after at the top) or use "
-                                "--insert-after")
+            rest.append(_filtered_copy(path, inserted, copies))
+            continue
         same = [i for i, ins in enumerate(insertions)
                 if cfg.class_name and _same_class(cfg.class_name, ins)]
         if not same:
@@ -360,10 +363,36 @@ def shape_chain(stages: Sequence[type[Pipeline]], insert_after: Sequence[str],
             insertions[i] = Insertion(ins.name, ins.after, ins.identifier, ins.step_class,
                                       ins.source, {}, os.path.abspath(path))
     shape = ChainShape(stages, insertions, until, store)
+    shape.files = {rel: data for rel, (_, data) in copies.items()}
+    shape.keep = [tmp for tmp, _ in copies.values()]
     names = {ins.name for ins in insertions}
     shape.overrides = {k: dict(v) for k, v in overrides.items() if k in names}
     left = {k: v for k, v in overrides.items() if k not in names}
     return shape, rest, left
+
+
+def _filtered_copy(path: str, inserted: list[str], copies: dict[str, tuple[Any, bytes]]
+                   ) -> str:
+    """A jwst pipeline file without its inserted entries, for stpipe
+    (:func:`jwpipe.engines.jwst_parfiles.without_insertions`): written to a temporary
+    directory for planning; ``copies`` collects it for ``params/pipeline_files/`` in the
+    workflow directory. Returns the path to plan with."""
+    import hashlib
+    import tempfile
+
+    from jwpipe.engines.jwst_parfiles import without_insertions
+
+    name, data = without_insertions(path, inserted)
+    rel = f"params/pipeline_files/{name}"
+    if rel in copies and copies[rel][1] != data:  # two files of one name
+        stem, ext = os.path.splitext(name)
+        rel = f"params/pipeline_files/{stem}_{hashlib.sha1(data).hexdigest()[:8]}{ext}"
+    tmp = tempfile.TemporaryDirectory(prefix="jwpipe-pars-")
+    copy = os.path.join(tmp.name, name)
+    with open(copy, "wb") as fh:
+        fh.write(data)
+    copies[rel] = (tmp, data)
+    return copy
 
 
 def _same_class(class_name: str, ins: Insertion) -> bool:

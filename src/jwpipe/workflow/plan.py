@@ -155,6 +155,8 @@ class Plan:
     context: str | None
     notes: list[str] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    #: Other files the workflow directory keeps (relative path -> bytes).
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def units_of(self, step: str) -> list[Unit]:
         return [u for u in self.units if u.step == step]
@@ -524,7 +526,7 @@ def plan_workflow(
             for root in roots:  # stopped at a step: each of its outputs
                 targets += streams[root] if shape.stop and shape.stop[1] else streams[root][:1]
     return Plan(steps, units, sorted(set(targets)), sorted(exposures),
-                [name for _, name, _ in products], context, notes, refused)
+                [name for _, name, _ in products], context, notes, refused, dict(shape.files))
 
 
 def _reason_of(exc: Exception) -> str:

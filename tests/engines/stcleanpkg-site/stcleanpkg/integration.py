@@ -2,4 +2,5 @@
 
 
 def get_steps():
-    return [("stcleanpkg.ColumnMedianCleanStep", "column_median_clean", False)]
+    return [("stcleanpkg.ColumnMedianCleanStep", "column_median_clean", False),
+            ("stcleanpkg.MemberOffsetStep", "member_offset", False)]
