@@ -7,23 +7,17 @@ stpipe's log records, as ``_run_jwst_pipelines.py`` reads them).
 """
 
 import json
-import logging
 import sys
 import warnings
-from pathlib import Path
 
-from _run_jwst_pipelines import StepOrder
+from _run_jwst_pipelines import recording
 
 
 def main(pipeline: str, asn: str, output_dir: str) -> None:
     warnings.simplefilter("ignore")
     import jwst.pipeline
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    handler = StepOrder()
-    logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(logging.INFO)
+    out, handler = recording(output_dir)
     getattr(jwst.pipeline, pipeline).call(asn, save_results=True, output_dir=str(out))
     # the pipeline's own "running" record comes first
     (out / "steps.json").write_text(json.dumps(handler.steps[1:], indent=1))

@@ -34,15 +34,21 @@ class StepOrder(logging.Handler):
             self.steps[-1][1] = False
 
 
-def main(input_dir: str, asn: str, output_dir: str) -> None:
-    warnings.simplefilter("ignore")
-    from jwst.pipeline import Detector1Pipeline, Image2Pipeline, Image3Pipeline
-
+def recording(output_dir: str) -> tuple[Path, StepOrder]:
+    """The output directory (created) and a handler on the root logger recording the steps."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = StepOrder()
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
+    return out, handler
+
+
+def main(input_dir: str, asn: str, output_dir: str) -> None:
+    warnings.simplefilter("ignore")
+    from jwst.pipeline import Detector1Pipeline, Image2Pipeline, Image3Pipeline
+
+    out, handler = recording(output_dir)
     runs = []
 
     def run(pipeline: type, arg: str) -> None:

@@ -7,25 +7,20 @@ with whether it ran or was skipped (stpipe's log records, as ``_run_jwst_pipelin
 """
 
 import json
-import logging
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _run_jwst_pipelines import StepOrder
+from _run_jwst_pipelines import recording
 
 
 def main(asn: str, output_dir: str) -> None:
     warnings.simplefilter("ignore")
     from jwst.pipeline import Spec2Pipeline
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    handler = StepOrder()
-    logging.getLogger().addHandler(handler)
-    logging.getLogger().setLevel(logging.INFO)
+    out, handler = recording(output_dir)
     local = out / Path(asn).name
     shutil.copy(asn, local)
     for member in json.loads(local.read_text())["products"][0]["members"]:
