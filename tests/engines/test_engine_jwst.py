@@ -236,21 +236,27 @@ def test_parameter_change_reruns_exactly_the_affected_units(workflow, tmp_path):
     assert "parameter rejection_threshold: 4.0 -> 5.0" in plan.stdout, plan.stdout
 
 
+def _export_pars(step, path: Path, reftype: str) -> None:
+    """``step``'s parameters exported by stpipe as a CRDS ``reftype`` reference for NRCA1."""
+    import asdf
+
+    step.export_config(str(path), include_metadata=True)
+    with asdf.open(path, mode="rw") as af:
+        af.tree["meta"].update({
+            "reftype": reftype, "useafter": "2022-01-01T00:00:00",
+            "instrument": {"name": "NIRCAM", "detector": "NRCA1"}, "telescope": "JWST",
+            "pedigree": "GROUND", "author": "jwpipe test", "origin": "STSCI"})
+        af.update()
+
+
 def _pars_reference(folder: Path, threshold: float) -> Path:
     """A pars-jumpstep reference written by jwst itself."""
-    import asdf
     from jwst.jump import JumpStep
 
     path = folder / "jwst_nircam_pars-jumpstep_0201.asdf"
     step = JumpStep()
     step.rejection_threshold = threshold
-    step.export_config(str(path), include_metadata=True)
-    with asdf.open(path, mode="rw") as af:
-        af.tree["meta"].update({
-            "reftype": "pars-jumpstep", "useafter": "2022-01-01T00:00:00",
-            "instrument": {"name": "NIRCAM", "detector": "NRCA1"}, "telescope": "JWST",
-            "pedigree": "GROUND", "author": "jwpipe test", "origin": "STSCI"})
-        af.update()
+    _export_pars(step, path, "pars-jumpstep")
     return path
 
 
@@ -390,21 +396,23 @@ def test_miri_and_niriss_run_detector1_and_image2_as_pipeline_call(other_imagers
 
 
 # ------------------------------------------------------------------------------- spec2
-def _spec2_calls(method) -> list[str]:
-    """The Spec2 steps a method of jwst's Spec2Pipeline calls (``self.<step>.run(...)``), in
-    source order, each once."""
+def steps_called(method, step_defs=None) -> list[str]:
+    """The steps a method of a jwst pipeline calls (``self.<step>.run(...)``, ``<step>`` one of
+    ``step_defs``, default Spec2Pipeline's), in source order, each once."""
     import ast
     import inspect
     import textwrap
 
-    from jwst.pipeline import Spec2Pipeline
+    if step_defs is None:
+        from jwst.pipeline import Spec2Pipeline
 
+        step_defs = Spec2Pipeline.step_defs
     tree = ast.parse(textwrap.dedent(inspect.getsource(method)))
     calls = sorted((node.lineno, node.col_offset, node.func.value.attr)
                    for node in ast.walk(tree)
                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                    and node.func.attr == "run" and isinstance(node.func.value, ast.Attribute)
-                   and node.func.value.attr in Spec2Pipeline.step_defs)
+                   and node.func.value.attr in step_defs)
     return list(dict.fromkeys(name for *_, name in calls))
 
 
@@ -416,7 +424,7 @@ def test_spec2_order_is_the_order_jwst_spec2_source_calls():
 
     from jwpipe.engines.jwst_stages import _SPEC2_BRANCHES, _SPEC2_HEAD, planned_order
 
-    main = _spec2_calls(Spec2Pipeline.process_exposure_product)
+    main = steps_called(Spec2Pipeline.process_exposure_product)
     assert tuple(main[:main.index("bkg_subtract") + 1]) == _SPEC2_HEAD
     methods = {"_process_grism": tuple(calwebb_spec2.GRISM_TYPES),
                "_process_nirspec_msa_slits": ("NRS_MSASPEC",),
@@ -428,7 +436,7 @@ def test_spec2_order_is_the_order_jwst_spec2_source_calls():
     branches = dict(_SPEC2_BRANCHES)
     assert set(branches) == set(methods.values())
     for method, types in methods.items():
-        assert tuple(_spec2_calls(getattr(Spec2Pipeline, method))) == branches[types], method
+        assert tuple(steps_called(getattr(Spec2Pipeline, method))) == branches[types], method
         for exp_type in types:
             assert planned_order("calwebb_spec2", exp_type) == [*_SPEC2_HEAD, *branches[types]]
     assert planned_order("calwebb_spec2", "MIR_LRS-FIXEDSLIT") == \
@@ -446,7 +454,7 @@ def test_spec2_side_chain_is_what_jwst_calls_after_cal():
 
     from jwpipe.engines.jwst_stages import _SPEC2_SIDE, SPEC2_SETS, side_order
 
-    main = _spec2_calls(Spec2Pipeline.process_exposure_product)
+    main = steps_called(Spec2Pipeline.process_exposure_product)
     after = [n for n in main[main.index("bkg_subtract") + 1:] if n != "photom"]
     assert tuple(after) == _SPEC2_SIDE
     source = inspect.getsource(Spec2Pipeline.process)
@@ -885,8 +893,6 @@ def test_user_stpipe_steps_in_image3_between_stages_from_a_pipeline_file_and_crd
 
 def _user_step_pars(path: Path, fraction: float) -> None:
     """A pars-columnmediancleanstep reference, exported by stpipe from the user's step."""
-    import asdf
-
     sys.path.insert(0, str(USER_SITE))
     try:
         from stcleanpkg import ColumnMedianCleanStep
@@ -894,10 +900,4 @@ def _user_step_pars(path: Path, fraction: float) -> None:
         sys.path.remove(str(USER_SITE))
     step = ColumnMedianCleanStep()
     step.fraction = fraction
-    step.export_config(str(path), include_metadata=True)
-    with asdf.open(path, mode="rw") as af:
-        af.tree["meta"].update({
-            "reftype": "pars-columnmediancleanstep", "useafter": "2022-01-01T00:00:00",
-            "instrument": {"name": "NIRCAM", "detector": "NRCA1"}, "telescope": "JWST",
-            "pedigree": "GROUND", "author": "jwpipe test", "origin": "STSCI"})
-        af.update()
+    _export_pars(step, path, "pars-columnmediancleanstep")

@@ -11,12 +11,10 @@ against jwst's source), not run.
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +24,15 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "workflow"))
 
-from test_engine_jwst import _arrays, _env, _jwpipe  # noqa: E402
+from test_engine_jwst import _arrays, _env, _jwpipe, steps_called  # noqa: E402
 from wfhelpers import planned_jobs  # noqa: E402
 
 jwst = pytest.importorskip("jwst")
 
 
 def _calls(pipeline: type) -> list[str]:
-    """The steps ``pipeline.process`` calls (``self.<step>.run(...)``), in source order,
-    each once."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(pipeline.process)))
-    calls = sorted((node.lineno, node.col_offset, node.func.value.attr)
-                   for node in ast.walk(tree)
-                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                   and node.func.attr == "run" and isinstance(node.func.value, ast.Attribute)
-                   and node.func.value.attr in pipeline.step_defs)
-    return list(dict.fromkeys(name for *_, name in calls))
+    """The steps ``pipeline.process`` calls, in source order, each once."""
+    return steps_called(pipeline.process, pipeline.step_defs)
 
 
 # ------------------------------------------------------------------------------- fast
