@@ -127,15 +127,17 @@ def _ref_meta(model, reftype: str, detector: str, subarray: str) -> None:
     m.subarray.xsize, m.subarray.ysize = SHAPE[1], SHAPE[0]
 
 
-def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIRCAM") -> str:
-    """A context with a rule (by DETECTOR) for each of ``refs`` and N/A for every other type
-    ``pipeline`` and its steps declare."""
+def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIRCAM",
+           keys: dict[str, tuple[str, ...]] | None = None) -> str:
+    """A context with a rule for each of ``refs`` (by DETECTOR, or by the keywords ``keys``
+    names for its file) and N/A for every other type ``pipeline`` and its steps declare."""
     from jwpipe.engines.jwst_stages import _reference_types
     from jwpipe.references.cache_writer import install_reference, rule_from_file, write_context
 
     rules: dict = {}
     for path in refs:
-        rule = rule_from_file(install_reference(cache, "NIRCAM", path), ("DETECTOR",))[1]
+        rule = rule_from_file(install_reference(cache, instrument, path),
+                              (keys or {}).get(path.name, ("DETECTOR",)))[1]
         rules[rule.reftype] = [rule]
     declared = {t for c in (pipeline, *pipeline.step_defs.values()) for t in _reference_types(c)}
     return write_context(cache, {instrument: {**{t: "N/A" for t in sorted(declared)},
@@ -194,24 +196,134 @@ def write_coron3(folder: Path) -> dict:
             "product": asn["products"][0]["name"]}
 
 
-def write_ami3(folder: Path) -> dict:
-    """The real ami3 association with its second member made a PSF reference star, its
-    members as NIS_AMI ``_calints`` (to plan: ami_analyze's NRM and THROUGHPUT references
-    are N/A in the cache)."""
+#: The non-redundant mask's hole centres as designed (m, pupil plane; NRM_X_A1...), its
+#: holes' flat-to-flat size, the pupil's flat-to-flat and circumscribed diameters (m), as the
+#: NIRISS NRM reference file states them; AMI's pixel scale (deg).
+NRM_HOLES = ((0.0, -2.64), (-2.28631, 0.0), (2.28631, -1.32), (-2.28631, 1.32),
+             (-1.143155, 1.98), (2.28631, 1.32), (1.143155, 1.98))
+NRM_F2F, NRM_DIAMETER, NRM_CIRCUMSCRIBED = 0.8, 6.559348, 6.610645669
+AMI_SHAPE, AMI_SCALE = (80, 80), 65.6 / 3.6e6
+
+
+def _nrm_pupil(npix: int) -> np.ndarray:
+    """The mask's transmission sampled on ``npix`` x ``npix`` across the circumscribed pupil
+    (hexagonal holes, flat sides along y)."""
+    from jwst.ami.bp_fix import PUPLDIAM
+
+    step = PUPLDIAM / npix
+    y, x = (np.mgrid[0:npix, 0:npix] - (npix - 1) / 2) * step
+    pupil = np.zeros((npix, npix), np.float32)
+    half = NRM_F2F / 2
+    for cx, cy in NRM_HOLES:
+        dx, dy = np.abs(x - cx), np.abs(y - cy)
+        pupil[(dy <= half) & (dy * 0.5 + dx * np.sqrt(3) / 2 <= half)] = 1.0
+    return pupil
+
+
+def _ami_psf(pupil: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+    """The NRM's polychromatic fringe pattern on the 80x80 SUB80 (F480M half-power edges and
+    centre), through jwst's own monochromatic PSF of the mask, shifted by ``offset`` pixels."""
+    from jwst.ami.bp_fix import calcpsf, filthp_d, filtwl_d
+    from scipy.ndimage import shift
+
+    low, high = filthp_d["F480M"]
+    psf = sum(calcpsf(wl, AMI_SHAPE[0], np.deg2rad(AMI_SCALE), pupil)
+              for wl in (low, filtwl_d["F480M"], high))
+    return shift(psf / psf.max(), offset, order=1)
+
+
+def _ami_members(folder: Path, roots, kinds, nints: int) -> None:
+    from stdatamodels.jwst import datamodels as sdm
+
+    rng = np.random.default_rng(11)
+    pupil = _nrm_pupil(256)
+    for n, (root, kind) in enumerate(zip(roots, kinds, strict=True)):
+        peak = 3000.0 if kind == "science" else 5000.0
+        psf = _ami_psf(pupil, (0.3 - 0.2 * n, -0.2 + 0.1 * n)) * peak
+        data = (rng.poisson(np.clip(psf, 0, None), (nints, *AMI_SHAPE))
+                + rng.normal(0.0, 3.0, (nints, *AMI_SHAPE))).astype(np.float32)
+        shape = data.shape
+        model = sdm.CubeModel(data=data, err=np.sqrt(np.abs(data) + 9).astype(np.float32),
+                              dq=np.zeros(shape, np.uint32))
+        model.dq[:, 5, 70] = 1  # one DO_NOT_USE pixel, away from the fringes
+        for name in ("var_poisson", "var_rnoise", "var_flat"):
+            setattr(model, name, np.full(shape, 1.0, np.float32))
+        _meta(model, "NIRISS", "NIS", "NIS_AMI", "F480M", "NRM", "SUB80",
+              60100.0 + n * 0.01)
+        m = model.meta
+        m.subarray.xstart, m.subarray.ystart = 1045, 1
+        m.subarray.xsize, m.subarray.ysize = AMI_SHAPE[1], AMI_SHAPE[0]
+        m.exposure.readpatt = "NISRAPID"
+        m.wcs = _wcs(AMI_SHAPE, scale=AMI_SCALE * 3600)
+        m.wcsinfo.cdelt1 = m.wcsinfo.cdelt2 = AMI_SCALE
+        m.wcsinfo.crpix1 = m.wcsinfo.crpix2 = 40.5
+        m.wcsinfo.roll_ref, m.wcsinfo.v3yangle, m.wcsinfo.vparity = 171.88, 0.5613, 1
+        m.target.proposer_name = "TARGET" if kind == "science" else "CALIBRATOR"
+        m.target.catalog_name = m.target.proposer_name
+        m.target.ra, m.target.dec = 82.187 + 0.1 * n, -65.448
+        m.target.proper_motion_ra = m.target.proper_motion_dec = 0.0
+        m.target.ra_uncertainty = m.target.dec_uncertainty = 0.0001
+        m.program.pi_name = "jwpipe tests"
+        m.visit.start_time = f"2023-06-01 12:{n:02d}:00.000"
+        m.filename = f"{root}_calints.fits"
+        model.save(str(folder / f"{root}_calints.fits"))
+
+
+def _ami_references(made: Path) -> list[Path]:
+    """NIRISS NRM and F480M THROUGHPUT references, written by stdatamodels."""
+    from jwst.ami.bp_fix import filthp_d
+    from stdatamodels.jwst import datamodels as sdm
+
+    nrm = sdm.NRMModel(nrm=_nrm_pupil(256))
+    nrm.flat_to_flat, nrm.diameter = NRM_F2F, NRM_DIAMETER
+    nrm.pupil_circumscribed = NRM_CIRCUMSCRIBED
+    for i, (x, y) in enumerate(NRM_HOLES, 1):
+        setattr(nrm, f"x_a{i}", x)
+        setattr(nrm, f"y_a{i}", y)
+    nrm.meta.exposure.type = "NIS_AMI"
+    low, high = filthp_d["F480M"]
+    wave = np.linspace(low - 0.1e-6, high + 0.1e-6, 40)
+    table = np.zeros(wave.size, [("wavelength", "<f4"), ("throughput", "<f4")])
+    table["wavelength"] = wave * 1e10  # Angstrom
+    table["throughput"] = np.where((wave >= low) & (wave <= high), 0.9, 0.01)
+    throughput = sdm.ThroughputModel(filter_table=table)
+    throughput.meta.instrument.filter = "F480M"
+    paths = []
+    for model, reftype, name in ((nrm, "NRM", "jwst_niriss_nrm_0001.fits"),
+                                 (throughput, "THROUGHPUT", "jwst_niriss_throughput_0001.fits")):
+        m = model.meta
+        m.reftype, m.author, m.pedigree, m.telescope = reftype, "jwpipe tests", "GROUND", "JWST"
+        m.instrument.name, m.instrument.detector = "NIRISS", "NIS"
+        m.useafter, m.description = "2022-01-01T00:00:00", f"test {reftype}"
+        model.save(str(made / name))
+        paths.append(made / name)
+    return paths
+
+
+def write_ami3(folder: Path, nints: int = 2) -> dict:
+    """The real ami3 association with its second member made a PSF reference star and its
+    members named ``_calints`` (as jwst 3 reads them), the members NIS_AMI SUB80 ``_calints``
+    (``nints`` integrations of the NRM's fringes, written by stdatamodels), and a CRDS cache
+    with stdatamodels-written NRM (by EXP_TYPE) and THROUGHPUT (by FILTER) references, the
+    match parameters of the operational NIRISS rmaps."""
     from jwst.pipeline import Ami3Pipeline
 
-    inputs, cache = folder / "inputs", folder / "cache"
-    for d in (inputs, cache):
+    inputs, made, cache = folder / "inputs", folder / "made", folder / "cache"
+    for d in (inputs, made, cache):
         d.mkdir(parents=True)
     asn = json.loads(AMI_ASN.read_text())
     members = asn["products"][0]["members"]
     members[1]["exptype"] = "psf"
     roots = [m["expname"].removesuffix("_cal.fits") for m in members]
+    for member, root in zip(members, roots, strict=True):
+        member["expname"] = f"{root}_calints.fits"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _members(inputs, roots, "NIS_AMI", "NIS", "F480M", "NRM", "SUB80", nints=2,
-                 instrument="NIRISS")
-    context = _cache(cache, Ami3Pipeline, [], instrument="NIRISS")
+        _ami_members(inputs, roots, [m["exptype"] for m in members], nints)
+        refs = _ami_references(made)
+    context = _cache(cache, Ami3Pipeline, refs, instrument="NIRISS",
+                     keys={refs[0].name: ("EXP_TYPE",), refs[1].name: ("FILTER",)})
     path = inputs / AMI_ASN.name
     path.write_text(json.dumps(asn, indent=1))
-    return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots}
+    return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots,
+            "product": asn["products"][0]["name"]}
