@@ -1,11 +1,11 @@
 """Small ``_calints`` members and CRDS caches for jwst's coron3, tso3 and ami3 (tests/engines).
 
 Every file is written by STScI's stdatamodels: the members as jwst's Image2 writes them (a
-CubeModel per exposure, with a simple imaging gWCS, INT_TIMES for time series, a star near
-the reference pixel and a few cosmic-ray hits the outlier detection flags), the references
-(``gain`` for tso_photometry, ``psfmask`` for align_refs) with the header keywords CRDS selects
-on; the context names every other type the pipeline's steps declare as N/A, as a synced cache
-answers for types that do not apply.
+CubeModel per exposure, with a simple imaging gWCS, INT_TIMES for time series, a star near the
+reference pixel and a few cosmic-ray hits the outlier detection flags), the references
+(``gain`` for tso_photometry, ``psfmask`` for align_refs, ``nrm`` and ``throughput`` for
+ami_analyze) with the header keywords CRDS selects on; the context names every other type the
+pipeline's steps declare as N/A, as a synced cache answers for types that do not apply.
 """
 
 from __future__ import annotations

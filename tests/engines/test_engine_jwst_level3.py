@@ -5,8 +5,9 @@ reads that data flow as data (``LEVEL3_FLOW_STAGES``). On stdatamodels-written `
 members and a test CRDS cache holding stdatamodels-written references, coron3 and imaging
 tso3 workflows run through real Snakemake and every product's data arrays (and the
 photometry table's columns) are those of jwst's own ``Pipeline.call`` on the same inputs; the
-planned order is the order that run calls its steps. ami3 is planned (its order checked
-against jwst's source), not run.
+planned order is the order that run calls its steps. ami3 (NIS_AMI SUB80 members with the
+mask's fringes, stdatamodels-written NRM and THROUGHPUT references) runs the same way to its
+OIFITS products, every table column and array that of ``Ami3Pipeline.call``.
 """
 
 from __future__ import annotations
@@ -117,17 +118,23 @@ def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
 
 
 # ------------------------------------------------------------------------------- end to end
-def _run_both(made: dict, pipeline: str, root: Path) -> tuple[Path, Path]:
-    """jwst's own ``Pipeline.call`` and the jwst-engine workflow run by real Snakemake."""
+def _run_both(made: dict, pipeline: str, root: Path,
+              steps: dict | None = None) -> tuple[Path, Path]:
+    """jwst's own ``Pipeline.call`` and the jwst-engine workflow run by real Snakemake, both
+    with the step parameters ``steps`` (``{step: {parameter: value}}``)."""
+    steps = steps or {}
     inproc = root / "inproc"
     proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_level3.py"), pipeline,
-                           str(made["asn"]), str(inproc)], capture_output=True, text=True,
+                           str(made["asn"]), str(inproc), json.dumps(steps)],
+                          capture_output=True, text=True,
                           timeout=600, cwd=HERE,
                           env=_env(CRDS_PATH=str(made["cache"]), CRDS_READONLY_CACHE="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     wf = root / "wf"
     proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(wf), "--no-pictures")
+                   str(made["cache"]), "-o", str(wf), "--no-pictures",
+                   *(f"--steps.{step}.{par}={value}" for step, pars in steps.items()
+                     for par, value in pars.items() if par != "save_results"))
     assert proc.returncode == 0, proc.stderr
     run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
                           "--cores", "2"], cwd=wf, capture_output=True, text=True,
@@ -211,3 +218,59 @@ def test_coron3_workflow_is_pipeline_call(tmp_path):
     assert unit["references"]["files"]["psfmask"].endswith("jwst_nircam_psfmask_0001.fits")
     assert json.loads((wf / "units" / "resample" / f"{product}.json").read_text()
                       )["parameters"]["blendheaders"] is False
+
+
+def _hdus(path: Path) -> dict:
+    """Every HDU but the ASDF tree (its times and file names differ): image arrays, and
+    tables as their columns."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        return {h.name: ({c: np.asarray(h.data[c]) for c in h.columns.names}
+                         if isinstance(h, fits.BinTableHDU) else np.asarray(h.data))
+                for h in hdul if h.name != "ASDF" and h.data is not None}
+
+
+@pytest.mark.slow
+def test_ami3_workflow_is_pipeline_call(tmp_path):
+    """ami_analyze on the target and the PSF star, ami_normalize on the pair: the OIFITS
+    products (every table column, the fit images) are those of ``Ami3Pipeline.call``. jwst
+    names the star's oi product ``_psf-ami-oi`` and, when ami_analyze's results are saved,
+    writes each member's ``_amimulti-oi``/``_amilg`` under the product name (the star's, the
+    last one analysed, is what stays), and ``_aminorm-oi`` under the product name too; the
+    workflow names every product by its member."""
+    from jwst_level3_data import write_ami3
+
+    made = write_ami3(tmp_path / "data")
+    inproc, wf = _run_both(made, "Ami3Pipeline", tmp_path,
+                           {"ami_analyze": {"oversample": 1, "save_results": True}})
+    _order_checks(inproc, wf, "calwebb_ami3")
+    assert planned_jobs(wf) == {}
+    target, star = made["roots"]
+    product = made["product"]
+    pairs = [(f"{target}_o027_ami-oi.fits", f"{target}_ami-oi.fits"),
+             (f"{star}_o027_psf-ami-oi.fits", f"{star}_ami-oi.fits"),
+             (f"{product}_amimulti-oi.fits", f"{star}_amimulti-oi.fits"),
+             (f"{product}_amilg.fits", f"{star}_amilg.fits"),
+             (f"{product}_aminorm-oi.fits", f"{target}_aminorm-oi.fits")]
+    names = {"OI_ARRAY", "OI_TARGET", "OI_T3", "OI_VIS", "OI_VIS2", "OI_WAVELENGTH"}
+    for theirs, ours in pairs:
+        a, b = _hdus(inproc / theirs), _hdus(wf / "products" / ours)
+        assert list(a) == list(b), ours
+        assert names <= set(a) or {"CTRD", "FIT", "RESID", "SOLNS"} <= set(a), (ours, list(a))
+        for hdu, value in a.items():
+            columns = value if isinstance(value, dict) else {"": value}
+            other = b[hdu] if isinstance(value, dict) else {"": b[hdu]}
+            assert list(columns) == list(other), (ours, hdu)
+            for column, array in columns.items():
+                assert array.dtype == other[column].dtype, (ours, hdu, column)
+                np.testing.assert_array_equal(array, other[column],
+                                              err_msg=f"{ours} {hdu} {column}")
+    # the fit found fringes: normalised squared visibilities, finite and positive
+    vis2 = _hdus(wf / "products" / f"{target}_aminorm-oi.fits")["OI_VIS2"]["VIS2DATA"]
+    assert vis2.shape == (21,) and np.all(np.isfinite(vis2)) and np.all(vis2 > 0)
+    unit = json.loads((wf / "units" / "ami_analyze" / f"{target}.json").read_text())
+    assert unit["parameters"]["oversample"] == 1
+    assert unit["references"]["files"]["nrm"].endswith("jwst_niriss_nrm_0001.fits")
+    assert unit["references"]["files"]["throughput"].endswith(
+        "jwst_niriss_throughput_0001.fits")
