@@ -93,7 +93,8 @@ def _members(folder: Path, roots, exp_type: str, detector: str, filt: str, pupil
 
     rng = np.random.default_rng(7)
     for n, root in enumerate(roots):
-        data = _cube(rng, nints, 80.0 + 10 * n, (31.8 + 0.3 * n, 32.2 - 0.2 * n), hits=3)
+        centre = (SHAPE[1] / 2 - 0.2 + 0.3 * n, SHAPE[0] / 2 + 0.2 - 0.2 * n)
+        data = _cube(rng, nints, 80.0 + 10 * n, centre, hits=3)
         model = sdm.CubeModel(data=data, err=np.full(data.shape, 0.05, np.float32),
                               dq=np.zeros(data.shape, np.uint32))
         for name in ("var_poisson", "var_rnoise", "var_flat"):
@@ -144,9 +145,9 @@ def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIR
                                               **rules}})
 
 
-def write_tso3(folder: Path) -> dict:
-    """Two NRC_TSIMAGE segments (``_calints``, 6 integrations of 64x64 each), their tso3
-    association, and a CRDS cache with a stdatamodels-written GAIN."""
+def write_tso3(folder: Path, nints: int = 6) -> dict:
+    """Two NRC_TSIMAGE segments (``_calints``, ``nints`` integrations of :data:`SHAPE` each),
+    their tso3 association, and a CRDS cache with a stdatamodels-written GAIN."""
     from jwst.pipeline import Tso3Pipeline
     from stdatamodels.jwst import datamodels as sdm
 
@@ -156,7 +157,7 @@ def write_tso3(folder: Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _members(inputs, TSO_ROOTS, "NRC_TSIMAGE", "NRCA3", "F210M", "CLEAR", "SUB64P",
-                 tso=True)
+                 nints=nints, tso=True)
         gain = sdm.GainModel(data=np.full(SHAPE, 2.0, np.float32))
         _ref_meta(gain, "GAIN", "NRCA3", "SUB64P")
         gain.save(str(made / "jwst_nircam_gain_0001.fits"))
@@ -170,10 +171,10 @@ def write_tso3(folder: Path) -> dict:
     return {"inputs": inputs, "asn": path, "cache": cache, "context": context}
 
 
-def write_coron3(folder: Path) -> dict:
+def write_coron3(folder: Path, nints: int = 4) -> dict:
     """The real coron3 association's members (two NRC_CORON science exposures and a PSF
-    reference star, ``_calints`` of 4 integrations of 64x64), and a CRDS cache with a
-    stdatamodels-written PSFMASK for align_refs."""
+    reference star, ``_calints`` of ``nints`` integrations of :data:`SHAPE`), and a CRDS cache
+    with a stdatamodels-written PSFMASK for align_refs."""
     from jwst.pipeline import Coron3Pipeline
     from stdatamodels.jwst import datamodels as sdm
 
@@ -184,9 +185,11 @@ def write_coron3(folder: Path) -> dict:
     roots = [m["expname"].removesuffix("_calints.fits") for m in asn["products"][0]["members"]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _members(inputs, roots, "NRC_CORON", "NRCA2", "F210M", "MASKRND", "SUB64P", nints=4)
+        _members(inputs, roots, "NRC_CORON", "NRCA2", "F210M", "MASKRND", "SUB64P",
+                 nints=nints)
         mask = sdm.PsfMaskModel(data=np.ones(SHAPE, np.float32))
-        mask.data[28:37, 28:37] = 0.0  # the occulted core is not used for the alignment
+        cy, cx = SHAPE[0] // 2, SHAPE[1] // 2  # the occulted core is not used to align
+        mask.data[cy - 4:cy + 5, cx - 4:cx + 5] = 0.0
         _ref_meta(mask, "PSFMASK", "NRCA2", "SUB64P")
         mask.save(str(made / "jwst_nircam_psfmask_0001.fits"))
     context = _cache(cache, Coron3Pipeline, [made / "jwst_nircam_psfmask_0001.fits"])

@@ -55,6 +55,12 @@ def test_level3_orders_and_flows_are_jwst_source():
             assert len(flow["args"]) == len(params) - 1, name
         for name, values in info["sets"].items():
             assert set(values) <= set(pipeline.step_defs[name]().get_pars())
+    # every step's memory measured in its pipeline is one the planner reads (no silent default)
+    from jwpipe.engines.jwst_stages import LEVEL3_FLOW_STAGES as stages
+    from jwpipe.engines.jwst_stages import MEASURED_MEMORY
+
+    per_stage = {k for k in MEASURED_MEMORY if "." in k}
+    assert per_stage == {f"{i['alias']}.{n}" for i in stages for n in i["flow"]}
 
 
 def test_jwpipe_engine_refuses_coron3_naming_engine_jwst(tmp_path):
@@ -109,6 +115,8 @@ def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
                                                    f"products/{star}_ami-oi.fits"]
     assert unit["outputs"] == [{"kind": "file",
                                 "path": f"products/{target}_aminorm-oi.fits"}]
+    # ami_normalize reads two small tables: its measured request, whatever the member's size
+    assert plan["units"]["ami_normalize"][target]["mem_mb"] == int(1.25 * 149)
     # steps per member and per product cannot be one job per exposure: one line, nothing made
     proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
                    str(made["cache"]), "-o", str(tmp_path / "staged"), "--no-pictures",
@@ -151,6 +159,15 @@ def _same_arrays(theirs: Path, ours: Path) -> None:
         np.testing.assert_array_equal(a[name], b[name], err_msg=f"{ours.name} {name}")
 
 
+def _within_requests(wf: Path) -> None:
+    """Every job stayed within the memory the engine declared for its step."""
+    plan = json.loads((wf / "plan.json").read_text())
+    for step, units in plan["units"].items():
+        for key, planned in units.items():
+            made = json.loads((wf / "state" / step / f"{key}.json").read_text())
+            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
+
+
 def _order_checks(inproc: Path, wf: Path, alias: str) -> None:
     from jwpipe.engines.jwst_stages import planned_order
 
@@ -159,6 +176,7 @@ def _order_checks(inproc: Path, wf: Path, alias: str) -> None:
     called = list(dict.fromkeys(name for name, _ in steps))
     plan = json.loads((wf / "plan.json").read_text())
     assert called == planned_order(alias, None) == [s["name"] for s in plan["steps"]]
+    _within_requests(wf)
 
 
 @pytest.mark.slow

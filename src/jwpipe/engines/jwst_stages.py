@@ -290,6 +290,15 @@ MEASURED_MEMORY: dict[str, tuple[float, float]] = {
     "gain_scale": (2.5, 141), "assign_wcs": (1.3, 150), "flat_field": (3.8, 147),
     "photom": (2.1, 144), "tweakreg": (4.1, 225), "skymatch": (2.1, 146),
     "outlier_detection": (6.9, 157), "resample": (8.4, 151), "source_catalog": (5.9, 224),
+    # level 3 from _calints, keyed "<pipeline>.<step>" (their outlier_detection runs per
+    # member on integrations, Image3's per product): fitted to the job's peak on the tests'
+    # members and on 320x320 NIRCam (20 integrations per coron3 member, 300 per tso3
+    # segment) and 20-integration NIRISS SUB80 AMI (``benchmarks/bench_jwst_level3.py``)
+    "calwebb_coron3.outlier_detection": (15.8, 134), "calwebb_coron3.stack_refs": (8.0, 132),
+    "calwebb_coron3.align_refs": (27.9, 132), "calwebb_coron3.klip": (32.1, 133),
+    "calwebb_coron3.resample": (9.3, 257), "calwebb_tso3.outlier_detection": (23.6, 153),
+    "calwebb_tso3.tso_photometry": (6.3, 164), "calwebb_ami3.ami_analyze": (20.1, 259),
+    "calwebb_ami3.ami_normalize": (0.0, 149),
 }
 #: Steps not measured (MIRI-only, Image2 resample...): the largest non-jump Detector1 slope.
 DEFAULT_MEMORY = (6.0, 200.0)
@@ -355,8 +364,11 @@ def _reference_types(cls: type) -> tuple[str, ...]:
                                for t in _reference_types(sub)))
 
 
-def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...]) -> type:
-    """What the planner reads about one jwst step: its jwst declarations plus the workflow's."""
+def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...],
+                  stage: str | None = None) -> type:
+    """What the planner reads about one jwst step: its jwst declarations plus the workflow's
+    (its memory measured in the pipeline ``stage``, else as a step, else the default)."""
+    memory = MEASURED_MEMORY.get(f"{stage}.{name}", MEASURED_MEMORY.get(name, DEFAULT_MEMORY))
     return type(cls.__name__, (), {
         "__module__": cls.__module__,
         "__doc__": f"Workflow declarations of jwst's {_class_path(cls)}.",
@@ -365,8 +377,7 @@ def _step_adapter(name: str, cls: type, outputs: tuple[Output, ...]) -> type:
         "prefetch_references": True,
         "outputs": outputs,
         "workflow_member_role": None,
-        "workflow_memory": tuple(HEADROOM * v for v in
-                                 MEASURED_MEMORY.get(name, DEFAULT_MEMORY)),
+        "workflow_memory": tuple(HEADROOM * v for v in memory),
         "jwst_class": cls,
     })
 
@@ -487,7 +498,8 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
             raise WorkflowError(f"jwst's {jwst_cls.__name__} has no step {unknown[0]!r} "
                                 f"(its step_defs: {', '.join(declared)}); this jwst is not "
                                 "the one jwpipe's stage order was written for")
-    step_defs = {name: _step_adapter(name, cls, info["outputs"].get(name, (Output(),)))
+    step_defs = {name: _step_adapter(name, cls, info["outputs"].get(name, (Output(),)),
+                                     info["alias"])
                  for name, cls in declared.items()}
 
     def step_names(cls: type, instrument: str | None = None) -> list[str]:

@@ -1,0 +1,120 @@
+"""Benchmark: peak memory of jwst's coron3, tso3 and ami3 steps as workflow jobs, two sizes.
+
+Usage::
+
+    python benchmarks/bench_jwst_level3.py [--workdir DIR] [--small 64,4,6,2]
+        [--large 320,20,300,20]
+
+``--small``/``--large``: the NIRCam subarray side (coron3 and tso3 members), then the
+integrations of each coron3 member, each tso3 segment and each ami3 member (NIRISS AMI is
+always SUB80). Inputs are ``tests/engines/jwst_level3_data.py``'s stdatamodels-written
+``_calints`` and CRDS caches (the small size is the tests' data). Each association is made a
+``--engine jwst`` workflow and run by real Snakemake on one core (jobs one at a time); every
+job's peak RSS is read from Snakemake's benchmark file. The jwst steps run with their default
+parameters (ami_analyze's ``oversample=3`` included). For every step the script fits the
+memory request the engine declares: ``MB = base + factor * (MB of the unit's float32 science
+arrays)``, a member unit counting its own member, a product unit all of its members.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "engines"))
+
+
+def _unit_mb(wf: Path, step: str, key: str) -> float:
+    """The float32 MB of the science arrays a unit's step reads (planned inputs that are
+    members' ``_calints`` or their per-member products, as the planner counts them)."""
+    from astropy.io import fits
+
+    unit = json.loads((wf / "units" / step / f"{key}.json").read_text())
+    members = unit.get("members") or [key]
+    total = 0.0
+    for root in members:
+        path = next((wf.parent / "data" / "inputs").glob(f"{root}_calints.fits"))
+        with fits.open(path) as hdul:
+            total += 4 * hdul["SCI"].data.size / 2**20
+    return total
+
+
+def run(kind: str, made: dict, root: Path) -> list[dict]:
+    """Make and run one workflow; one row per job: step, unit, its science MB, peak RSS."""
+    wf = root / "wf"
+    gen = subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow", str(made["asn"]),
+                          "--engine", "jwst", "--refs", str(made["cache"]), "-o", str(wf),
+                          "--no-pictures"], capture_output=True, text=True)
+    if gen.returncode != 0:
+        raise SystemExit(gen.stderr)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
+                           "--cores", "1"], cwd=wf, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    print(f"{kind} {root.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    plan = json.loads((wf / "plan.json").read_text())
+    rows = []
+    for tsv in sorted((wf / "benchmarks").glob("*/*.tsv")):
+        with open(tsv) as fh:
+            got = next(csv.DictReader(fh, delimiter="\t"))
+        step, key = tsv.parent.name, tsv.stem
+        rows.append({"pipeline": kind, "step": step, "key": key,
+                     "sci_mb": _unit_mb(wf, step, key), "peak_mb": float(got["max_rss"]),
+                     "s": float(got["s"]),
+                     "requested_mb": plan["units"][step][key]["mem_mb"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path("bench-jwst-level3"))
+    parser.add_argument("--small", default="64,4,6,2")
+    parser.add_argument("--large", default="320,20,300,20")
+    ns = parser.parse_args()
+    import jwst_level3_data as data
+
+    os.environ["CRDS_SERVER_URL"] = "https://127.0.0.1:9"
+    results: dict[str, list[dict]] = {}
+    for label in ("small", "large"):
+        side, coron, tso, ami = (int(v) for v in getattr(ns, label).split(","))
+        data.SHAPE = (side, side)  # the members' and references' NIRCam subarray
+        results[label] = []
+        for kind, write, nints in (("coron3", data.write_coron3, coron),
+                                   ("tso3", data.write_tso3, tso),
+                                   ("ami3", data.write_ami3, ami)):
+            root = ns.workdir / f"{label}-{kind}"
+            if root.exists():
+                shutil.rmtree(root)
+            made = write(root / "data", nints=nints)
+            results[label] += run(kind, made, root)
+        print(f"{label}: NIRCam {side}x{side}, integrations coron3 {coron}, tso3 {tso}, "
+              f"ami3 {ami} (SUB80)", flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f} (2-core machine shared with other work)")
+    (ns.workdir / "results.json").write_text(json.dumps(results, indent=1))
+    print("\n| pipeline | step | small: science MB, peak MB | large: science MB, peak MB "
+          "| factor | base MB |")
+    print("|---|---|---|---|---|---|")
+    steps = list(dict.fromkeys((r["pipeline"], r["step"]) for r in results["small"]))
+    for kind, step in steps:
+        lo = max((r for r in results["small"] if (r["pipeline"], r["step"]) == (kind, step)),
+                 key=lambda r: r["peak_mb"])
+        hi = max((r for r in results["large"] if (r["pipeline"], r["step"]) == (kind, step)),
+                 key=lambda r: r["peak_mb"])
+        span = hi["sci_mb"] - lo["sci_mb"]
+        factor = max(0.0, (hi["peak_mb"] - lo["peak_mb"]) / span) if span > 0 else 0.0
+        base = lo["peak_mb"] - factor * lo["sci_mb"]
+        print(f"| {kind} | {step} | {lo['sci_mb']:.2f}, {lo['peak_mb']:.0f} | "
+              f"{hi['sci_mb']:.2f}, {hi['peak_mb']:.0f} | {factor:.1f} | {base:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
