@@ -122,7 +122,8 @@ def write_lrs_references(folder: Path) -> list[Path]:
     resp[:nelem] = np.linspace(0.8, 1.2, nelem)
     photom = sdm.MirLrsPhotomModel()
     photom.phot_table = np.array(
-        [("P750L", "FULL", 0.05, 0.001, nelem, rwave, resp, np.full(100, 0.01, np.float32))],
+        [("P750L", sub, 0.05, 0.001, nelem, rwave, resp, np.full(100, 0.01, np.float32))
+         for sub in ("FULL", "SLITLESSPRISM")],  # fixed slit; slitless (jwst_tso_spec_data)
         dtype=[("filter", "S12"), ("subarray", "S15"), ("photmjsr", "<f4"),
                ("uncertainty", "<f4"), ("nelem", "<i2"), ("wavelength", "<f4", (100,)),
                ("relresponse", "<f4", (100,)), ("reluncertainty", "<f4", (100,))])
