@@ -56,7 +56,9 @@ def write_lrs_rateints(folder: Path, roots: tuple[str, ...] = TSO_SPEC_ROOTS) ->
         m.instrument.filter = "P750L"
         m.exposure.type, m.exposure.readpatt = "MIR_LRS-SLITLESS", "FASTR1"
         m.visit.tsovisit = True
-        m.exposure.nints, m.exposure.ngroups, m.exposure.nframes = NINTS, 5, 1
+        # NINTS is the exposure's, over its segments (jwst's tso3 sizes INT_TIMES by it)
+        m.exposure.nints = NINTS * len(roots)
+        m.exposure.ngroups, m.exposure.nframes = 5, 1
         m.exposure.frame_time = m.exposure.group_time = 2.775
         m.exposure.integration_time = 2.775 * 4
         m.exposure.exposure_time = m.exposure.effective_exposure_time = 2.775 * 4 * NINTS

@@ -115,6 +115,10 @@ TSO_SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "extract_1d": tuple(t for t in TSO_SPEC2_TYPES if t != "NIS_SOSS"),
 }
 
+#: The spectroscopic time-series types calwebb_tso3 plans (NIS_SOSS: photom on each of its
+#: extractions, not planned yet).
+_TSO3_SPECTRA = ("MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ")
+
 #: The level-3 stages of coronagraphy, time series and aperture masking interferometry
 #: (calwebb_coron3, calwebb_tso3, calwebb_ami3), whose ``process`` passes models between its
 #: steps in code, stated as data. Besides the keys of :data:`STAGES` entries: ``roles``, the
@@ -125,12 +129,15 @@ TSO_SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
 #: of ``<step>``; ``product:<step>``, the product's output of ``<step>``; ``role:<role>``,
 #: the current files of the members of ``<role>`` as one ModelContainer, ``...:integrations``
 #: as a ModelLibrary of their integrations, ``...:each`` one call per file with the tables
-#: stacked; ``pair:<role>:<step>``, the output of ``<step>`` of the ``<role>`` member at this
+#: stacked, ``...:spectra`` one call per file with the spectra gathered into one
+#: TSOMultiSpecModel with the members' INT_TIMES, their metadata blended;
+#: ``pair:<role>:<step>``, the output of ``<step>`` of the ``<role>`` member at this
 #: member's position), ``outputs`` ((suffix, kind) as jwst names them), ``advance``
 #: (whether the output becomes the member's current file) and ``prepare`` (argument index ->
 #: the step whose in-place change to that model, inside the pipeline, the argument gets
 #: first, with that step's parameters) and ``blend`` (the role whose members' metadata
-#: ``process`` blends into the step's product, as read: jwst's ModelBlender). Read by
+#: ``process`` blends into the step's product, as read: jwst's ModelBlender) and
+#: ``association`` (the product records the association's pool and file names). Read by
 #: :mod:`jwpipe.engines.jwst_level3`.
 LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
     {
@@ -173,12 +180,15 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
         "product_suffixes": (),
         "roles": ("science",),
         "order_keyword": "EXP_TYPE",
-        "exp_types": ("NRC_TSIMAGE", "MIR_IMAGE"),
-        "order": {None: ("outlier_detection", "tso_photometry")},
-        "not_planned": {
-            name: "spectroscopic TSO (its _x1dints and _whtlt): not planned yet"
-            for name in ("adaptive_trace_model", "pixel_replace", "extract_1d", "photom",
-                         "white_light")},
+        "exp_types": ("NRC_TSIMAGE", "MIR_IMAGE", *_TSO3_SPECTRA),
+        # Tso3Pipeline.process branches on the first member's EXP_TYPE: imaging TSO
+        # photometry, else each member's spectra extracted into one _x1dints and its
+        # white-light curve
+        "order": {"NRC_TSIMAGE": ("outlier_detection", "tso_photometry"),
+                  "MIR_IMAGE": ("outlier_detection", "tso_photometry"),
+                  None: ("outlier_detection", "adaptive_trace_model", "pixel_replace",
+                         "extract_1d", "white_light")},
+        "not_planned": {"photom": "NIS_SOSS's photom on each extraction: not planned yet"},
         "outputs": {},
         "sets": {},
         "flow": {
@@ -187,6 +197,17 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
             # one table per product: each member's photometry, stacked in member order
             "tso_photometry": {"units": "product", "args": ("role:science:each",),
                                "outputs": (("phot", "table"),)},
+            "adaptive_trace_model": {"units": ("science",), "args": ("member",),
+                                     "outputs": (("adaptive_trace_model", "file"),),
+                                     "advance": True},
+            "pixel_replace": {"units": ("science",), "args": ("member",),
+                              "outputs": (("pixel_replace", "file"),), "advance": True},
+            # each member extracted, the spectra gathered in member order into one
+            # TSOMultiSpecModel with the members' INT_TIMES, metadata blended (as read)
+            "extract_1d": {"units": "product", "args": ("role:science:spectra",),
+                           "association": True, "outputs": (("x1dints", "file"),)},
+            "white_light": {"units": "product", "args": ("product:extract_1d",),
+                            "outputs": (("whtlt", "table"),)},
         },
     },
     {
