@@ -101,3 +101,34 @@ def write_lrs_rateints(folder: Path, roots: tuple[str, ...] = TSO_SPEC_ROOTS) ->
     path = folder / "jw01234_20230601T000000_pool-o003_tso-spec2_001_asn.json"
     path.write_text(json.dumps(asn, indent=4))
     return path
+
+
+def write_soss_rateints(folder: Path) -> Path:
+    """The real tso-spec2 association (NIRISS SOSS) and its member's ``_rateints``: a small
+    stdatamodels-written NIS_SOSS CubeModel (2 integrations of 16x32) under the member's name,
+    enough for planning (SOSS runs need references that cannot be made small)."""
+    import shutil
+
+    import numpy as np
+    from stdatamodels.jwst import datamodels as sdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    asn = folder / REAL_ASN.name
+    shutil.copy(REAL_ASN, asn)
+    member = json.loads(asn.read_text())["products"][0]["members"][0]["expname"]
+    shape = (2, 16, 32)
+    model = sdm.CubeModel(data=np.ones(shape, np.float32), dq=np.zeros(shape, np.uint32),
+                          err=np.full(shape, 0.1, np.float32))
+    m = model.meta
+    m.telescope, m.instrument.name, m.instrument.detector = "JWST", "NIRISS", "NIS"
+    m.instrument.filter, m.instrument.pupil = "CLEAR", "GR700XD"
+    m.exposure.type, m.exposure.readpatt = "NIS_SOSS", "NISRAPID"
+    m.visit.tsovisit = True
+    m.exposure.nints, m.exposure.ngroups, m.exposure.nframes = shape[0], 3, 1
+    m.observation.date, m.observation.time = "2023-06-01", "12:00:00"
+    m.subarray.name, m.subarray.xstart, m.subarray.ystart = "SUBSTRIP256", 1, 1793
+    m.subarray.xsize, m.subarray.ysize = shape[2], shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(folder / member))
+    return asn
