@@ -15,8 +15,7 @@ import json
 import warnings
 from pathlib import Path
 
-from jwst_data import imager_distortion
-from jwst_spec_data import X_REF, Y_REF
+from jwst_spec_data import X_REF, lrs_pointing
 
 #: The slitless subarray: one row short of the references' frame, starting on its second row
 #: (jwst's slitless WCS needs a subarray: its reference point is given in the full frame).
@@ -79,14 +78,7 @@ def write_lrs_rateints(folder: Path, roots: tuple[str, ...] = TSO_SPEC_ROOTS) ->
         m.subarray.name, m.subarray.xstart, m.subarray.ystart = "SLITLESSPRISM", 1, YSTART
         m.subarray.xsize, m.subarray.ysize = nx, ny
         m.subarray.fastaxis, m.subarray.slowaxis = 1, 2
-        w = m.wcsinfo
-        v2_ref, v3_ref = imager_distortion("MIRI")(X_REF - 1, Y_REF - 1)
-        w.v2_ref, w.v3_ref, w.vparity, w.v3yangle = float(v2_ref), float(v3_ref), -1, 4.8
-        w.ra_ref, w.dec_ref, w.roll_ref = 53.16, -27.79, 290.0
-        m.target.ra, m.target.dec = 53.16, -27.79
-        m.dither.x_offset, m.dither.y_offset = 0.0, 0.0
-        m.velocity_aberration.scale_factor = 1.00002
-        m.target.source_type = "POINT"
+        lrs_pointing(m)
         m.filename = f"{root}_rateints.fits"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
