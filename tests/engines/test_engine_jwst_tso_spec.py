@@ -194,8 +194,20 @@ def test_real_tso_spec2_association_plans_niriss_soss_to_calints(tmp_path):
 
 
 def test_tso_spec2_order_is_spec2s_for_the_same_exposure_types():
-    """The variant runs Spec2's own branches: the same order per type, on TSO types only."""
+    """The variant runs Spec2's own branches: the same order per type, on TSO types only;
+    the product and extraction suffixes and the CubeModel's missing resampling are jwst's
+    (its source), and its always-TSO spectroscopic types are planned."""
+    import inspect
+
+    from jwst.associations.lib.dms_base import TSO_EXP_TYPES
+    from jwst.pipeline import Spec2Pipeline
+
     from jwpipe.engines.jwst_stages import TSO_SPEC2_TYPES, planned_order, side_order
+
+    source = inspect.getsource(Spec2Pipeline.process_exposure_product)
+    assert 'suffix = "calints"' in source and 'self.extract_1d.suffix = "x1dints"' in source
+    assert "not isinstance(calibrated, datamodels.CubeModel)" in source
+    assert {t.upper() for t in TSO_EXP_TYPES} - {"NRC_TSIMAGE"} <= set(TSO_SPEC2_TYPES)
 
     for mode in TSO_SPEC2_TYPES:
         assert planned_order("tso-spec2", mode) == planned_order("calwebb_spec2", mode)
@@ -206,8 +218,9 @@ def test_tso_spec2_order_is_spec2s_for_the_same_exposure_types():
 
 
 def test_tso_spec2_refusals_are_one_line(tmp_path):
-    """A spec2 association in a tso-spec2 workflow, a non-TSO exposure type in a tso-spec2
-    association, a NIS_SOSS tso3: each one line, nothing made."""
+    """A spec2 association of _rateints is a time series too (as jwst 3.0 writes MIRI LRS
+    slitless ones); a tso-spec2 association in a Spec2 workflow of _rate, a non-TSO exposure
+    type in a tso-spec2 association: each one line, nothing made."""
     from jwst_tso_spec_data import write_lrs_rateints
 
     from jwpipe.engines.jwst_stages import CHAINS, chain_for, jwst_stages
@@ -218,8 +231,12 @@ def test_tso_spec2_refusals_are_one_line(tmp_path):
     assert chain_for([asn]) == "tso-spec2" and CHAINS["tso-spec2"] == ("tso-spec2",)
     spec2 = tmp_path / "in" / "spec2_asn.json"
     spec2.write_text(asn.read_text().replace('"tso-spec2"', '"spec2"'))
-    with pytest.raises(WorkflowError, match="planned for tso-spec2 associations"):
-        plan_workflow([spec2], stages=jwst_stages("tso-spec2"))
+    assert chain_for([spec2]) == "tso-spec2"
+    rate = tmp_path / "in" / "rate_asn.json"
+    rate.write_text(spec2.read_text().replace("_rateints.fits", "_rate.fits"))
+    assert chain_for([rate]) == "spectroscopy"
+    with pytest.raises(WorkflowError, match="planned for spec2, nrslamp-spec2 associations"):
+        plan_workflow([asn], stages=jwst_stages("spectroscopy"))
     image = tmp_path / "in" / "image_asn.json"
     image.write_text(asn.read_text())
     from astropy.io import fits

@@ -103,12 +103,14 @@ SPEC2_SETS = {"cube_build": {"skip_dqflagging": True}}
 INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
             ("srctype", "MIR_LRS-SLITLESS"): "SlitModel"}
 
-#: The exposure types of jwst's tso-spec2 associations (its ``Asn_Lv2SpecTSO`` rule: time
-#: series, TSOVISIT true), whose members are ``_rateints``. For them Spec2 runs the same
-#: head and EXP_TYPE branch as for one integration (a CubeModel throughout), names the product
-#: ``_calints`` and the extraction ``_x1dints``, and resamples nothing (``resample_spec`` and
-#: ``cube_build`` are not called for a CubeModel). NIS_SOSS extracts and then runs photom on
-#: the extraction: planned up to its ``_calints``, not to its ``_x1dints`` (not planned yet).
+#: The time-series exposure types Spec2 plans from ``_rateints``: jwst's tso-spec2 associations
+#: (``Asn_Lv2SpecTSO``: NIRCam grism, NIRSpec BOTS, NIRISS SOSS, and MIRI LRS slitless in
+#: older pools) and spec2 associations of ``_rateints`` (jwst 3.0's rules put MIRI LRS slitless
+#: time series, with their TA image, there). For them Spec2 runs the same head and EXP_TYPE
+#: branch as for one integration (a CubeModel throughout), names the product ``_calints`` and
+#: the extraction ``_x1dints``, and resamples nothing (``resample_spec`` and ``cube_build`` are
+#: not called for a CubeModel). NIS_SOSS extracts and then runs photom on the extraction:
+#: planned up to its ``_calints``, not to its ``_x1dints`` (not planned yet).
 TSO_SPEC2_TYPES = ("MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS")
 TSO_SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "resample_spec": (), "cube_build": (),
@@ -317,7 +319,8 @@ STAGES: tuple[dict[str, Any], ...] = (
         "sets": SPEC2_SETS,
         "not_planned": {},
         "outputs": {},
-        "asn_types": ("tso-spec2",),
+        # jwst 3.0 writes MIRI LRS slitless time series as spec2 associations of _rateints
+        "asn_types": ("tso-spec2", "spec2"),
     },
     *LEVEL3_FLOW_STAGES,
 )
@@ -602,10 +605,23 @@ def jwst_stages(chain: str = "imaging") -> list[type]:
     return [_stage_adapter(_stage_info(key)) for key in CHAINS[chain]]
 
 
+def _chain_key(kind: Any, asn: Any) -> str:
+    """An association's :data:`CHAINS` key, or its pipeline's alias: a time series is a
+    ``tso-spec2`` association, or a ``spec2`` one whose science members are ``_rateints``
+    (jwst 3.0's rules put MIRI LRS slitless time series, with their TA image, in ``spec2``
+    associations); Spec2 takes the TSO branch for the integrations' CubeModel."""
+    if kind.asn_type == "spec2":
+        names = [m.expname for p in asn.products for m in p.members if m.exptype == "science"]
+        if names and all(n.lower().endswith("_rateints.fits") for n in names):
+            return "tso-spec2"
+    return kind.asn_type if kind.asn_type in CHAINS else kind.jwst_pipeline
+
+
 def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
     """The chain a jwst-engine workflow of these associations needs: ``spectroscopy`` when
     every readable one is for calwebb_spec2 (``tso-spec2``, ``coron3``, ``tso3``, ``ami3``
-    when every one is of that type), else ``imaging`` (the planner then refuses the others,
+    when every one is of that type; ``tso-spec2`` also for spec2 associations of
+    ``_rateints``), else ``imaging`` (the planner then refuses the others,
     naming them: one workflow holds one kind)."""
     from jwpipe.associations import load_asn
     from jwpipe.associations.types import association_kind
@@ -616,7 +632,7 @@ def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
         with contextlib.suppress(JwpipeError, OSError, ValueError):
             kind = association_kind(load_asn(path).asn_type)
             if kind is not None:
-                pipelines.add(kind.asn_type if kind.asn_type in CHAINS else kind.jwst_pipeline)
+                pipelines.add(_chain_key(kind, load_asn(path)))
     single = {chain[-1]: name for name, chain in CHAINS.items() if name != "imaging"}
     if len(pipelines) != 1:
         return "imaging"
