@@ -79,6 +79,8 @@ def write_lrs_rateints(folder: Path, roots: tuple[str, ...] = TSO_SPEC_ROOTS) ->
         m.subarray.xsize, m.subarray.ysize = nx, ny
         m.subarray.fastaxis, m.subarray.slowaxis = 1, 2
         lrs_pointing(m)
+        m.wcsinfo.s_region = ("POLYGON ICRS  53.159 -27.791 53.161 -27.791 53.161 -27.789 "
+                              f"53.159 -27.789{seg}")  # one per segment: tso3 keeps the first
         m.filename = f"{root}_rateints.fits"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

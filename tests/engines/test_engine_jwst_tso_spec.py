@@ -90,6 +90,15 @@ def tso(tmp_path_factory):
     return {"spec2": spec2, "wf": wf, "tso3": tso3, "wf3": wf3, "roots": TSO_SPEC_ROOTS}
 
 
+def _within_requests(wf: Path) -> None:
+    """Every job stayed within the memory the engine declared for its step."""
+    plan = json.loads((wf / "plan.json").read_text())
+    for step, units in plan["units"].items():
+        for key, planned in units.items():
+            made = json.loads((wf / "state" / step / f"{key}.json").read_text())
+            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
+
+
 def _same(theirs: Path, ours: Path, aside: tuple[str, ...] = ()) -> None:
     a, b = _hdus(theirs), _hdus(ours)
     assert sorted(a) == sorted(b) and len(a) >= 3, (ours.name, sorted(a), sorted(b))
@@ -133,6 +142,7 @@ def test_tso_spec2_rules_are_the_steps_spec2pipeline_call_ran(tso):
     assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]
     assert sorted(plan["targets"]) == sorted(f"products/{r}_{s}.fits" for r in tso["roots"]
                                              for s in ("calints", "x1dints"))
+    _within_requests(tso["wf"])
 
 
 @pytest.mark.slow
@@ -161,6 +171,17 @@ def test_tso3_spectra_workflow_is_tso3pipeline_call(tso):
     for column in theirs.colnames:
         np.testing.assert_array_equal(theirs[column], ours[column], err_msg=column)
     assert {k: v for k, v in ours.meta.items() if k != "jwpipe_run_step"} == dict(theirs.meta)
+    from stdatamodels.jwst import datamodels as sdm
+
+    with sdm.open(str(inproc / name)) as a, sdm.open(str(wf3 / "products" / name)) as b:
+        assert a.spec[0].s_region == b.spec[0].s_region
+        assert a.spec[0].s_region.endswith("-27.7890")  # the first segment's
+        assert (a.meta.cal_step.adaptive_trace_model, a.meta.cal_step.pixel_replace) == \
+            (b.meta.cal_step.adaptive_trace_model, b.meta.cal_step.pixel_replace) == \
+            ("SKIPPED", "SKIPPED")
+        assert (a.meta.asn.pool_name, a.meta.asn.table_name) == \
+            (b.meta.asn.pool_name, b.meta.asn.table_name)
+    _within_requests(wf3)
 
 
 # ------------------------------------------------------------------------------- fast

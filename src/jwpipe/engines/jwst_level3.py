@@ -268,11 +268,10 @@ def _spectra(cls: type, unit: Mapping[str, Any], paths: Sequence[str], names: Se
     metadata is the first member's, whose INT_TIMES (and stripe times) rows are the members',
     whose metadata is the extractions' blended by jwst's ModelBlender, with the association's
     pool and file names, the members' step statuses summarised, and the footprint calwebb_tso3
-    gives it (its own ``_populate_tso_spectral_sregion``)."""
+    gives it."""
     import numpy as np
     from astropy.io.fits import FITS_rec
     from jwst.model_blender import ModelBlender
-    from jwst.pipeline import Tso3Pipeline
     from jwst.stpipe.utilities import summary_step_status
     from stdatamodels.jwst import datamodels
 
@@ -320,5 +319,9 @@ def _spectra(cls: type, unit: Mapping[str, Any], paths: Sequence[str], names: Se
     product.meta.asn.table_name = association.get("table_name")
     for step, values in statuses.items():
         setattr(product.meta.cal_step, step, summary_step_status(values))
-    Tso3Pipeline._populate_tso_spectral_sregion(None, product, cubes)  # uses no self
+    # the footprint: the first member's that has one (jwst 3.0's tso3 does not combine them;
+    # importing jwst.pipeline for its method would cost the job 40 MB)
+    regions = [c.meta.wcsinfo.s_region for c in cubes if c.meta.wcsinfo.hasattr("s_region")]
+    if regions:
+        product.spec[0].s_region = regions[0]
     return product
