@@ -15,7 +15,8 @@ dispatched on its type, never assumed to be imaging:
   members' ``_rateints`` to ``_calints`` and ``_x1dints``);
 * coronagraphy, time-series and AMI level-3 (``coron3``, ``tso3``, ``ami3``) are planned by
   the jwst engine only (``--engine jwst``: jwst's calwebb_coron3, calwebb_tso3 and
-  calwebb_ami3 step by step, from the members' ``_calints``; tso3 for imaging TSO only);
+  calwebb_ami3 step by step, from the members' ``_calints``; tso3 for imaging and
+  spectroscopic TSO but NIRISS SOSS);
   jwpipe's engine refuses them, naming ``--engine jwst``;
 * every other type is refused with one line that names the type and the jwst pipeline that
   processes it.

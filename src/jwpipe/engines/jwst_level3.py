@@ -324,4 +324,6 @@ def _spectra(cls: type, unit: Mapping[str, Any], paths: Sequence[str], names: Se
     regions = [c.meta.wcsinfo.s_region for c in cubes if c.meta.wcsinfo.hasattr("s_region")]
     if regions:
         product.spec[0].s_region = regions[0]
+    for cube in cubes:
+        cube.close()
     return product

@@ -205,7 +205,7 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
             "pixel_replace": {"units": ("science",), "args": ("member",),
                               "outputs": (("pixel_replace", "file"),), "advance": True},
             # each member extracted, the spectra gathered in member order into one
-            # TSOMultiSpecModel with the members' INT_TIMES, metadata blended (as read)
+            # TSOMultiSpecModel with the members' INT_TIMES, the extractions' metadata blended
             "extract_1d": {"units": "product", "args": ("role:science:spectra",),
                            "association": True, "outputs": (("x1dints", "file"),)},
             "white_light": {"units": "product", "args": ("product:extract_1d",),
@@ -312,7 +312,7 @@ STAGES: tuple[dict[str, Any], ...] = (
         "order_keyword": "EXP_TYPE",
         "order": {exp_type: (*_SPEC2_HEAD, *steps) for types, steps in _SPEC2_BRANCHES
                   for exp_type in types if exp_type in TSO_SPEC2_TYPES}
-        | {"MIR_LRS-SLITLESS": (*_SPEC2_HEAD, *_SPEC2_BRANCHES[-1][1])},
+        | {"MIR_LRS-SLITLESS": (*_SPEC2_HEAD, *_SPEC2_BRANCHES[-1][1])},  # _process_common
         "applies_to": SPEC2_APPLIES_TO,
         "side": {"order": _SPEC2_SIDE, "applies_to": TSO_SPEC2_SIDE_APPLIES_TO,
                  "suffixes": {"extract_1d": "x1dints"}},
