@@ -273,3 +273,15 @@ def test_tso_spec2_refusals_are_one_line(tmp_path):
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "MIR_IMAGE is not one of the exposure types" in proc.stderr
     assert not (tmp_path / "wf").exists()
+
+
+@pytest.mark.slow
+def test_tso3_extraction_parameter_change_reruns_only_extraction_and_light_curve(tso, tmp_path):
+    """An ``extract_1d`` parameter reruns the product's ``_x1dints`` and ``_whtlt``; the
+    members' ``_crfints`` stay done."""
+    wf = tmp_path / "wf3"
+    shutil.copytree(tso["wf3"], wf, symlinks=True)
+    proc = _jwpipe("make-workflow", "--again", str(wf), "--steps.extract_1d.smoothing_length=3")
+    assert proc.returncode == 0, proc.stderr
+    assert "unit files: 1 written" in proc.stdout, proc.stdout
+    assert planned_jobs(wf) == {"extract_1d": 1, "white_light": 1}
