@@ -16,6 +16,7 @@ import pytest
 
 from jwpipe.associations import load_asn
 from jwpipe.associations.types import (
+    JWST_ENGINE_TYPES,
     KINDS,
     UnsupportedAssociationError,
     association_kind,
@@ -65,7 +66,7 @@ def test_each_real_association_is_planned_as_what_it_is(path):
         assert "\n" not in msg
         assert f"association type '{asn.asn_type}'" in msg
         assert f"'strun {want} {path.name}'" in msg
-        if asn.asn_type in ("spec2", "nrslamp-spec2", "coron3", "tso3", "ami3"):  # use jwst's
+        if asn.asn_type in JWST_ENGINE_TYPES:  # use jwst's
             assert "plan it with --engine jwst" in msg
         else:
             assert "no jwpipe engine plans it yet (not even --engine jwst)" in msg

@@ -23,8 +23,9 @@ def main(asn: str, output_dir: str) -> None:
     out, handler = recording(output_dir)
     local = out / Path(asn).name
     shutil.copy(asn, local)
-    for member in json.loads(local.read_text())["products"][0]["members"]:
-        shutil.copy(Path(asn).parent / member["expname"], out / member["expname"])
+    for product in json.loads(local.read_text())["products"]:
+        for member in product["members"]:
+            shutil.copy(Path(asn).parent / member["expname"], out / member["expname"])
     Spec2Pipeline.call(str(local), save_results=True, output_dir=str(out))
     runs = [{"pipeline": "Spec2Pipeline", "input": local.name, "steps": handler.steps[1:]}]
     (out / "steps.json").write_text(json.dumps(runs, indent=1))

@@ -57,8 +57,19 @@ def write_lrs_rate(folder: Path, seed: int = 0) -> Path:
     m.subarray.name, m.subarray.xstart, m.subarray.ystart = "FULL", 1, 1
     m.subarray.xsize, m.subarray.ysize = nx, ny
     m.subarray.fastaxis, m.subarray.slowaxis = 1, 2
+    lrs_pointing(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(str(folder / f"{SPEC2_ROOT}_rate.fits"))
+    asn = folder / SPEC2_ASN.name
+    shutil.copy(SPEC2_ASN, asn)
+    return asn
+
+
+def lrs_pointing(m) -> None:
+    """An LRS exposure's pointing: its reference is the slit's reference pixel, where the
+    target (a point source) is."""
     w = m.wcsinfo
-    # the pointing's reference is the slit's reference pixel, where the target is
     v2_ref, v3_ref = imager_distortion("MIRI")(X_REF - 1, Y_REF - 1)
     w.v2_ref, w.v3_ref, w.vparity, w.v3yangle = float(v2_ref), float(v3_ref), -1, 4.8
     w.ra_ref, w.dec_ref, w.roll_ref = 53.16, -27.79, 290.0
@@ -66,12 +77,6 @@ def write_lrs_rate(folder: Path, seed: int = 0) -> Path:
     m.dither.x_offset, m.dither.y_offset = 0.0, 0.0
     m.velocity_aberration.scale_factor = 1.00002
     m.target.source_type = "POINT"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.save(str(folder / f"{SPEC2_ROOT}_rate.fits"))
-    asn = folder / SPEC2_ASN.name
-    shutil.copy(SPEC2_ASN, asn)
-    return asn
 
 
 def write_lrs_references(folder: Path) -> list[Path]:
@@ -122,7 +127,8 @@ def write_lrs_references(folder: Path) -> list[Path]:
     resp[:nelem] = np.linspace(0.8, 1.2, nelem)
     photom = sdm.MirLrsPhotomModel()
     photom.phot_table = np.array(
-        [("P750L", "FULL", 0.05, 0.001, nelem, rwave, resp, np.full(100, 0.01, np.float32))],
+        [("P750L", sub, 0.05, 0.001, nelem, rwave, resp, np.full(100, 0.01, np.float32))
+         for sub in ("FULL", "SLITLESSPRISM")],  # fixed slit; slitless (jwst_tso_spec_data)
         dtype=[("filter", "S12"), ("subarray", "S15"), ("photmjsr", "<f4"),
                ("uncertainty", "<f4"), ("nelem", "<i2"), ("wavelength", "<f4", (100,)),
                ("relresponse", "<f4", (100,)), ("reluncertainty", "<f4", (100,))])

@@ -44,10 +44,14 @@ def test_level3_orders_and_flows_are_jwst_source():
 
     for pipeline in (Coron3Pipeline, Tso3Pipeline, Ami3Pipeline):
         info = next(i for i in LEVEL3_FLOW_STAGES if i["alias"] == pipeline.class_alias)
-        planned = planned_order(info["alias"], None)
+        # every branch's steps (tso3: imaging, then spectroscopic), in source order
+        planned = list(dict.fromkeys(n for names in info["order"].values() for n in names))
         called = _calls(pipeline)
-        # tso3: the imaging branch is planned; the spectroscopic one is listed as not planned
-        assert called == [*planned, *info["not_planned"]], pipeline.__name__
+        # tso3: NIS_SOSS's photom on its extractions is listed as not planned
+        assert [n for n in called if n not in info["not_planned"]] == planned, \
+            pipeline.__name__
+        assert all(planned_order(info["alias"], m) == [n for n in planned if n in names]
+                   for m, names in info["order"].items())
         assert list(info["flow"]) == planned
         assert set(pipeline.step_defs) == set(planned) | set(info["not_planned"])
         for name, flow in info["flow"].items():  # one argument per parameter of process()
@@ -60,7 +64,10 @@ def test_level3_orders_and_flows_are_jwst_source():
     from jwpipe.engines.jwst_stages import MEASURED_MEMORY
 
     per_stage = {k for k in MEASURED_MEMORY if "." in k}
-    assert per_stage == {f"{i['alias']}.{n}" for i in stages for n in i["flow"]}
+    # tso3's spectral branch is not measured on large cubes yet (docs/engines.md): the default
+    not_measured = {f"calwebb_tso3.{n}" for n in
+                    ("adaptive_trace_model", "pixel_replace", "extract_1d", "white_light")}
+    assert per_stage == {f"{i['alias']}.{n}" for i in stages for n in i["flow"]} - not_measured
 
 
 def test_jwpipe_engine_refuses_coron3_naming_engine_jwst(tmp_path):
@@ -168,14 +175,14 @@ def _within_requests(wf: Path) -> None:
             assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
 
 
-def _order_checks(inproc: Path, wf: Path, alias: str) -> None:
+def _order_checks(inproc: Path, wf: Path, alias: str, mode: str | None = None) -> None:
     from jwpipe.engines.jwst_stages import planned_order
 
     steps = json.loads((inproc / "steps.json").read_text())
     assert all(ran for _, ran in steps)
     called = list(dict.fromkeys(name for name, _ in steps))
     plan = json.loads((wf / "plan.json").read_text())
-    assert called == planned_order(alias, None) == [s["name"] for s in plan["steps"]]
+    assert called == planned_order(alias, mode) == [s["name"] for s in plan["steps"]]
     _within_requests(wf)
 
 
@@ -186,7 +193,7 @@ def test_tso3_imaging_workflow_is_pipeline_call(tmp_path):
 
     made = write_tso3(tmp_path / "data")
     inproc, wf = _run_both(made, "Tso3Pipeline", tmp_path)
-    _order_checks(inproc, wf, "calwebb_tso3")
+    _order_checks(inproc, wf, "calwebb_tso3", "NRC_TSIMAGE")
     assert planned_jobs(wf) == {}
     for root in TSO_ROOTS:  # jwst adds the association id to member products' names
         _same_arrays(inproc / f"{root}_o002_crfints.fits",

@@ -12,6 +12,7 @@ stpipe's ``Step.call``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -84,7 +85,8 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                 keys = [r for role in flow["units"] for r in by_role.get(role, [])]
                 scope, wildcard = "exposure", "exp"
             for key in keys:
-                args, files = _arguments(flow["args"], key, product, by_role, current, made)
+                args, files = _arguments(flow["args"], key, product, by_role, current, made,
+                                         {r: exposures[r].start_file for r in roots})
                 if args is None:
                     continue  # no partner member (ami_normalize past the shorter list)
                 dataset = exposures[key].params if scope == "exposure" else first.params
@@ -99,6 +101,9 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                         "step": by, **{k: v for k, v in pars["steps"][by].items()
                                        if k in _PREPARE_PARAMETERS.get(by, ())}}
                 extra: dict[str, Any] = {"jwst": {"flow": {"args": args}}}
+                if flow.get("association"):
+                    extra["jwst"]["flow"]["association"] = dict(
+                        getattr(roots, "association", {}))
                 if flow.get("blend"):
                     blended = [exposures[r].start_file for r in by_role[flow["blend"]]]
                     extra["jwst"]["flow"]["blend"] = {
@@ -130,7 +135,7 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
 
 def _arguments(declared: Sequence[str], key: str, product: str,
                by_role: Mapping[str, list[str]], current: Mapping[str, str],
-               made: Mapping[tuple[str, str], list[str]]
+               made: Mapping[tuple[str, str], list[str]], start: Mapping[str, str]
                ) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """A unit's positional arguments as indices into its input files (see
     :data:`~jwpipe.engines.jwst_stages.LEVEL3_FLOW_STAGES`); None when a pair is missing."""
@@ -159,6 +164,8 @@ def _arguments(declared: Sequence[str], key: str, product: str,
                 raise WorkflowError(f"product {product} has no {role} member, which a step "
                                     "of its pipeline needs")
             take([current[r] for r in by_role[role]], how or "container")
+            if how == "spectra":  # the members' names, as calwebb_tso3 reads them
+                args[-1]["names"] = [os.path.basename(start[r]) for r in by_role[role]]
         elif kind == "pair":
             role, _, step = rest.partition(":")
             mine = next(r for r in by_role.values() if key in r)
@@ -210,6 +217,9 @@ def call_flow(cls: type, unit: Mapping[str, Any], files: Sequence[str], pars_fil
     """Call the unit's jwst step on the arguments its unit file declares; the results in
     output order (``each``: one call per file, the tables stacked into one)."""
     declared = unit["jwst"]["flow"]["args"]
+    if len(declared) == 1 and declared[0]["as"] == "spectra":
+        return [_spectra(cls, unit, [files[i] for i in declared[0]["files"]],
+                         declared[0]["names"], pars_file, overrides)]
     if len(declared) == 1 and declared[0]["as"] == "each":
         from astropy.table import vstack
 
@@ -225,6 +235,9 @@ def call_flow(cls: type, unit: Mapping[str, Any], files: Sequence[str], pars_fil
     flat = list(result) if isinstance(result, tuple) else [result]
     if any(r is None for r in flat):
         raise WorkflowError(f"jwst's {unit['class']} returned no product (see its log above)")
+    for table in flat:  # calwebb_tso3 writes its one table so (white_light's curve)
+        if isinstance(getattr(table, "meta", None), dict):
+            table.meta["number_of_integrations"] = len(table)
     blend = unit["jwst"]["flow"].get("blend")
     if blend and flat[0].meta.cal_step.resample == "COMPLETE":
         from jwst.model_blender import ModelBlender
@@ -241,3 +254,76 @@ def call_flow(cls: type, unit: Mapping[str, Any], files: Sequence[str], pars_fil
         flat[0].meta.asn.pool_name = blend.get("pool_name")
         flat[0].meta.asn.table_name = blend.get("table_name")
     return flat
+
+
+#: The steps calwebb_tso3 runs on each member before extracting it, whose statuses it
+#: summarises in the ``_x1dints`` (a step not planned, skipped, counts as SKIPPED).
+_BEFORE_EXTRACTION = ("adaptive_trace_model", "pixel_replace")
+
+
+def _spectra(cls: type, unit: Mapping[str, Any], paths: Sequence[str], names: Sequence[str],
+             pars_file: str, overrides: Mapping[str, str]) -> Any:
+    """calwebb_tso3's ``_x1dints``: each member's cube extracted by the unit's step (jwst's
+    extract_1d), in member order; the spectra in one TSOMultiSpecModel whose primary
+    metadata is the first member's, whose INT_TIMES (and stripe times) rows are the members',
+    whose metadata is the extractions' blended by jwst's ModelBlender, with the association's
+    pool and file names, the members' step statuses summarised, and the footprint calwebb_tso3
+    gives it."""
+    import numpy as np
+    from astropy.io.fits import FITS_rec
+    from jwst.model_blender import ModelBlender
+    from jwst.stpipe.utilities import summary_step_status
+    from stdatamodels.jwst import datamodels
+
+    cubes = [datamodels.open(p) for p in paths]
+    first = cubes[0]
+    product = datamodels.TSOMultiSpecModel()
+    product.update(first, only="PRIMARY")
+    nint = first.meta.exposure.nints
+    product.int_times = FITS_rec.from_columns(first.int_times.columns, nrows=nint)
+    stripes = getattr(first, "int_times_stripe", None)
+    nstripe = int(np.max(stripes["stripe_number"])) if stripes is not None and len(stripes) \
+        else 0
+    if nstripe:
+        product.int_times_stripe = FITS_rec.from_columns(stripes.columns, nrows=nint * nstripe)
+    product.meta.target.source_type = None
+    blender = ModelBlender()
+    statuses: dict[str, list[str]] = {name: [] for name in _BEFORE_EXTRACTION}
+    association = unit["jwst"]["flow"].get("association", {})
+    for cube, name in zip(cubes, names, strict=True):
+        # each member as calwebb_tso3 holds it: read from the association (its name, role,
+        # pool and file), with the steps it skipped recorded as skipped
+        cube.meta.filename, cube.meta.asn.exptype = name, "science"
+        cube.meta.asn.pool_name = association.get("pool_name")
+        cube.meta.asn.table_name = association.get("table_name")
+        for step, values in statuses.items():
+            status = getattr(cube.meta.cal_step, step, None) or "SKIPPED"
+            setattr(cube.meta.cal_step, step, status)
+            values.append(status)
+        result = cls.call(cube, config_file=pars_file, **overrides)
+        for row in cube.int_times:
+            product.int_times[row[0] - 1] = row
+        cube_stripes = getattr(cube, "int_times_stripe", None)
+        if nstripe and cube_stripes is not None:
+            for row in cube_stripes:
+                product.int_times_stripe[(row[0] - 1) * nstripe + row[1] - 1] = row
+        if result is None or result.meta.cal_step.extract_1d == "SKIPPED":
+            continue
+        product.spec.extend(result.spec)
+        blender.accumulate(result)
+    if not len(product.spec):
+        raise WorkflowError(f"{unit['key']}: jwst's extract_1d extracted no spectrum from any "
+                            "member, so calwebb_tso3 writes no _x1dints (see its log above)")
+    blender.finalize_model(product)
+    product.meta.asn.pool_name = association.get("pool_name")
+    product.meta.asn.table_name = association.get("table_name")
+    for step, values in statuses.items():
+        setattr(product.meta.cal_step, step, summary_step_status(values))
+    # the footprint: the first member's that has one (jwst 3.0's tso3 does not combine them;
+    # importing jwst.pipeline for its method would cost the job 40 MB)
+    regions = [c.meta.wcsinfo.s_region for c in cubes if c.meta.wcsinfo.hasattr("s_region")]
+    if regions:
+        product.spec[0].s_region = regions[0]
+    for cube in cubes:
+        cube.close()
+    return product

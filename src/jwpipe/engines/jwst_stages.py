@@ -103,6 +103,24 @@ SPEC2_SETS = {"cube_build": {"skip_dqflagging": True}}
 INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
             ("srctype", "MIR_LRS-SLITLESS"): "SlitModel"}
 
+#: The time-series exposure types Spec2 plans from ``_rateints``: jwst's tso-spec2 associations
+#: (``Asn_Lv2SpecTSO``: NIRCam grism, NIRSpec BOTS, NIRISS SOSS, and MIRI LRS slitless in
+#: older pools) and spec2 associations of ``_rateints`` (jwst 3.0's rules put MIRI LRS slitless
+#: time series, with their TA image, there). For them Spec2 runs the same head and EXP_TYPE
+#: branch as for one integration (a CubeModel throughout), names the product ``_calints`` and
+#: the extraction ``_x1dints``, and resamples nothing (``resample_spec`` and ``cube_build`` are
+#: not called for a CubeModel). NIS_SOSS extracts and then runs photom on the extraction:
+#: planned up to its ``_calints``, not to its ``_x1dints`` (not planned yet).
+TSO_SPEC2_TYPES = ("MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS")
+TSO_SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "resample_spec": (), "cube_build": (),
+    "extract_1d": tuple(t for t in TSO_SPEC2_TYPES if t != "NIS_SOSS"),
+}
+
+#: The spectroscopic time-series types calwebb_tso3 plans (NIS_SOSS: photom on each of its
+#: extractions, not planned yet).
+_TSO3_SPECTRA = ("MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ")
+
 #: The level-3 stages of coronagraphy, time series and aperture masking interferometry
 #: (calwebb_coron3, calwebb_tso3, calwebb_ami3), whose ``process`` passes models between its
 #: steps in code, stated as data. Besides the keys of :data:`STAGES` entries: ``roles``, the
@@ -113,12 +131,15 @@ INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
 #: of ``<step>``; ``product:<step>``, the product's output of ``<step>``; ``role:<role>``,
 #: the current files of the members of ``<role>`` as one ModelContainer, ``...:integrations``
 #: as a ModelLibrary of their integrations, ``...:each`` one call per file with the tables
-#: stacked; ``pair:<role>:<step>``, the output of ``<step>`` of the ``<role>`` member at this
+#: stacked, ``...:spectra`` one call per file with the spectra gathered into one
+#: TSOMultiSpecModel with the members' INT_TIMES, their metadata blended;
+#: ``pair:<role>:<step>``, the output of ``<step>`` of the ``<role>`` member at this
 #: member's position), ``outputs`` ((suffix, kind) as jwst names them), ``advance``
 #: (whether the output becomes the member's current file) and ``prepare`` (argument index ->
 #: the step whose in-place change to that model, inside the pipeline, the argument gets
 #: first, with that step's parameters) and ``blend`` (the role whose members' metadata
-#: ``process`` blends into the step's product, as read: jwst's ModelBlender). Read by
+#: ``process`` blends into the step's product, as read: jwst's ModelBlender) and
+#: ``association`` (the product records the association's pool and file names). Read by
 #: :mod:`jwpipe.engines.jwst_level3`.
 LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
     {
@@ -161,12 +182,15 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
         "product_suffixes": (),
         "roles": ("science",),
         "order_keyword": "EXP_TYPE",
-        "exp_types": ("NRC_TSIMAGE", "MIR_IMAGE"),
-        "order": {None: ("outlier_detection", "tso_photometry")},
-        "not_planned": {
-            name: "spectroscopic TSO (its _x1dints and _whtlt): not planned yet"
-            for name in ("adaptive_trace_model", "pixel_replace", "extract_1d", "photom",
-                         "white_light")},
+        "exp_types": ("NRC_TSIMAGE", "MIR_IMAGE", *_TSO3_SPECTRA),
+        # Tso3Pipeline.process branches on the first member's EXP_TYPE: imaging TSO
+        # photometry, else each member's spectra extracted into one _x1dints and its
+        # white-light curve
+        "order": {"NRC_TSIMAGE": ("outlier_detection", "tso_photometry"),
+                  "MIR_IMAGE": ("outlier_detection", "tso_photometry"),
+                  None: ("outlier_detection", "adaptive_trace_model", "pixel_replace",
+                         "extract_1d", "white_light")},
+        "not_planned": {"photom": "NIS_SOSS's photom on each extraction: not planned yet"},
         "outputs": {},
         "sets": {},
         "flow": {
@@ -175,6 +199,17 @@ LEVEL3_FLOW_STAGES: tuple[dict[str, Any], ...] = (
             # one table per product: each member's photometry, stacked in member order
             "tso_photometry": {"units": "product", "args": ("role:science:each",),
                                "outputs": (("phot", "table"),)},
+            "adaptive_trace_model": {"units": ("science",), "args": ("member",),
+                                     "outputs": (("adaptive_trace_model", "file"),),
+                                     "advance": True},
+            "pixel_replace": {"units": ("science",), "args": ("member",),
+                              "outputs": (("pixel_replace", "file"),), "advance": True},
+            # each member extracted, the spectra gathered in member order into one
+            # TSOMultiSpecModel with the members' INT_TIMES, the extractions' metadata blended
+            "extract_1d": {"units": "product", "args": ("role:science:spectra",),
+                           "association": True, "outputs": (("x1dints", "file"),)},
+            "white_light": {"units": "product", "args": ("product:extract_1d",),
+                            "outputs": (("whtlt", "table"),)},
         },
     },
     {
@@ -265,6 +300,27 @@ STAGES: tuple[dict[str, Any], ...] = (
         "sets": SPEC2_SETS,
         "not_planned": {},
         "outputs": {},
+        "asn_types": ("spec2", "nrslamp-spec2"),
+    },
+    {
+        # calwebb_spec2 on a tso-spec2 association's _rateints: the same steps, other names
+        "alias": "calwebb_spec2",
+        "variant": "tso-spec2",
+        "scope": "exposure",
+        "input_suffix": "rateints",
+        "product_suffixes": ("calints",),
+        "order_keyword": "EXP_TYPE",
+        "order": {exp_type: (*_SPEC2_HEAD, *steps) for types, steps in _SPEC2_BRANCHES
+                  for exp_type in types if exp_type in TSO_SPEC2_TYPES}
+        | {"MIR_LRS-SLITLESS": (*_SPEC2_HEAD, *_SPEC2_BRANCHES[-1][1])},  # _process_common
+        "applies_to": SPEC2_APPLIES_TO,
+        "side": {"order": _SPEC2_SIDE, "applies_to": TSO_SPEC2_SIDE_APPLIES_TO,
+                 "suffixes": {"extract_1d": "x1dints"}},
+        "sets": SPEC2_SETS,
+        "not_planned": {},
+        "outputs": {},
+        # jwst 3.0 writes MIRI LRS slitless time series as spec2 associations of _rateints
+        "asn_types": ("tso-spec2", "spec2"),
     },
     *LEVEL3_FLOW_STAGES,
 )
@@ -274,6 +330,8 @@ STAGES: tuple[dict[str, Any], ...] = (
 CHAINS: dict[str, tuple[str, ...]] = {
     "imaging": ("calwebb_detector1", "calwebb_image2", "calwebb_image3"),
     "spectroscopy": ("calwebb_detector1", "calwebb_spec2"),
+    # time series from the members' _rateints (as the association names them)
+    "tso-spec2": ("tso-spec2",),
     # level-3 stages of one association type each, from the members' _calints
     **{info["alias"].removeprefix("calwebb_"): (info["alias"],)
        for info in LEVEL3_FLOW_STAGES},
@@ -305,19 +363,34 @@ DEFAULT_MEMORY = (6.0, 200.0)
 HEADROOM = 1.25
 
 
-def planned_order(alias: str, instrument: str | None) -> list[str]:
-    """The steps jwst's pipeline ``alias`` calls, in order, for data of ``instrument``."""
+def _key(info: Mapping[str, Any]) -> str:
+    """A :data:`STAGES` entry's name: its ``variant`` (``tso-spec2``: a pipeline run on other
+    inputs), else its pipeline's alias."""
+    return info.get("variant", info["alias"])
+
+
+def _stage_info(key: str) -> Mapping[str, Any]:
     for stage in STAGES:
-        if stage["alias"] == alias:
-            order = stage["order"]
-            return list(order.get((instrument or "").upper(), order[None]))
-    raise KeyError(alias)
+        if _key(stage) == key:
+            return stage
+    raise KeyError(key)
+
+
+def planned_order(alias: str, instrument: str | None) -> list[str]:
+    """The steps jwst's pipeline ``alias`` (or the :data:`STAGES` variant of that name) calls,
+    in order, for data of ``instrument`` (or the stage's ``order_keyword``)."""
+    order = _stage_info(alias)["order"]
+    mode = (instrument or "").upper()
+    if mode not in order and None not in order:
+        raise WorkflowError(f"{alias}: {mode or 'no EXP_TYPE'} is not one of the exposure "
+                            f"types it plans ({', '.join(order)})")
+    return list(order.get(mode, order.get(None, ())))
 
 
 def applicable_order(alias: str, mode: str | None) -> list[str]:
     """:func:`planned_order` without the steps the pipeline skips in code for ``mode`` (Spec2:
     the steps :data:`SPEC2_APPLIES_TO` does not apply to this EXP_TYPE)."""
-    info = next(st for st in STAGES if st["alias"] == alias)
+    info = _stage_info(alias)
     applies = info.get("applies_to", {})
     mode = (mode or "").upper()
     return [n for n in planned_order(alias, mode) if n not in applies or mode in applies[n]]
@@ -326,8 +399,7 @@ def applicable_order(alias: str, mode: str | None) -> list[str]:
 def side_order(alias: str, mode: str | None) -> list[tuple[str, str]]:
     """The side chain a stage runs after its product for ``mode`` (Spec2's EXP_TYPE), as
     (step, output suffix) in order: the steps of its ``side`` entry that apply to the mode."""
-    info = next(st for st in STAGES if st["alias"] == alias)
-    side = info.get("side")
+    side = _stage_info(alias).get("side")
     if not side:
         return []
     mode = (mode or "").upper()
@@ -503,10 +575,10 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
                  for name, cls in declared.items()}
 
     def step_names(cls: type, instrument: str | None = None) -> list[str]:
-        return applicable_order(info["alias"], instrument)
+        return applicable_order(_key(info), instrument)
 
     def side_steps(cls: type, mode: str | None = None) -> list[tuple[str, str]]:
-        return side_order(info["alias"], mode)
+        return side_order(_key(info), mode)
 
     return type(jwst_cls.__name__, (), {
         "__module__": jwst_cls.__module__,
@@ -525,6 +597,7 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
         "workflow_finish_units": staticmethod(finish_units),
         "workflow_side_steps": classmethod(side_steps),
         "workflow_sets": info.get("sets", {}),
+        "workflow_asn_types": info.get("asn_types"),
         "jwst_class": jwst_cls,
         **(_flow_attributes(info) if "flow" in info else {}),
     })
@@ -541,15 +614,27 @@ def _flow_attributes(info: Mapping[str, Any]) -> dict[str, Any]:
 def jwst_stages(chain: str = "imaging") -> list[type]:
     """The stages of a jwst-engine workflow as jwst declares them: the :data:`CHAINS` entry
     ``chain`` (Detector1, Image2, Image3 by default)."""
-    by_alias = {info["alias"]: info for info in STAGES}
-    return [_stage_adapter(by_alias[alias]) for alias in CHAINS[chain]]
+    return [_stage_adapter(_stage_info(key)) for key in CHAINS[chain]]
+
+
+def _chain_key(kind: Any, asn: Any) -> str:
+    """An association's :data:`CHAINS` key, or its pipeline's alias: a time series is a
+    ``tso-spec2`` association, or a ``spec2`` one whose science members are ``_rateints``
+    (jwst 3.0's rules put MIRI LRS slitless time series, with their TA image, in ``spec2``
+    associations); Spec2 takes the TSO branch for the integrations' CubeModel."""
+    if kind.asn_type == "spec2":
+        names = [m.expname for p in asn.products for m in p.members if m.exptype == "science"]
+        if names and all(n.lower().endswith("_rateints.fits") for n in names):
+            return "tso-spec2"
+    return kind.asn_type if kind.asn_type in CHAINS else kind.jwst_pipeline
 
 
 def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
     """The chain a jwst-engine workflow of these associations needs: ``spectroscopy`` when
-    every readable one is for calwebb_spec2 (``coron3``, ``tso3``, ``ami3`` when every one is
-    for that pipeline), else ``imaging`` (the planner then refuses the others, naming them:
-    one workflow holds one kind)."""
+    every readable one is for calwebb_spec2 (``tso-spec2``, ``coron3``, ``tso3``, ``ami3``
+    when every one is of that type; ``tso-spec2`` also for spec2 associations of
+    ``_rateints``), else ``imaging`` (the planner then refuses the others,
+    naming them: one workflow holds one kind)."""
     from jwpipe.associations import load_asn
     from jwpipe.associations.types import association_kind
     from jwpipe.errors import JwpipeError
@@ -559,9 +644,12 @@ def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
         with contextlib.suppress(JwpipeError, OSError, ValueError):
             kind = association_kind(load_asn(path).asn_type)
             if kind is not None:
-                pipelines.add(kind.jwst_pipeline)
+                pipelines.add(_chain_key(kind, load_asn(path)))
     single = {chain[-1]: name for name, chain in CHAINS.items() if name != "imaging"}
-    return single.get(next(iter(pipelines)), "imaging") if len(pipelines) == 1 else "imaging"
+    if len(pipelines) != 1:
+        return "imaging"
+    wanted = next(iter(pipelines))
+    return wanted if wanted in CHAINS else single.get(wanted, "imaging")
 
 
 # ---------------------------------------------------------------------------- parameters

@@ -192,7 +192,14 @@ def stage_for_association(asn: Any, stages: Sequence[type[Pipeline]]) -> int:
     engine = "jwst" if any(hasattr(s, "jwst_class") for s in stages) else "jwpipe"
     kind = dispatch(asn.asn_type, asn.source, aliases, engine)
     if kind.jwst_pipeline in aliases:  # the stage the type is for (jwst's Spec2...)
-        return aliases.index(kind.jwst_pipeline)
+        index = aliases.index(kind.jwst_pipeline)
+        only = getattr(stages[index], "workflow_asn_types", None)
+        if only and kind.asn_type not in only:  # Spec2 on _rate (spec2) or _rateints (tso)
+            raise UnsupportedAssociationError(
+                f"{asn.source}: association type '{kind.asn_type}'; this workflow's "
+                f"{kind.jwst_pipeline} is planned for {', '.join(only)} associations: make "
+                "one workflow per association type", f"type {kind.asn_type}")
+        return index
     if "calwebb_spec2" in aliases:
         raise UnsupportedAssociationError(
             f"{asn.source}: association type '{kind.asn_type}' is for {kind.jwst_pipeline}; "
