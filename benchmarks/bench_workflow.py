@@ -272,6 +272,19 @@ def _bench(base: Path, n: int, granularities: list[str]) -> list[dict]:
     return rows
 
 
+def _slurm_probe_wait() -> float:
+    """Seconds ``scontrol show config`` takes (0 without SLURM's commands or the plugin)."""
+    import importlib.util
+    import shutil
+
+    if (shutil.which("scontrol") is None
+            or importlib.util.find_spec("snakemake_executor_plugin_slurm") is None):
+        return 0.0
+    t0 = time.perf_counter()
+    subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=60)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,6 +298,14 @@ def main() -> None:
         print("make-workflow has no --granularity option here: measuring 'step' only",
               file=sys.stderr)
         granularities = ["step"]
+    from bench_detector1 import compile_bytecode
+
+    compile_bytecode()  # as installed: PYTHONDONTWRITEBYTECODE would compile jwpipe every time
+    wait = _slurm_probe_wait()
+    if wait > 1:
+        print(f"note: SLURM's scontrol takes {wait:.0f} s to answer here, and "
+              "snakemake-executor-plugin-slurm asks it whenever snakemake starts: wall times "
+              "of dry runs include that wait (CPU times do not)", flush=True)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:

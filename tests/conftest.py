@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import warnings
 from pathlib import Path
 
 import pytest
+
+import local_slurm  # tests/ is on the path: pytest puts a rootdir conftest's folder there
 
 DATA = Path(__file__).parent / "data"
 
@@ -29,3 +33,24 @@ def _isolate_environment(monkeypatch):
                 "CRDS_PATH", "CRDS_CONTEXT", "CRDS_MAPPATH", "CRDS_REFPATH", "CRDS_CFGPATH",
                 "CRDS_SERVER_URL"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _slurm_controller():
+    """A SLURM controller that answers for the whole session, where SLURM's commands are
+    installed (see ``local_slurm``: otherwise every ``snakemake`` waits 9 s for it)."""
+    if shutil.which("scontrol") is None or local_slurm.cluster_answers():
+        yield
+        return
+    if local_slurm.cannot_start() or shutil.which("slurmctld") is None:
+        warnings.warn("SLURM's commands are installed but no controller answers: every "
+                      "snakemake started by a test waits ~9 s for `scontrol show config`",
+                      stacklevel=1)
+        yield
+        return
+    started = local_slurm.up().returncode == 0
+    try:
+        yield
+    finally:
+        if started:
+            local_slurm.down()

@@ -8,12 +8,16 @@ from typing import Any
 
 
 def lazy_getattr(package: str, modules: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` serving ``name`` from ``<package>.<modules[name]>``."""
+    """A module ``__getattr__`` serving ``name`` from ``<package>.<modules[name]>``.
+
+    A value ``"module:attribute"`` serves ``name`` from another attribute name of that module.
+    """
 
     def __getattr__(name: str) -> Any:
-        module = modules.get(name)
-        if module is None:
+        where = modules.get(name)
+        if where is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{module}"), name)
+        module, _, attribute = where.partition(":")
+        return getattr(importlib.import_module(f"{package}.{module}"), attribute or name)
 
     return __getattr__

@@ -7,11 +7,9 @@ compares cluster products with a local run of the same workflow.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
+import local_slurm
 from jwpipe import datamodels
 from jwpipe.associations import asn_from_list, write_asn
 from jwpipe.workflow.generate import generate_workflow
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.slurm
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-SCRIPT = REPO / "scripts" / "slurm.sh"
 PROFILE = REPO / "profiles" / "ci-slurm"
 TEST_STEP_DIRS = [HERE, HERE.parent / "workflow"]
 for _d in TEST_STEP_DIRS:
@@ -42,38 +40,24 @@ import slurmsteps  # noqa: E402
 import wfsteps  # noqa: E402
 
 
-def _cluster_answers() -> bool:
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return False
-    try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True,
-                              timeout=15)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0 and "up" in proc.stdout
-
-
 @pytest.fixture(scope="session")
 def slurm():
-    """A SLURM that answers: the one already running, or one started (and later stopped) here."""
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install jwpipe[slurm])")
-    if _cluster_answers():
+    """A SLURM that answers: the session's (``tests/conftest.py``), or one started (and later
+    stopped) here."""
+    if local_slurm.cluster_answers():
         yield
         return
-    if os.geteuid() != 0:
-        pytest.skip("no SLURM answers here and starting one (scripts/slurm.sh up) needs root")
-    if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
-        pytest.skip("no SLURM answers here and apt-get is not available to install one")
-    proc = subprocess.run(["bash", str(SCRIPT), "up"], capture_output=True, text=True,
-                          timeout=900)
+    why = local_slurm.cannot_start()
+    if why:
+        pytest.skip(why)
+    proc = local_slurm.up()
     if proc.returncode == 3:
         pytest.skip(f"cannot start a local SLURM: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, f"scripts/slurm.sh up failed:\n{proc.stdout}\n{proc.stderr}"
     try:
         yield
     finally:
-        subprocess.run(["bash", str(SCRIPT), "down"], capture_output=True, timeout=120)
+        local_slurm.down()
 
 
 @pytest.fixture

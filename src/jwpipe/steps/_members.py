@@ -15,11 +15,13 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jwpipe.datamodels import ModelContainer
 from jwpipe.errors import AssociationError, DataModelError, StepInputError
 from jwpipe.steps._image_common import label, model_wcs
+
+if TYPE_CHECKING:
+    from jwpipe.datamodels import ModelContainer
 
 __all__ = [
     "Workspace",
@@ -50,7 +52,7 @@ def load_members(input: Any, step: str) -> ModelContainer:
     AssociationError
         The association has no science members, or member files are missing.
     """
-    from jwpipe.datamodels.model_base import DataModel
+    from jwpipe.datamodels import DataModel, ModelContainer
 
     if isinstance(input, ModelContainer):
         container = input
@@ -214,6 +216,8 @@ class Workspace:
 
     def container(self, paths: list[str], like: ModelContainer) -> ModelContainer:
         """A lazy container of ``paths`` that keeps this workspace alive."""
+        from jwpipe.datamodels import ModelContainer
+
         out = ModelContainer(paths)
         out.exptypes = list(like.exptypes)
         out.asn_table = like.asn_table
