@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "workflow"))
 
 from test_engine_jwst import _arrays, _env, _jwpipe, steps_called  # noqa: E402
-from wfhelpers import planned_jobs  # noqa: E402
+from wfhelpers import planned_jobs, within_requests  # noqa: E402
 
 jwst = pytest.importorskip("jwst")
 
@@ -166,15 +166,6 @@ def _same_arrays(theirs: Path, ours: Path) -> None:
         np.testing.assert_array_equal(a[name], b[name], err_msg=f"{ours.name} {name}")
 
 
-def _within_requests(wf: Path) -> None:
-    """Every job stayed within the memory the engine declared for its step."""
-    plan = json.loads((wf / "plan.json").read_text())
-    for step, units in plan["units"].items():
-        for key, planned in units.items():
-            made = json.loads((wf / "state" / step / f"{key}.json").read_text())
-            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
-
-
 def _order_checks(inproc: Path, wf: Path, alias: str, mode: str | None = None) -> None:
     from jwpipe.engines.jwst_stages import planned_order
 
@@ -183,7 +174,7 @@ def _order_checks(inproc: Path, wf: Path, alias: str, mode: str | None = None) -
     called = list(dict.fromkeys(name for name, _ in steps))
     plan = json.loads((wf / "plan.json").read_text())
     assert called == planned_order(alias, mode) == [s["name"] for s in plan["steps"]]
-    _within_requests(wf)
+    within_requests(wf)
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ jwst = pytest.importorskip("jwst")
 
 from test_engine_jwst import _env, _jwpipe  # noqa: E402
 from test_engine_jwst_spec import _hdus  # noqa: E402
-from wfhelpers import planned_jobs  # noqa: E402
+from wfhelpers import planned_jobs, within_requests  # noqa: E402
 
 MODE = "MIR_LRS-SLITLESS"
 TSO3_PRODUCT = "jw01234-o003_t001_miri_p750l-slitlessprism"
@@ -90,15 +90,6 @@ def tso(tmp_path_factory):
     return {"spec2": spec2, "wf": wf, "tso3": tso3, "wf3": wf3, "roots": TSO_SPEC_ROOTS}
 
 
-def _within_requests(wf: Path) -> None:
-    """Every job stayed within the memory the engine declared for its step."""
-    plan = json.loads((wf / "plan.json").read_text())
-    for step, units in plan["units"].items():
-        for key, planned in units.items():
-            made = json.loads((wf / "state" / step / f"{key}.json").read_text())
-            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
-
-
 def _same(theirs: Path, ours: Path, aside: tuple[str, ...] = ()) -> None:
     a, b = _hdus(theirs), _hdus(ours)
     assert sorted(a) == sorted(b) and len(a) >= 3, (ours.name, sorted(a), sorted(b))
@@ -142,7 +133,7 @@ def test_tso_spec2_rules_are_the_steps_spec2pipeline_call_ran(tso):
     assert [s["name"] for s in plan["steps"]] == [n for n, ran in steps if ran]
     assert sorted(plan["targets"]) == sorted(f"products/{r}_{s}.fits" for r in tso["roots"]
                                              for s in ("calints", "x1dints"))
-    _within_requests(tso["wf"])
+    within_requests(tso["wf"])
 
 
 @pytest.mark.slow
@@ -181,7 +172,7 @@ def test_tso3_spectra_workflow_is_tso3pipeline_call(tso):
             ("SKIPPED", "SKIPPED")
         assert (a.meta.asn.pool_name, a.meta.asn.table_name) == \
             (b.meta.asn.pool_name, b.meta.asn.table_name)
-    _within_requests(wf3)
+    within_requests(wf3)
 
 
 # ------------------------------------------------------------------------------- fast

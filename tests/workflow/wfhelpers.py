@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -56,3 +57,12 @@ def planned_jobs(workdir: Path, pictures: bool = False) -> dict[str, int]:
     if not pictures:
         counts = {rule: n for rule, n in counts.items() if rule not in PICTURE_RULES}
     return counts
+
+
+def within_requests(workdir: Path) -> None:
+    """Every job of a finished run stayed within the memory its unit requested."""
+    plan = json.loads((workdir / "plan.json").read_text())
+    for step, units in plan["units"].items():
+        for key, planned in units.items():
+            made = json.loads((workdir / "state" / step / f"{key}.json").read_text())
+            assert made["measured"]["peak_rss_mb"] < planned["mem_mb"], (step, key)
