@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from jwst_data import IMAGER_OPTICS, _reference_meta, imager_distortion
 
 SHAPE = (64, 64)
 TSO_ROOTS = ("jw01234002001_03101_00001-seg001_nrca3", "jw01234002001_03101_00001-seg002_nrca3")
@@ -129,7 +130,7 @@ def _ref_meta(model, reftype: str, detector: str, subarray: str) -> None:
 
 
 def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIRCAM",
-           keys: dict[str, tuple[str, ...]] | None = None) -> str:
+           keys: dict[str, tuple[str, ...]] | None = None, also: tuple[type, ...] = ()) -> str:
     """A context with a rule for each of ``refs`` (by DETECTOR, or by the keywords ``keys``
     names for its file) and N/A for every other type ``pipeline`` and its steps declare."""
     from jwpipe.engines.jwst_stages import _reference_types
@@ -140,7 +141,8 @@ def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIR
         rule = rule_from_file(install_reference(cache, instrument, path),
                               (keys or {}).get(path.name, ("DETECTOR",)))[1]
         rules[rule.reftype] = [rule]
-    declared = {t for c in (pipeline, *pipeline.step_defs.values()) for t in _reference_types(c)}
+    declared = {t for p in (pipeline, *also) for c in (p, *p.step_defs.values())
+                for t in _reference_types(c)}
     return write_context(cache, {instrument: {**{t: "N/A" for t in sorted(declared)},
                                               **rules}})
 
@@ -235,7 +237,9 @@ def _ami_psf(pupil: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
     return shift(psf / psf.max(), offset, order=1)
 
 
-def _ami_members(folder: Path, roots, kinds, nints: int) -> None:
+def _ami_members(folder: Path, roots, kinds, nints: int, suffix: str = "calints") -> None:
+    """NIS_AMI SUB80 ``_calints`` (as Image2 leaves them), or ``_rateints`` (as Detector1
+    does: no WCS, not flat-fielded or calibrated)."""
     from stdatamodels.jwst import datamodels as sdm
 
     rng = np.random.default_rng(11)
@@ -268,8 +272,52 @@ def _ami_members(folder: Path, roots, kinds, nints: int) -> None:
         m.target.ra_uncertainty = m.target.dec_uncertainty = 0.0001
         m.program.pi_name = "jwpipe tests"
         m.visit.start_time = f"2023-06-01 12:{n:02d}:00.000"
-        m.filename = f"{root}_calints.fits"
-        model.save(str(folder / f"{root}_calints.fits"))
+        if suffix == "rateints":
+            del m.wcs
+            m.cal_step.assign_wcs = m.cal_step.flat_field = m.cal_step.photom = None
+            m.bunit_data = m.bunit_err = "DN/s"
+            v2_ref, v3_ref = IMAGER_OPTICS["NIRISS"][:2]
+            m.wcsinfo.v2_ref, m.wcsinfo.v3_ref = v2_ref, v3_ref
+            m.wcsinfo.ra_ref, m.wcsinfo.dec_ref = m.target.ra, m.target.dec
+            m.velocity_aberration.scale_factor = 1.00002
+        m.filename = f"{root}_{suffix}.fits"
+        model.save(str(folder / f"{root}_{suffix}.fits"))
+
+
+def _ami_image2_references(made: Path) -> list[Path]:
+    """What jwst's Image2 reads for NIS_AMI SUB80 members, written by stdatamodels: the
+    NIRISS imager DISTORTION, an F480M/NRM FILTEROFFSET and PHOTOM row, a SUB80 FLAT."""
+    from stdatamodels.jwst import datamodels as sdm
+
+    rng = np.random.default_rng(5)
+    flat = sdm.FlatModel(data=rng.normal(1.0, 0.02, AMI_SHAPE).astype(np.float32),
+                         dq=np.zeros(AMI_SHAPE, np.uint32),
+                         err=np.full(AMI_SHAPE, 0.01, np.float32))
+    offset = sdm.FilteroffsetModel()
+    offset.filters = [{"filter": "F480M", "pupil": "NRM", "column_offset": 0.2,
+                       "row_offset": -0.1}]
+    offset.meta.input_units = "pixel"
+    photom = sdm.NisImgPhotomModel()
+    photom.phot_table = np.array([("F480M", "NRM", 0.25, 0.01)],
+                                 dtype=[("filter", "S12"), ("pupil", "S12"),
+                                        ("photmjsr", "<f4"), ("uncertainty", "<f4")])
+    photom.meta.photometry.pixelarea_steradians = (AMI_SCALE * np.pi / 180) ** 2
+    photom.meta.photometry.pixelarea_arcsecsq = (AMI_SCALE * 3600) ** 2
+    dist = sdm.DistortionModel(model=imager_distortion("NIRISS"), input_units="pixel",
+                               output_units="arcsec")
+    paths = []
+    for model, reftype in ((dist, "DISTORTION"), (offset, "FILTEROFFSET"), (flat, "FLAT"),
+                           (photom, "PHOTOM")):
+        _reference_meta(model, reftype, "NIRISS", "NIS")
+        if reftype == "FLAT":
+            sub = model.meta.subarray
+            sub.name, sub.xstart, sub.ystart = "SUB80", 1045, 1
+            sub.xsize, sub.ysize = AMI_SHAPE[1], AMI_SHAPE[0]
+        ext = "asdf" if reftype in ("DISTORTION", "FILTEROFFSET") else "fits"
+        path = made / f"jwst_niriss_{reftype.lower()}_0001.{ext}"
+        model.save(str(path))
+        paths.append(path)
+    return paths
 
 
 def _ami_references(made: Path) -> list[Path]:
@@ -303,13 +351,13 @@ def _ami_references(made: Path) -> list[Path]:
     return paths
 
 
-def write_ami3(folder: Path, nints: int = 2) -> dict:
+def write_ami3(folder: Path, nints: int = 2, suffix: str = "calints") -> dict:
     """The real ami3 association with its second member made a PSF reference star and its
     members named ``_calints`` (as jwst 3 reads them), the members NIS_AMI SUB80 ``_calints``
     (``nints`` integrations of the NRM's fringes, written by stdatamodels), and a CRDS cache
     with stdatamodels-written NRM (by EXP_TYPE) and THROUGHPUT (by FILTER) references, the
     match parameters of the operational NIRISS rmaps."""
-    from jwst.pipeline import Ami3Pipeline
+    from jwst.pipeline import Ami3Pipeline, Detector1Pipeline, Image2Pipeline
 
     inputs, made, cache = folder / "inputs", folder / "made", folder / "cache"
     for d in (inputs, made, cache):
@@ -322,10 +370,12 @@ def write_ami3(folder: Path, nints: int = 2) -> dict:
         member["expname"] = f"{root}_calints.fits"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _ami_members(inputs, roots, [m["exptype"] for m in members], nints)
+        _ami_members(inputs, roots, [m["exptype"] for m in members], nints, suffix)
         refs = _ami_references(made)
-    context = _cache(cache, Ami3Pipeline, refs, instrument="NIRISS",
-                     keys={refs[0].name: ("EXP_TYPE",), refs[1].name: ("FILTER",)})
+        image2 = _ami_image2_references(made) if suffix == "rateints" else []
+    context = _cache(cache, Ami3Pipeline, [*refs, *image2], instrument="NIRISS",
+                     keys={refs[0].name: ("EXP_TYPE",), refs[1].name: ("FILTER",)},
+                     also=(Detector1Pipeline, Image2Pipeline) if image2 else ())
     path = inputs / AMI_ASN.name
     path.write_text(json.dumps(asn, indent=1))
     return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots,

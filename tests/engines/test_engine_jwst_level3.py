@@ -133,14 +133,15 @@ def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
 
 
 # ------------------------------------------------------------------------------- end to end
-def _run_both(made: dict, pipeline: str, root: Path,
-              steps: dict | None = None) -> tuple[Path, Path]:
+def _run_both(made: dict, pipeline: str, root: Path, steps: dict | None = None,
+              start: str = "") -> tuple[Path, Path]:
     """jwst's own ``Pipeline.call`` and the jwst-engine workflow run by real Snakemake, both
-    with the step parameters ``steps`` (``{step: {parameter: value}}``)."""
+    with the step parameters ``steps`` (``{step: {parameter: value}}``); ``start="rateints"``:
+    Image2 first, on the members' ``_rateints``."""
     steps = steps or {}
     inproc = root / "inproc"
     proc = subprocess.run([sys.executable, str(HERE / "_run_jwst_level3.py"), pipeline,
-                           str(made["asn"]), str(inproc), json.dumps(steps)],
+                           str(made["asn"]), str(inproc), json.dumps(steps), start],
                           capture_output=True, text=True,
                           timeout=600, cwd=HERE,
                           env=_env(CRDS_PATH=str(made["cache"]), CRDS_READONLY_CACHE="1"))
@@ -290,3 +291,71 @@ def test_ami3_workflow_is_pipeline_call(tmp_path):
     assert unit["references"]["files"]["nrm"].endswith("jwst_niriss_nrm_0001.fits")
     assert unit["references"]["files"]["throughput"].endswith(
         "jwst_niriss_throughput_0001.fits")
+
+
+@pytest.mark.slow
+def test_ami3_from_rateints_walks_back_through_image2(tmp_path):
+    """Members present only as ``_rateints``: the workflow runs jwst's Image2 on them
+    (assign_wcs, flat_field, photom: rules of their own, no resample) and ami3 on what that
+    made; the ``_calints`` and the ami3 products are those of ``Image2Pipeline.call`` on each
+    member and then ``Ami3Pipeline.call``."""
+    from jwst_level3_data import write_ami3
+
+    made = write_ami3(tmp_path / "data", suffix="rateints")
+    inproc, wf = _run_both(made, "Ami3Pipeline", tmp_path, {"ami_analyze": {"oversample": 1}},
+                           start="rateints")
+    plan = json.loads((wf / "plan.json").read_text())
+    assert [s["name"] for s in plan["steps"]][:3] == ["assign_wcs", "flat_field", "photom"]
+    assert [s["stage"] for s in plan["steps"]][:3] == ["Image2Pipeline"] * 3
+    within_requests(wf)
+    for root in made["roots"]:
+        _same_arrays(inproc / f"{root}_calints.fits", wf / "products" / f"{root}_calints.fits")
+    target = made["roots"][0]
+    a = _hdus(inproc / f"{target}_o027_ami-oi.fits")
+    b = _hdus(wf / "products" / f"{target}_ami-oi.fits")
+    assert list(a) == list(b) and {"OI_VIS2", "OI_T3"} <= set(a)
+    for name, theirs in a.items():
+        for column, values in (theirs.items() if isinstance(theirs, dict) else [("", theirs)]):
+            ours = b[name][column] if column else b[name]
+            np.testing.assert_array_equal(values, ours, err_msg=f"{name} {column}")
+    norm = _hdus(wf / "products" / f"{target}_aminorm-oi.fits")["OI_VIS2"]["VIS2DATA"]
+    assert np.isfinite(norm).all()
+
+
+def test_ami3_from_uncal_plans_detector1_then_image2_on_its_rateints(tmp_path):
+    """Members present as ``_uncal`` only: Detector1, then Image2 on the ``_rateints`` channel
+    of ramp_fit (not the ``_rate``), then ami3 on the ``_calints``; ``--until photom`` ends at
+    the ``_calints``."""
+    from jwst_level3_data import write_ami3
+    from stdatamodels.jwst import datamodels as sdm
+
+    made = write_ami3(tmp_path / "data", suffix="rateints")
+    for root in made["roots"]:
+        rate = made["inputs"] / f"{root}_rateints.fits"
+        with sdm.open(rate) as cube:
+            ramp = sdm.Level1bModel(data=np.zeros((cube.data.shape[0], 3, *cube.data.shape[1:]),
+                                                  np.uint16))
+            ramp.update(cube)
+            ramp.meta.exposure.ngroups = 3
+            ramp.save(str(made["inputs"] / f"{root}_uncal.fits"))
+        rate.unlink()
+    wf = tmp_path / "wf"
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((wf / "plan.json").read_text())
+    stages = list(dict.fromkeys(s["stage"] for s in plan["steps"]))
+    assert stages == ["Detector1Pipeline", "Image2Pipeline", "Ami3Pipeline"]
+    target = made["roots"][0]
+    unit = json.loads((wf / "units" / "assign_wcs" / f"{target}.json").read_text())
+    assert [f["path"] for f in unit["inputs"]] == [f"products/{target}_rateints.fits"]
+    ami = json.loads((wf / "units" / "ami_analyze" / f"{target}.json").read_text())
+    assert [f["path"] for f in ami["inputs"]] == [f"products/{target}_calints.fits"]
+    jobs = planned_jobs(wf)
+    assert jobs["ramp_fit"] == jobs["assign_wcs"] == jobs["photom"] == 2
+    assert jobs["ami_analyze"] == 2 and jobs["ami_normalize"] == 1
+    until = tmp_path / "until"
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(until), "--no-pictures", "--until", "photom")
+    assert proc.returncode == 0, proc.stderr
+    assert "ami_analyze" not in planned_jobs(until) and planned_jobs(until)["photom"] == 2

@@ -42,6 +42,7 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
         _memory,
         _order_key,
         _unit_parameters,
+        entering_stream,
         file_spec,
     )
 
@@ -72,7 +73,11 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
         if any(entry.inserted is not None for entry in chain):
             raise WorkflowError(f"{info['alias']}: steps cannot be inserted into it (its "
                                 "steps pass more than one input)")
-        current = {r: exposures[r].start_file for r in roots}
+        # a member's _calints: its start file, or what Image2 made of its _rateints
+        entering = {r: entering_stream(streams[r], stage.workflow_input_suffix)[0]
+                    if exposures[r].start_stage < index else exposures[r].start_file
+                    for r in roots}
+        current = dict(entering)
         made: dict[tuple[str, str], list[str]] = {}
         for entry in chain[:planned]:
             name, step_class = entry.name, entry.step_class
@@ -86,7 +91,7 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                 scope, wildcard = "exposure", "exp"
             for key in keys:
                 args, files = _arguments(flow["args"], key, product, by_role, current, made,
-                                         {r: exposures[r].start_file for r in roots})
+                                         entering)
                 if args is None:
                     continue  # no partner member (ami_normalize past the shorter list)
                 dataset = exposures[key].params if scope == "exposure" else first.params
@@ -105,7 +110,7 @@ def plan_flow_stage(stage: type, resolver: Any, exposures: Mapping[str, Any],
                     extra["jwst"]["flow"]["association"] = dict(
                         getattr(roots, "association", {}))
                 if flow.get("blend"):
-                    blended = [exposures[r].start_file for r in by_role[flow["blend"]]]
+                    blended = [entering[r] for r in by_role[flow["blend"]]]
                     extra["jwst"]["flow"]["blend"] = {
                         "files": list(range(len(files), len(files) + len(blended))),
                         "exptype": flow["blend"],

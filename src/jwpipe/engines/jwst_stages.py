@@ -111,6 +111,9 @@ INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
 #: the extraction ``_x1dints``, and resamples nothing (``resample_spec`` and ``cube_build`` are
 #: not called for a CubeModel). NIS_SOSS extracts and then runs photom on the extraction:
 #: planned up to its ``_calints``, not to its ``_x1dints`` (not planned yet).
+#: Exposure types whose integrations level-3 stages take (coron3, ami3, imaging tso3): Image2
+#: makes their _calints from _rateints.
+INTS_IMAGING_TYPES = ("NRC_CORON", "MIR_LYOT", "MIR_4QPM", "NIS_AMI", "NRC_TSIMAGE", "MIR_IMAGE")
 TSO_SPEC2_TYPES = ("MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS")
 TSO_SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "resample_spec": (), "cube_build": (),
@@ -322,6 +325,23 @@ STAGES: tuple[dict[str, Any], ...] = (
         # jwst 3.0 writes MIRI LRS slitless time series as spec2 associations of _rateints
         "asn_types": ("tso-spec2", "spec2"),
     },
+    {
+        # calwebb_image2 on the _rateints of the exposures level-3 stages take as _calints
+        # (coronagraphy, AMI, imaging time series): no resample (jwst resamples 2-D images only)
+        "alias": "calwebb_image2",
+        "variant": "image2-ints",
+        "scope": "exposure",
+        "input_suffix": "rateints",
+        "product_suffixes": ("calints",),
+        "order_keyword": "EXP_TYPE",
+        "order": dict.fromkeys(INTS_IMAGING_TYPES, ("assign_wcs", "flat_field", "photom")),
+        "not_planned": {
+            "bkg_subtract": "runs only for background members, which workflows refuse",
+            "resample": "jwst resamples 2-D images only, not integrations",
+        },
+        "outputs": {},
+        "asn_types": (),  # reached by walking back from coron3, tso3 or ami3 members
+    },
     *LEVEL3_FLOW_STAGES,
 )
 
@@ -332,8 +352,10 @@ CHAINS: dict[str, tuple[str, ...]] = {
     "spectroscopy": ("calwebb_detector1", "calwebb_spec2"),
     # time series from the members' _rateints (as the association names them)
     "tso-spec2": ("tso-spec2",),
-    # level-3 stages of one association type each, from the members' _calints
-    **{info["alias"].removeprefix("calwebb_"): (info["alias"],)
+    # level-3 stages of one association type each, from the members' _calints, or walking
+    # back through Image2 on their _rateints and Detector1 on their _uncal
+    **{info["alias"].removeprefix("calwebb_"): ("calwebb_detector1", "image2-ints",
+                                                info["alias"])
        for info in LEVEL3_FLOW_STAGES},
 }
 

@@ -242,6 +242,13 @@ def _locate(root: str, input_dir: Path, stages: Sequence[type[Pipeline]], top: i
     raise WorkflowError(f"member {root}: none of {', '.join(tried)} found in {input_dir}")
 
 
+def entering_stream(files: Sequence[str], suffix: str) -> list[str]:
+    """The one file of an exposure's channels (``_rate``, ``_rateints`` after Detector1) that a
+    stage reading ``_<suffix>`` files takes: that suffix's, else the main (first) one."""
+    named = [f for f in files if Path(f).stem.endswith(f"_{suffix}")]
+    return named[:1] or list(files[:1])
+
+
 def _reference_identity(path: str, selected_by: str) -> dict[str, Any]:
     """What a unit's result depends on for one reference.
 
@@ -477,6 +484,7 @@ def plan_workflow(
             routed[i][step] = {"config_file": path, **routed[i].get(step, {})}
     resolvers = [getattr(s, "workflow_resolver", _Resolver)(s, stage_files[i], routed[i], store)
                  for i, s in enumerate(stages)]
+    chain = list(stages)  # associations are dispatched on the whole chain, planned to --until
     stages = stages[:shape.last_stage + 1]  # files and overrides of later stages stay valid
     exposures: dict[str, _Exposure] = {}
     products: list[tuple[int, str, list[str]]] = []
@@ -485,8 +493,8 @@ def plan_workflow(
     refused: list[Refusal] = []
     for asn_path in asn_paths:
         try:
-            found, made, said = _plan_association(asn_path, stages, input_dir, keywords,
-                                                  exposures)
+            found, made, said = _plan_association(asn_path, chain, input_dir, keywords,
+                                                  exposures, shape.last_stage)
         except JwpipeError as exc:
             if not keep_going:
                 raise WorkflowError(str(exc)) from None
@@ -515,8 +523,9 @@ def plan_workflow(
             for exp in members:
                 if exp.start_stage == index:
                     streams[exp.root] = [exp.start_file]
-                else:
-                    streams[exp.root] = streams[exp.root][:1]  # the next stage takes the main one
+                else:  # the next stage takes the channel it reads: _rateints, else the main
+                    streams[exp.root] = entering_stream(streams[exp.root],
+                                                        stage.workflow_input_suffix)
             step_units = _plan_exposure_stage(stage, resolvers[index], members, streams, store,
                                               units, shape, index, targets)
         else:
@@ -555,10 +564,12 @@ class MemberRoots(list):
 
 def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pipeline]],
                       input_dir: str | os.PathLike[str] | None, keywords: frozenset[str],
-                      known: dict[str, _Exposure]
+                      known: dict[str, _Exposure], last: int
                       ) -> tuple[dict[str, _Exposure], list[tuple[int, str, list[str]]],
                                  list[str]]:
-    """One association's new exposures, its products and notes; nothing is kept if it fails."""
+    """One association's new exposures, its products and notes; nothing is kept if it fails.
+    ``stages`` is the whole chain; ``last`` the last stage planned (``--until``): products of
+    later stages end there, with the members the later stage uses."""
     from jwpipe.associations import load_asn, member_root, product_root
     from jwpipe.associations.types import (
         UnsupportedAssociationError,
@@ -568,7 +579,8 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
 
     asn = load_asn(asn_path)
     source = str(asn_path)
-    top = stage_for_association(asn, stages)
+    asked = stage_for_association(asn, stages)
+    top = min(asked, last)
     kind = association_kind(asn.asn_type)
     assert kind is not None  # stage_for_association refused unknown types
     base = Path(input_dir).absolute() if input_dir else Path(asn_path).resolve().parent
@@ -576,7 +588,7 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
     made: list[tuple[int, str, list[str]]] = []
     notes: list[str] = []
     # a stage may use members of other roles too (jwst's coron3 and ami3: psf members)
-    uses = getattr(stages[top], "workflow_member_roles", ("science",))
+    uses = getattr(stages[asked], "workflow_member_roles", ("science",))
     for product in asn.products:
         others = [m for m in product.members if m.exptype not in uses]
         if others and kind.level == 2:
