@@ -205,6 +205,43 @@ def test_real_tso_spec2_association_plans_niriss_soss_to_calints(tmp_path):
     assert unit["class"] == "jwst.assign_wcs.assign_wcs_step.AssignWcsStep"
 
 
+def test_tso_spec2_from_uncal_plans_detector1_then_spec2_on_its_rateints(tmp_path):
+    """The member present as ``_uncal`` only: Detector1, then Spec2 on the ``_rateints``
+    ramp_fit writes (not its ``_rate``)."""
+    from jwst.pipeline import Detector1Pipeline, Spec2Pipeline
+    from jwst_tso_spec_data import write_soss_rateints
+    from stdatamodels.jwst import datamodels as sdm
+
+    from jwpipe.engines.jwst_stages import _reference_types
+    from jwpipe.references.cache_writer import write_context
+
+    asn = write_soss_rateints(tmp_path / "in")
+    root = "jw10004001001_02101_00001_nis"
+    rate = asn.parent / f"{root}_rateints.fits"
+    with sdm.open(rate) as cube:
+        ramp = sdm.Level1bModel(data=np.zeros((cube.data.shape[0], 3, *cube.data.shape[1:]),
+                                              np.uint16))
+        ramp.update(cube)
+        ramp.save(str(asn.parent / f"{root}_uncal.fits"))
+    rate.unlink()
+    cache = tmp_path / "cache"
+    declared = {t for p in (Detector1Pipeline, Spec2Pipeline) for c in p.step_defs.values()
+                for t in _reference_types(c)}
+    write_context(cache, {"NIRISS": {t: "N/A" for t in sorted(declared)}})
+    wf = tmp_path / "wf"
+    proc = _jwpipe("make-workflow", str(asn), "--engine", "jwst", "--refs", str(cache),
+                   "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((wf / "plan.json").read_text())
+    assert list(dict.fromkeys(s["stage"] for s in plan["steps"])) == [
+        "Detector1Pipeline", "Spec2Pipeline"]
+    last = plan["steps"][[s["stage"] for s in plan["steps"]].index("Spec2Pipeline") - 1]
+    assert last["outputs"] == ["products/{exp}_rate.fits", "products/{exp}_rateints.fits"]
+    unit = json.loads((wf / "units" / "assign_wcs" / f"{root}.json").read_text())
+    assert [f["path"] for f in unit["inputs"]] == [f"products/{root}_rateints.fits"]
+    assert plan["targets"] == [f"products/{root}_calints.fits"]
+
+
 def test_tso_spec2_order_is_spec2s_for_the_same_exposure_types():
     """The variant runs Spec2's own branches: the same order per type, on TSO types only;
     the product and extraction suffixes and the CubeModel's missing resampling are jwst's
@@ -240,7 +277,8 @@ def test_tso_spec2_refusals_are_one_line(tmp_path):
     from jwpipe.workflow.plan import plan_workflow
 
     asn = write_lrs_rateints(tmp_path / "in", roots=("jw01234003001_04101_00001_mirimage",))
-    assert chain_for([asn]) == "tso-spec2" and CHAINS["tso-spec2"] == ("tso-spec2",)
+    assert chain_for([asn]) == "tso-spec2"
+    assert CHAINS["tso-spec2"] == ("calwebb_detector1", "tso-spec2")
     spec2 = tmp_path / "in" / "spec2_asn.json"
     spec2.write_text(asn.read_text().replace('"tso-spec2"', '"spec2"'))
     assert chain_for([spec2]) == "tso-spec2"

@@ -341,6 +341,8 @@ STAGES: tuple[dict[str, Any], ...] = (
         },
         "outputs": {},
         "asn_types": (),  # reached by walking back from coron3, tso3 or ami3 members
+        "refusal": ("; a spectroscopic time series' _calints come from its tso-spec2 "
+                    "association: plan that first, then tso3 from its _calints"),
     },
     *LEVEL3_FLOW_STAGES,
 )
@@ -350,8 +352,9 @@ STAGES: tuple[dict[str, Any], ...] = (
 CHAINS: dict[str, tuple[str, ...]] = {
     "imaging": ("calwebb_detector1", "calwebb_image2", "calwebb_image3"),
     "spectroscopy": ("calwebb_detector1", "calwebb_spec2"),
-    # time series from the members' _rateints (as the association names them)
-    "tso-spec2": ("tso-spec2",),
+    # time series from the members' _rateints (as the association names them), or from their
+    # _uncal through Detector1, whose ramp_fit writes the _rateints
+    "tso-spec2": ("calwebb_detector1", "tso-spec2"),
     # level-3 stages of one association type each, from the members' _calints, or walking
     # back through Image2 on their _rateints and Detector1 on their _uncal
     **{info["alias"].removeprefix("calwebb_"): ("calwebb_detector1", "image2-ints",
@@ -401,11 +404,12 @@ def _stage_info(key: str) -> Mapping[str, Any]:
 def planned_order(alias: str, instrument: str | None) -> list[str]:
     """The steps jwst's pipeline ``alias`` (or the :data:`STAGES` variant of that name) calls,
     in order, for data of ``instrument`` (or the stage's ``order_keyword``)."""
-    order = _stage_info(alias)["order"]
+    info = _stage_info(alias)
+    order = info["order"]
     mode = (instrument or "").upper()
     if mode not in order and None not in order:
         raise WorkflowError(f"{alias}: {mode or 'no EXP_TYPE'} is not one of the exposure "
-                            f"types it plans ({', '.join(order)})")
+                            f"types it plans ({', '.join(order)})" + info.get("refusal", ""))
     return list(order.get(mode, order.get(None, ())))
 
 
