@@ -320,6 +320,13 @@ def test_ami3_from_rateints_walks_back_through_image2(tmp_path):
             np.testing.assert_array_equal(values, ours, err_msg=f"{name} {column}")
     norm = _hdus(wf / "products" / f"{target}_aminorm-oi.fits")["OI_VIS2"]["VIS2DATA"]
     assert np.isfinite(norm).all()
+    # an Image2 parameter reruns that step's _calints and the ami3 products, nothing before
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(wf), "--no-pictures",
+                   "--steps.ami_analyze.oversample=1",
+                   "--steps.photom.apply_time_correction=false")
+    assert proc.returncode == 0, proc.stderr
+    assert planned_jobs(wf) == {"photom": 2, "ami_analyze": 2, "ami_normalize": 1}
 
 
 def test_ami3_from_uncal_plans_detector1_then_image2_on_its_rateints(tmp_path):
