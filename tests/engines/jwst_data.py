@@ -309,3 +309,20 @@ def spec2_cache(cache: Path) -> str:
     declared = {t for p in (Detector1Pipeline, Spec2Pipeline)
                 for c in p.step_defs.values() for t in _reference_types(c)}
     return write_context(cache, {"MIRI": {t: "N/A" for t in sorted(declared)}})
+
+
+def uncal_instead(rateints: Path) -> Path:
+    """Replace a ``_rateints`` by an ``_uncal`` of the same exposure (its metadata, a zero
+    ramp of 3 groups per integration): enough to plan Detector1 in front of it."""
+    import numpy as np
+    from stdatamodels.jwst import datamodels as sdm
+
+    uncal = rateints.with_name(rateints.name.replace("_rateints", "_uncal"))
+    with sdm.open(rateints) as cube:
+        ramp = sdm.Level1bModel(data=np.zeros((cube.data.shape[0], 3, *cube.data.shape[1:]),
+                                              np.uint16))
+        ramp.update(cube)
+        ramp.meta.exposure.ngroups = 3
+        ramp.save(str(uncal))
+    rateints.unlink()
+    return uncal

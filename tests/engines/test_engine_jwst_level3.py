@@ -333,19 +333,12 @@ def test_ami3_from_uncal_plans_detector1_then_image2_on_its_rateints(tmp_path):
     """Members present as ``_uncal`` only: Detector1, then Image2 on the ``_rateints`` channel
     of ramp_fit (not the ``_rate``), then ami3 on the ``_calints``; ``--until photom`` ends at
     the ``_calints``."""
+    from jwst_data import uncal_instead
     from jwst_level3_data import write_ami3
-    from stdatamodels.jwst import datamodels as sdm
 
     made = write_ami3(tmp_path / "data", suffix="rateints")
     for root in made["roots"]:
-        rate = made["inputs"] / f"{root}_rateints.fits"
-        with sdm.open(rate) as cube:
-            ramp = sdm.Level1bModel(data=np.zeros((cube.data.shape[0], 3, *cube.data.shape[1:]),
-                                                  np.uint16))
-            ramp.update(cube)
-            ramp.meta.exposure.ngroups = 3
-            ramp.save(str(made["inputs"] / f"{root}_uncal.fits"))
-        rate.unlink()
+        uncal_instead(made["inputs"] / f"{root}_rateints.fits")
     wf = tmp_path / "wf"
     proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
                    str(made["cache"]), "-o", str(wf), "--no-pictures")

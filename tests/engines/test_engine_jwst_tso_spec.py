@@ -176,24 +176,35 @@ def test_tso3_spectra_workflow_is_tso3pipeline_call(tso):
 
 
 # ------------------------------------------------------------------------------- fast
+def _plan_soss(asn: Path, tmp_path: Path, wf: Path) -> dict:
+    """make-workflow of a NIS_SOSS association on a cache naming every type jwst's Detector1
+    and Spec2 declare N/A (enough for planning); its plan."""
+    from jwst.pipeline import Detector1Pipeline, Spec2Pipeline
+
+    from jwpipe.engines.jwst_stages import _reference_types
+    from jwpipe.references.cache_writer import write_context
+
+    cache = tmp_path / "cache"
+    declared = {t for p in (Detector1Pipeline, Spec2Pipeline) for c in p.step_defs.values()
+                for t in _reference_types(c)}
+    write_context(cache, {"NIRISS": {t: "N/A" for t in sorted(declared)}})
+    proc = _jwpipe("make-workflow", str(asn), "--engine", "jwst", "--refs", str(cache),
+                   "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((wf / "plan.json").read_text())
+
+
 def test_real_tso_spec2_association_plans_niriss_soss_to_calints(tmp_path):
     """The real tso-spec2 association: a rule per step jwst's Spec2 runs for NIS_SOSS (its
     declarations, the SOSS branch), from the member's _rateints to its _calints."""
     from jwst.pipeline import Spec2Pipeline
     from jwst_tso_spec_data import write_soss_rateints
 
-    from jwpipe.engines.jwst_stages import _reference_types, applicable_order
-    from jwpipe.references.cache_writer import write_context
+    from jwpipe.engines.jwst_stages import applicable_order
 
     asn = write_soss_rateints(tmp_path / "in")
-    cache = tmp_path / "cache"
-    declared = {t for c in Spec2Pipeline.step_defs.values() for t in _reference_types(c)}
-    write_context(cache, {"NIRISS": {t: "N/A" for t in sorted(declared)}})
     wf = tmp_path / "wf"
-    proc = _jwpipe("make-workflow", str(asn), "--engine", "jwst", "--refs", str(cache),
-                   "-o", str(wf), "--no-pictures")
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads((wf / "plan.json").read_text())
+    plan = _plan_soss(asn, tmp_path, wf)
     names = [s["name"] for s in plan["steps"]]
     skipped = {n for n, c in Spec2Pipeline.step_defs.items() if c().skip}
     assert names == [n for n in applicable_order("tso-spec2", "NIS_SOSS") if n not in skipped]
@@ -208,31 +219,14 @@ def test_real_tso_spec2_association_plans_niriss_soss_to_calints(tmp_path):
 def test_tso_spec2_from_uncal_plans_detector1_then_spec2_on_its_rateints(tmp_path):
     """The member present as ``_uncal`` only: Detector1, then Spec2 on the ``_rateints``
     ramp_fit writes (not its ``_rate``)."""
-    from jwst.pipeline import Detector1Pipeline, Spec2Pipeline
+    from jwst_data import uncal_instead
     from jwst_tso_spec_data import write_soss_rateints
-    from stdatamodels.jwst import datamodels as sdm
-
-    from jwpipe.engines.jwst_stages import _reference_types
-    from jwpipe.references.cache_writer import write_context
 
     asn = write_soss_rateints(tmp_path / "in")
     root = "jw10004001001_02101_00001_nis"
-    rate = asn.parent / f"{root}_rateints.fits"
-    with sdm.open(rate) as cube:
-        ramp = sdm.Level1bModel(data=np.zeros((cube.data.shape[0], 3, *cube.data.shape[1:]),
-                                              np.uint16))
-        ramp.update(cube)
-        ramp.save(str(asn.parent / f"{root}_uncal.fits"))
-    rate.unlink()
-    cache = tmp_path / "cache"
-    declared = {t for p in (Detector1Pipeline, Spec2Pipeline) for c in p.step_defs.values()
-                for t in _reference_types(c)}
-    write_context(cache, {"NIRISS": {t: "N/A" for t in sorted(declared)}})
+    uncal_instead(asn.parent / f"{root}_rateints.fits")
     wf = tmp_path / "wf"
-    proc = _jwpipe("make-workflow", str(asn), "--engine", "jwst", "--refs", str(cache),
-                   "-o", str(wf), "--no-pictures")
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads((wf / "plan.json").read_text())
+    plan = _plan_soss(asn, tmp_path, wf)
     assert list(dict.fromkeys(s["stage"] for s in plan["steps"])) == [
         "Detector1Pipeline", "Spec2Pipeline"]
     last = plan["steps"][[s["stage"] for s in plan["steps"]].index("Spec2Pipeline") - 1]
