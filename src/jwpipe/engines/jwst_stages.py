@@ -103,6 +103,10 @@ SPEC2_SETS = {"cube_build": {"skip_dqflagging": True}}
 INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
             ("srctype", "MIR_LRS-SLITLESS"): "SlitModel"}
 
+#: Exposure types whose integrations level-3 stages take (coron3, ami3, imaging tso3): Image2
+#: makes their _calints from _rateints.
+INTS_IMAGING_TYPES = ("NRC_CORON", "MIR_LYOT", "MIR_4QPM", "NIS_AMI", "NRC_TSIMAGE", "MIR_IMAGE")
+
 #: The time-series exposure types Spec2 plans from ``_rateints``: jwst's tso-spec2 associations
 #: (``Asn_Lv2SpecTSO``: NIRCam grism, NIRSpec BOTS, NIRISS SOSS, and MIRI LRS slitless in
 #: older pools) and spec2 associations of ``_rateints`` (jwst 3.0's rules put MIRI LRS slitless
@@ -111,9 +115,6 @@ INPUT_AS = {("srctype", "MIR_LRS-FIXEDSLIT"): "SlitModel",
 #: the extraction ``_x1dints``, and resamples nothing (``resample_spec`` and ``cube_build`` are
 #: not called for a CubeModel). NIS_SOSS extracts and then runs photom on the extraction:
 #: planned up to its ``_calints``, not to its ``_x1dints`` (not planned yet).
-#: Exposure types whose integrations level-3 stages take (coron3, ami3, imaging tso3): Image2
-#: makes their _calints from _rateints.
-INTS_IMAGING_TYPES = ("NRC_CORON", "MIR_LYOT", "MIR_4QPM", "NIS_AMI", "NRC_TSIMAGE", "MIR_IMAGE")
 TSO_SPEC2_TYPES = ("MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS")
 TSO_SPEC2_SIDE_APPLIES_TO: dict[str, tuple[str, ...]] = {
     "resample_spec": (), "cube_build": (),
