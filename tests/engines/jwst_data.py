@@ -290,6 +290,12 @@ def write_spec2_inputs(folder: Path, exp_type: str = "MIR_LRS-FIXEDSLIT") -> Pat
     m.observation.date, m.observation.time = "2023-06-01", "12:00:00"
     m.subarray.name, m.subarray.xstart, m.subarray.ystart = "FULL", 1, 1
     m.subarray.xsize, m.subarray.ysize = shape[1], shape[0]
+    return save_spec2_member(model, folder)
+
+
+def save_spec2_member(model, folder: Path) -> Path:
+    """Save ``model`` as the spec2 association's ``_rate`` in ``folder``, next to a copy of
+    the association; the copy's path."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.save(str(folder / f"{SPEC2_ROOT}_rate.fits"))

@@ -13,11 +13,10 @@ jwst skips it without one); ``resample_spec`` reads no reference.
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
-from jwst_data import SPEC2_ASN, SPEC2_ROOT, _reference_meta, imager_distortion
+from jwst_data import _reference_meta, imager_distortion, save_spec2_member
 
 #: The slit's reference pixel (1-based, full frame = the subarray here) and the trace rows.
 X_REF, Y_REF = 32.0, 40.0
@@ -58,12 +57,7 @@ def write_lrs_rate(folder: Path, seed: int = 0) -> Path:
     m.subarray.xsize, m.subarray.ysize = nx, ny
     m.subarray.fastaxis, m.subarray.slowaxis = 1, 2
     lrs_pointing(m)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.save(str(folder / f"{SPEC2_ROOT}_rate.fits"))
-    asn = folder / SPEC2_ASN.name
-    shutil.copy(SPEC2_ASN, asn)
-    return asn
+    return save_spec2_member(model, folder)
 
 
 def lrs_pointing(m) -> None:
