@@ -147,9 +147,10 @@ def _cache(cache: Path, pipeline: type, refs: list[Path], instrument: str = "NIR
                                               **rules}})
 
 
-def write_tso3(folder: Path, nints: int = 6) -> dict:
+def write_tso3(folder: Path, nints: int = 6, also: tuple[type, ...] = ()) -> dict:
     """Two NRC_TSIMAGE segments (``_calints``, ``nints`` integrations of :data:`SHAPE` each),
-    their tso3 association, and a CRDS cache with a stdatamodels-written GAIN."""
+    their tso3 association, and a CRDS cache with a stdatamodels-written GAIN (and N/A for the
+    reference types of the pipelines ``also`` names)."""
     from jwst.pipeline import Tso3Pipeline
     from stdatamodels.jwst import datamodels as sdm
 
@@ -163,7 +164,7 @@ def write_tso3(folder: Path, nints: int = 6) -> dict:
         gain = sdm.GainModel(data=np.full(SHAPE, 2.0, np.float32))
         _ref_meta(gain, "GAIN", "NRCA3", "SUB64P")
         gain.save(str(made / "jwst_nircam_gain_0001.fits"))
-    context = _cache(cache, Tso3Pipeline, [made / "jwst_nircam_gain_0001.fits"])
+    context = _cache(cache, Tso3Pipeline, [made / "jwst_nircam_gain_0001.fits"], also=also)
     asn = {"asn_type": "tso3", "asn_rule": "candidate_Asn_Lv3TSO", "asn_id": "o002",
            "asn_pool": "jw01234_pool", "program": "01234", "target": "t001",
            "products": [{"name": TSO_PRODUCT, "members": [
@@ -173,10 +174,11 @@ def write_tso3(folder: Path, nints: int = 6) -> dict:
     return {"inputs": inputs, "asn": path, "cache": cache, "context": context}
 
 
-def write_coron3(folder: Path, nints: int = 4) -> dict:
+def write_coron3(folder: Path, nints: int = 4, also: tuple[type, ...] = ()) -> dict:
     """The real coron3 association's members (two NRC_CORON science exposures and a PSF
     reference star, ``_calints`` of ``nints`` integrations of :data:`SHAPE`), and a CRDS cache
-    with a stdatamodels-written PSFMASK for align_refs."""
+    with a stdatamodels-written PSFMASK for align_refs (and N/A for the reference types of the
+    pipelines ``also`` names)."""
     from jwst.pipeline import Coron3Pipeline
     from stdatamodels.jwst import datamodels as sdm
 
@@ -194,7 +196,8 @@ def write_coron3(folder: Path, nints: int = 4) -> dict:
         mask.data[cy - 4:cy + 5, cx - 4:cx + 5] = 0.0
         _ref_meta(mask, "PSFMASK", "NRCA2", "SUB64P")
         mask.save(str(made / "jwst_nircam_psfmask_0001.fits"))
-    context = _cache(cache, Coron3Pipeline, [made / "jwst_nircam_psfmask_0001.fits"])
+    context = _cache(cache, Coron3Pipeline, [made / "jwst_nircam_psfmask_0001.fits"],
+                     also=also)
     path = inputs / CORON_ASN.name
     path.write_text(json.dumps(asn, indent=1))
     return {"inputs": inputs, "asn": path, "cache": cache, "context": context, "roots": roots,

@@ -13,10 +13,11 @@ jwst skips it without one); ``resample_spec`` reads no reference.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
-from jwst_data import _reference_meta, imager_distortion, save_spec2_member
+from jwst_data import SPEC2_ROOT, _reference_meta, imager_distortion, save_spec2_member
 
 #: The slit's reference pixel (1-based, full frame = the subarray here) and the trace rows.
 X_REF, Y_REF = 32.0, 40.0
@@ -38,9 +39,10 @@ def write_lrs_rate(folder: Path, seed: int = 0) -> Path:
     data = 2.0 + profile[None, :] * np.linspace(0.5, 1.5, ny)[:, None]
     data = rng.normal(data, 0.05 * np.sqrt(data)).astype(np.float32)
     model = sdm.ImageModel(data=data)
-    model.err = (0.05 * np.sqrt(np.abs(data))).astype(np.float32)
-    model.var_poisson = (model.err**2 * 0.9).astype(np.float32)
-    model.var_rnoise = (model.err**2 * 0.1).astype(np.float32)
+    # Poisson variance grows with the signal, the read noise's does not
+    model.var_poisson = (0.0025 * np.abs(data)).astype(np.float32)
+    model.var_rnoise = np.full(SHAPE, 0.0004, np.float32)
+    model.err = np.sqrt(model.var_poisson + model.var_rnoise)
     model.var_flat = np.zeros(SHAPE, np.float32)
     model.dq = np.zeros(SHAPE, np.uint32)
     m = model.meta
@@ -158,3 +160,46 @@ def lrs_cache(cache: Path, refs: list[Path]) -> str:
         rule = rule_from_file(install_reference(cache, "MIRI", path), ("DETECTOR",))[1]
         types[rule.reftype] = [rule]
     return write_context(cache, {"MIRI": types})
+
+
+#: The three exposures of the spec3 association's source and its product; a cosmic-ray hit
+#: in the second's ``_rate`` (row, column) that Spec3's outlier detection flags (with two
+#: members their median holds half the hit, and its gradient term hides it).
+SPEC3_ROOTS = tuple(f"jw80600013001_02101_0000{i}_mirimage" for i in (1, 2, 3))
+SPEC3_PRODUCT = "jw80600-o013_t001_miri_p750l"
+SPEC3_HIT = (30, 33)
+
+
+def write_lrs_spec3(folder: Path, *, exp_type: str = "MIR_LRS-FIXEDSLIT",
+                    background: bool = False) -> Path:
+    """A spec3 association of three MIRI LRS fixed-slit exposures of one source (the real
+    ``jw80600...spec3_001_asn.json`` with more members; ``background``: the others as
+    background members) and their ``_rate`` files (:func:`write_lrs_rate`, seeds 1 to 3, the
+    second with a 500 DN/s hit at :data:`SPEC3_HIT`)."""
+    import json
+
+    from stdatamodels.jwst import datamodels as sdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, root in enumerate(SPEC3_ROOTS, start=1):
+        scratch = folder / f".seed{seed}"
+        write_lrs_rate(scratch, seed=seed)
+        with sdm.open(str(scratch / f"{SPEC2_ROOT}_rate.fits")) as model:
+            model.meta.exposure.type = exp_type
+            if seed == 2:
+                model.data[SPEC3_HIT] += 500.0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.save(str(folder / f"{root}_rate.fits"))
+        shutil.rmtree(scratch)
+    real = Path(__file__).parent.parent / "data" / "asn" / \
+        "jw80600_20171108T041522_pool-o013_spec3_001_asn.json"
+    table = json.loads(real.read_text())
+    first = table["products"][0]["members"][0]
+    table["products"][0]["members"] = [
+        {**first, "expname": f"{root}_cal.fits",
+         "exptype": "background" if background and i else "science"}
+        for i, root in enumerate(SPEC3_ROOTS)]
+    asn = folder / real.name
+    asn.write_text(json.dumps(table, indent=4))
+    return asn

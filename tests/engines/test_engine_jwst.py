@@ -556,7 +556,8 @@ def test_one_jwst_workflow_holds_imaging_or_spectroscopy():
     assert chain_for([SPEC2_ASN]) == "spectroscopy"
     assert chain_for([SPEC2_ASN, image2]) == chain_for([image2]) == "imaging"
     spectroscopy, imaging = jwst_stages("spectroscopy"), jwst_stages("imaging")
-    assert [s.class_alias for s in spectroscopy] == ["calwebb_detector1", "calwebb_spec2"]
+    assert [s.class_alias for s in spectroscopy] == ["calwebb_detector1", "calwebb_spec2",
+                                                     "calwebb_spec3"]
     assert stage_for_association(load_asn(SPEC2_ASN), spectroscopy) == 1
     assert stage_for_association(load_asn(image2), imaging) == 1
     for asn, stages in ((SPEC2_ASN, imaging), (image2, spectroscopy)):

@@ -359,3 +359,46 @@ def test_ami3_from_uncal_plans_detector1_then_image2_on_its_rateints(tmp_path):
                    str(made["cache"]), "-o", str(until), "--no-pictures", "--until", "photom")
     assert proc.returncode == 0, proc.stderr
     assert "ami_analyze" not in planned_jobs(until) and planned_jobs(until)["photom"] == 2
+
+
+@pytest.mark.parametrize("kind", ["coron3", "tso3"])
+def test_coron3_and_tso3_walk_back_to_rateints_and_uncal(kind, tmp_path):
+    """coron3 and imaging tso3 members given as ``_rateints`` (the first) or ``_uncal`` (the
+    others) plan as ami3's do: Detector1 on each ``_uncal``, Image2 on every member's
+    ``_rateints`` (the ramp_fit channel of that name for the others), then the level-3 steps on
+    the ``_calints``; ``--until photom`` ends at every member's ``_calints``."""
+    from jwst.pipeline import Detector1Pipeline, Image2Pipeline
+    from jwst_data import uncal_instead
+    from jwst_level3_data import write_coron3, write_tso3
+
+    write = {"coron3": write_coron3, "tso3": write_tso3}[kind]
+    made = write(tmp_path / "data", also=(Detector1Pipeline, Image2Pipeline))
+    roots = sorted(p.name.removesuffix("_calints.fits")
+                   for p in made["inputs"].glob("*_calints.fits"))
+    for i, root in enumerate(roots):  # the headers are what planning reads
+        calints = made["inputs"] / f"{root}_calints.fits"
+        rateints = calints.rename(calints.with_name(f"{root}_rateints.fits"))
+        if i:
+            uncal_instead(rateints)
+    wf = tmp_path / "wf"
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(wf), "--no-pictures")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((wf / "plan.json").read_text())
+    stages = list(dict.fromkeys(s["stage"] for s in plan["steps"]))
+    assert stages == ["Detector1Pipeline", "Image2Pipeline", f"{kind.capitalize()}Pipeline"]
+    jobs = planned_jobs(wf)
+    assert jobs["ramp_fit"] == len(roots) - 1
+    assert jobs["assign_wcs"] == jobs["photom"] == len(roots)
+    for i, root in enumerate(roots):
+        unit = json.loads((wf / "units" / "assign_wcs" / f"{root}.json").read_text())
+        where = "products" if i else str(made["inputs"])
+        assert [f["path"] for f in unit["inputs"]] == [f"{where}/{root}_rateints.fits"]
+    first = json.loads((wf / "units" / "outlier_detection" / f"{roots[0]}.json").read_text())
+    assert [f["path"] for f in first["inputs"]] == [f"products/{roots[0]}_calints.fits"]
+    until = tmp_path / "until"
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(until), "--no-pictures", "--until", "photom")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((until / "plan.json").read_text())
+    assert plan["targets"] == [f"products/{r}_calints.fits" for r in roots]

@@ -73,7 +73,8 @@ def test_each_refused_type_names_type_pipeline_and_command(name, tmp_path):
     assert pipeline in msg and f"strun {pipeline} {name}" in msg
     assert "--engine jwst" in msg
     assert ("plan it with --engine jwst" in msg) == (
-        asn_type in ("spec2", "nrslamp-spec2", "tso-spec2", "coron3", "tso3", "ami3"))
+        asn_type in ("spec2", "nrslamp-spec2", "tso-spec2", "spec3", "coron3", "tso3",
+                     "ami3"))
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "wf").exists()
 

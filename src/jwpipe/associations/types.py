@@ -12,7 +12,8 @@ dispatched on its type, never assumed to be imaging:
 * level-2 spectroscopy (``spec2``, ``nrslamp-spec2``) is planned by the jwst engine only
   (``--engine jwst``: Detector1 and jwst's Spec2); jwpipe's engine refuses it, naming
   ``--engine jwst``; so is time-series spectroscopy (``tso-spec2``: jwst's Spec2 from the
-  members' ``_rateints`` to ``_calints`` and ``_x1dints``);
+  members' ``_rateints`` to ``_calints`` and ``_x1dints``), and level-3 spectroscopy
+  (``spec3``: jwst's calwebb_spec3 step by step, for MIRI LRS fixed slit);
 * coronagraphy, time-series and AMI level-3 (``coron3``, ``tso3``, ``ami3``) are planned by
   the jwst engine only (``--engine jwst``: jwst's calwebb_coron3, calwebb_tso3 and
   calwebb_ami3 step by step, from the members' ``_calints``; tso3 for imaging and
@@ -85,8 +86,8 @@ KINDS: dict[str, AsnKind] = {
 }
 
 #: Types jwpipe's own steps do not process that the jwst engine (``--engine jwst``) plans.
-JWST_ENGINE_TYPES = frozenset({"spec2", "nrslamp-spec2", "tso-spec2", "coron3", "tso3",
-                               "ami3"})
+JWST_ENGINE_TYPES = frozenset({"spec2", "nrslamp-spec2", "tso-spec2", "spec3", "coron3",
+                               "tso3", "ami3"})
 
 _WHY_NOT = {
     "tso-image2": "time-series imaging (integration-resolved _calints products)",

@@ -112,6 +112,20 @@ def _library(files: list[str], key: str) -> Any:
     return ModelLibrary(asn, asn_exptypes=["science"], on_disk=False)
 
 
+def _container(files: list[str], held: dict[str, Any]) -> Any:
+    """The members as jwst's ModelContainer, as calwebb_spec3 holds them: opened, each under
+    its association name, recording the association's pool and file name."""
+    from jwst.datamodels import ModelContainer
+
+    container = ModelContainer(files)
+    association = held.get("association", {})
+    for model, name in zip(container, held.get("names", files), strict=True):
+        model.meta.filename = os.path.basename(name)
+        model.meta.asn.pool_name = association.get("pool_name")
+        model.meta.asn.table_name = association.get("table_name")
+    return container
+
+
 def _opened_as_declared(step: str, path: str) -> Any:
     """The input as the datamodel jwst's pipeline converts it to before ``step`` for its
     EXP_TYPE (:data:`jwpipe.engines.jwst_stages.INPUT_AS`: the MIRI LRS image as a SlitModel
@@ -139,8 +153,11 @@ def _call(cls: type, unit: dict[str, Any], files: list[str], pars_file: str) -> 
         from jwpipe.engines.jwst_level3 import call_flow
 
         return call_flow(cls, unit, files, pars_file, overrides)
-    if unit["call"] == "members":
-        inputs: list[Any] = [_library(files, unit["key"])]
+    held = (unit.get("jwst") or {}).get("members_as")
+    if unit["call"] == "members" and held == "container":
+        inputs: list[Any] = [_container(files, unit["jwst"])]
+    elif unit["call"] == "members":
+        inputs = [_library(files, unit["key"])]
     elif unit["call"] == "single":
         inputs = [files[0]]
     else:
@@ -148,7 +165,8 @@ def _call(cls: type, unit: dict[str, Any], files: list[str], pars_file: str) -> 
     flat: list[Any] = []
     for item in inputs:
         result = cls.call(item, config_file=pars_file, **overrides)
-        if type(result).__name__ == "ModelContainer":  # cube_build's cubes
+        members = unit["outputs"][0]["kind"] == "members"  # Spec3's members, saved each
+        if type(result).__name__ == "ModelContainer" and not members:  # cube_build's cubes
             if len(result) != 1:
                 raise WorkflowError(f"jwst's {unit['class']} returned {len(result)} models; "
                                     "the unit declares one (_s3d: Spec2's one cube)")
@@ -201,7 +219,8 @@ def _save(obj: Any, spec: dict[str, Any], info: dict[str, Any]) -> None:
 
 
 def _save_members(library: Any, spec: dict[str, Any], info: dict[str, Any]) -> None:
-    """Save a ModelLibrary's members, one at a time, into a directory renamed into place."""
+    """Save the members of a ModelLibrary (one at a time) or of a ModelContainer into a
+    directory renamed into place."""
     directory, names = spec["path"], spec["names"]
     if len(library) != len(names):
         raise WorkflowError(f"{directory}: jwst returned {len(library)} member(s) for "
@@ -210,16 +229,24 @@ def _save_members(library: Any, spec: dict[str, Any], info: dict[str, Any]) -> N
                           f".{os.path.basename(directory)}.{os.getpid()}.part")
     shutil.rmtree(tmpdir, ignore_errors=True)
     os.makedirs(tmpdir)
+
+    def save(model: Any, name: str) -> None:
+        _provenance(model, info)
+        model.meta.filename = name
+        model.save(os.path.join(tmpdir, name))
+
     try:
-        with library:
-            for index, name in enumerate(names):
-                model = library.borrow(index)
-                try:
-                    _provenance(model, info)
-                    model.meta.filename = name
-                    model.save(os.path.join(tmpdir, name))
-                finally:
-                    library.shelve(model, index, modify=False)
+        if not hasattr(library, "borrow"):  # a ModelContainer, already in memory
+            for model, name in zip(library, names, strict=True):
+                save(model, name)
+        else:
+            with library:
+                for index, name in enumerate(names):
+                    model = library.borrow(index)
+                    try:
+                        save(model, name)
+                    finally:
+                        library.shelve(model, index, modify=False)
         if os.path.exists(directory):
             shutil.rmtree(directory)
         os.replace(tmpdir, directory)

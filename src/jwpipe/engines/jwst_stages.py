@@ -345,14 +345,49 @@ STAGES: tuple[dict[str, Any], ...] = (
         "refusal": ("; a spectroscopic time series' _calints come from its tso-spec2 "
                     "association: plan that first, then tso3 from its _calints"),
     },
+    {
+        # Spec3Pipeline.process on one source's exposures (the single-source types): spectral
+        # outlier detection on the members (their _crf), their resampled 2-D spectrum (_s2d)
+        # and its extraction (_x1d); when resample_spec is skipped jwst extracts each member
+        # and combines the spectra (_c1d) instead, a branch stated in ``exclusive``
+        "alias": "calwebb_spec3",
+        "scope": "product",
+        "input_suffix": "cal",
+        "product_suffixes": (),
+        "order_keyword": "EXP_TYPE",
+        "order": {"MIR_LRS-FIXEDSLIT": ("outlier_detection", "adaptive_trace_model",
+                                        "pixel_replace", "resample_spec", "extract_1d",
+                                        "combine_1d")},
+        "exclusive": {"combine_1d": "resample_spec"},
+        "not_planned": {
+            "assign_mtwcs": "moving-target exposures only (not planned yet)",
+            "master_background": "runs only with background members, which workflows refuse",
+            "cube_build": "IFU types (MIR_MRS, NRS_IFU): not planned yet",
+            "photom": "NIS_SOSS's photom on its extraction: not planned yet",
+            "spectral_leak": "MIR_MRS only: not planned yet",
+        },
+        "outputs": {
+            "outlier_detection": (Output("crf", stage_product=True),),
+            "resample_spec": (Output("s2d", per="product", stage_product=True),),
+            "extract_1d": (Output("x1d", stage_product=True),),
+            "combine_1d": (Output("c1d", per="product", stage_product=True),),
+        },
+        "members_as": "container",  # as Spec3 holds them (jwst's spectral steps want one)
+        "refused_roles": {"background": "master_background is not planned yet: run jwst's "
+                                        "calwebb_spec3 on this association"},
+        "refusal": ("; NIRSpec MOS and fixed-slit and WFSS (one product per source), IFU "
+                    "cubes (MIR_MRS, NRS_IFU) and NIS_SOSS are not planned yet: run jwst's "
+                    "calwebb_spec3 on their _cal files"),
+        "asn_types": ("spec3",),
+    },
     *LEVEL3_FLOW_STAGES,
 )
 
 #: The stage chains a jwst-engine workflow can be: imaging associations (image2, image3) run
-#: Detector1, Image2, Image3; spectroscopic level-2 ones (spec2) Detector1 and Spec2.
+#: Detector1, Image2, Image3; spectroscopic ones (spec2, spec3) Detector1, Spec2, Spec3.
 CHAINS: dict[str, tuple[str, ...]] = {
     "imaging": ("calwebb_detector1", "calwebb_image2", "calwebb_image3"),
-    "spectroscopy": ("calwebb_detector1", "calwebb_spec2"),
+    "spectroscopy": ("calwebb_detector1", "calwebb_spec2", "calwebb_spec3"),
     # time series from the members' _rateints (as the association names them), or from their
     # _uncal through Detector1, whose ramp_fit writes the _rateints
     "tso-spec2": ("calwebb_detector1", "tso-spec2"),
@@ -625,9 +660,30 @@ def _stage_adapter(info: Mapping[str, Any]) -> type:
         "workflow_side_steps": classmethod(side_steps),
         "workflow_sets": info.get("sets", {}),
         "workflow_asn_types": info.get("asn_types"),
+        "workflow_exclusive": info.get("exclusive", {}),
+        "workflow_not_planned": info.get("not_planned", {}),
+        "workflow_refused_roles": info.get("refused_roles", {}),
+        "workflow_product_extra": staticmethod(_product_extra(info)),
         "jwst_class": jwst_cls,
         **(_flow_attributes(info) if "flow" in info else {}),
     })
+
+
+def _product_extra(info: Mapping[str, Any]) -> Any:
+    """What a product-scope stage adds to each unit file: how the job holds the members
+    (``members_as``: Spec3's ModelContainer, else Image3's ModelLibrary), the association's
+    pool and file names, which jwst's Spec3 records in every product, and the members' names
+    as the association gives them (Spec3 keeps them on its models: the ``_cal`` names)."""
+    members_as = info.get("members_as")
+
+    def extra(roots: Any) -> dict[str, Any]:
+        if members_as is None:
+            return {}
+        return {"jwst": {"members_as": members_as,
+                         "association": dict(getattr(roots, "association", {})),
+                         "names": [f"{root}_{info['input_suffix']}.fits" for root in roots]}}
+
+    return extra
 
 
 def _flow_attributes(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -657,11 +713,11 @@ def _chain_key(kind: Any, asn: Any) -> str:
 
 
 def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
-    """The chain a jwst-engine workflow of these associations needs: ``spectroscopy`` when
-    every readable one is for calwebb_spec2 (``tso-spec2``, ``coron3``, ``tso3``, ``ami3``
-    when every one is of that type; ``tso-spec2`` also for spec2 associations of
-    ``_rateints``), else ``imaging`` (the planner then refuses the others,
-    naming them: one workflow holds one kind)."""
+    """The chain a jwst-engine workflow of these associations needs: ``tso-spec2``,
+    ``coron3``, ``tso3``, ``ami3`` when every readable one is of that type (``tso-spec2`` also
+    for spec2 associations of ``_rateints``); else the first chain holding every one's
+    pipeline (``spectroscopy`` for spec2 and spec3 ones); else ``imaging`` (the planner then
+    refuses the others, naming them: one workflow holds one kind)."""
     from jwpipe.associations import load_asn
     from jwpipe.associations.types import association_kind
     from jwpipe.errors import JwpipeError
@@ -672,11 +728,10 @@ def chain_for(asn_paths: Sequence[str | os.PathLike[str]]) -> str:
             kind = association_kind(load_asn(path).asn_type)
             if kind is not None:
                 pipelines.add(_chain_key(kind, load_asn(path)))
-    single = {chain[-1]: name for name, chain in CHAINS.items() if name != "imaging"}
-    if len(pipelines) != 1:
-        return "imaging"
-    wanted = next(iter(pipelines))
-    return wanted if wanted in CHAINS else single.get(wanted, "imaging")
+    if len(pipelines) == 1 and next(iter(pipelines)) in CHAINS:
+        return next(iter(pipelines))
+    holding = [name for name, chain in CHAINS.items() if pipelines <= set(chain)]
+    return holding[0] if pipelines and holding else "imaging"
 
 
 # ---------------------------------------------------------------------------- parameters

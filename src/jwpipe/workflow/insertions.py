@@ -194,6 +194,14 @@ class ChainShape:
                                 f"{ins.name!r} after one of its steps instead")
 
     def _resolve_until(self, until: str) -> tuple[int, str | None]:
+        for index, stage in enumerate(self.stages):  # a step named with its stage, as a rule
+            group = stage.workflow_group_name() + "_"  # of a later stage is (spec3_extract_1d)
+            if until.startswith(group) and until.removeprefix(group) in stage.step_defs:
+                return index, until.removeprefix(group)
+        planning = [i for i, stage in enumerate(self.stages) if until in stage.step_defs
+                    and until not in getattr(stage, "workflow_not_planned", {})]
+        if planning:  # a step two stages run (Spec2's and Spec3's): the first one's
+            return planning[0], until
         steps = self._stage_steps()
         if until in steps:
             return steps[until], until

@@ -517,6 +517,7 @@ def plan_workflow(
     context = getattr(store, "context", None)
     streams: dict[str, list[str]] = {}  # exposure -> current product files (channels)
     for index, stage in enumerate(stages):
+        first = len(units)
         if stage.workflow_stage_scope == "exposure":
             members = [e for e in exposures.values() if e.start_stage <= index
                        and any(index <= top for top, _, roots in products if e.root in roots)]
@@ -533,6 +534,7 @@ def plan_workflow(
             plan_stage = getattr(stage, "workflow_plan_product", _plan_product_stage)
             step_units = plan_stage(stage, resolvers[index], exposures, products, index,
                                     streams, store, units, targets, shape)
+        _name_rules_apart(stage, step_units, {s["name"] for s in steps}, units[first:])
         steps += step_units
     finish = getattr(stages[0], "workflow_finish_units", None)
     if finish is not None:
@@ -543,6 +545,20 @@ def plan_workflow(
                 targets += streams[root] if shape.stop and shape.stop[1] else streams[root][:1]
     return Plan(steps, units, sorted(set(targets)), sorted(exposures),
                 [name for _, name, _ in products], context, notes, refused, dict(shape.files))
+
+
+def _name_rules_apart(stage: type[Pipeline], stage_steps: list[dict[str, Any]],
+                      taken: set[str], units: list[Unit]) -> None:
+    """A step of a later stage named as one already planned (jwst's Spec2 and Spec3 both run
+    ``resample_spec`` and ``extract_1d``) gets a rule of its own, named after its stage
+    (``spec3_extract_1d``); its units, records and parameter files follow the rule's name."""
+    renamed = {}
+    for step in stage_steps:
+        if step["name"] in taken:
+            renamed[step["name"]] = f"{stage.workflow_group_name()}_{step['name']}"
+            step["name"] = renamed[step["name"]]
+    for unit in units:
+        unit.step = renamed.get(unit.step, unit.step)
 
 
 def _reason_of(exc: Exception) -> str:
@@ -589,7 +605,14 @@ def _plan_association(asn_path: str | os.PathLike[str], stages: Sequence[type[Pi
     notes: list[str] = []
     # a stage may use members of other roles too (jwst's coron3 and ami3: psf members)
     uses = getattr(stages[asked], "workflow_member_roles", ("science",))
+    refused_roles = getattr(stages[asked], "workflow_refused_roles", {})
     for product in asn.products:
+        barred = [m for m in product.members if m.exptype in refused_roles]
+        if barred:
+            role = barred[0].exptype
+            raise UnsupportedAssociationError(
+                f"{source}: product {product.name!r} has {role} member(s) "
+                f"({barred[0].expname}); {refused_roles[role]}", f"{role} members")
         others = [m for m in product.members if m.exptype not in uses]
         if others and kind.level == 2:
             roles = sorted({m.exptype for m in others})
@@ -705,9 +728,13 @@ def _order_key(stage: type[Pipeline], params: Mapping[str, Any]) -> str | None:
 
 def _active_steps(stage: type[Pipeline], pars: dict[str, Any], instrument: str | None
                   ) -> list[str]:
-    """Steps that run: not skipped, and not waiting for member roles no product has."""
-    return [n for n in stage.step_names(instrument) if not pars["steps"][n].get("skip")
-            and stage.step_defs[n].workflow_member_role is None]
+    """Steps that run: not skipped, not waiting for member roles no product has, and not
+    run only instead of another step that runs (``workflow_exclusive``: jwst's Spec3
+    combines extracted spectra only when it resamples none)."""
+    active = [n for n in stage.step_names(instrument) if not pars["steps"][n].get("skip")
+              and stage.step_defs[n].workflow_member_role is None]
+    instead = getattr(stage, "workflow_exclusive", {})
+    return [n for n in active if instead.get(n) not in active]
 
 
 def _plan_exposure_stage(stage: type[Pipeline], resolver: _Resolver, members: list[_Exposure],
@@ -819,6 +846,7 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
         return []
     steps: dict[str, dict[str, Any]] = {}
     order: list[str] = []
+    extra = getattr(stage, "workflow_product_extra", lambda roots: {})
     for product, roots in mine:
         first = exposures[roots[0]]
         for root in roots:
@@ -857,7 +885,8 @@ def _plan_product_stage(stage: type[Pipeline], resolver: _Resolver,
             declared = out.stage_product
             units.append(Unit(name, product, _class_path(step_class), "product", list(current),
                               outputs, unit_pars, refs, mem_mb, runtime, members=list(roots),
-                              stage_product=declared, call="single" if combined else "members"))
+                              stage_product=declared, call="single" if combined else "members",
+                              extra=extra(roots)))
             if name not in steps:
                 order.append(name)
                 steps[name] = {"name": name, "stage": stage.__name__,
