@@ -4,7 +4,7 @@ sizes.
 Usage::
 
     python benchmarks/bench_jwst_level3.py [--workdir DIR] [--small 64,4,6,2,72,64]
-        [--large 320,20,300,20,1024,1032]
+        [--large 320,20,300,20,1024,1032] [--pipelines coron3,tso3,ami3,spec3]
 
 ``--small``/``--large``: the NIRCam subarray side (coron3 and tso3 members), then the
 integrations of each coron3 member, each tso3 segment and each ami3 member (NIRISS AMI is
@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("bench-jwst-level3"))
     parser.add_argument("--small", default="64,4,6,2,72,64")
     parser.add_argument("--large", default="320,20,300,20,1024,1032")
+    parser.add_argument("--pipelines", default="coron3,tso3,ami3,spec3",
+                        help="which associations to run (comma-separated)")
     ns = parser.parse_args()
     import jwst_level3_data as data
     import jwst_spec_data as spec
@@ -109,6 +111,8 @@ def main() -> None:
                                    ("tso3", data.write_tso3, tso),
                                    ("ami3", data.write_ami3, ami),
                                    ("spec3", write_spec3, 0)):
+            if kind not in ns.pipelines.split(","):
+                continue
             root = ns.workdir / f"{label}-{kind}"
             if root.exists():
                 shutil.rmtree(root)
@@ -132,6 +136,12 @@ def main() -> None:
         base = lo["peak_mb"] - factor * lo["sci_mb"]
         print(f"| {kind} | {step} | {lo['sci_mb']:.2f}, {lo['peak_mb']:.0f} | "
               f"{hi['sci_mb']:.2f}, {hi['peak_mb']:.0f} | {factor:.1f} | {base:.0f} |")
+    over = [r for rows in results.values() for r in rows if r["peak_mb"] >= r["requested_mb"]]
+    print(f"\njobs over their memory request: {len(over)} of "
+          f"{sum(len(rows) for rows in results.values())}")
+    for r in over:
+        print(f"  {r['pipeline']} {r['step']} {r['key']}: {r['peak_mb']:.0f} MB, requested "
+              f"{r['requested_mb']} MB")
 
 
 if __name__ == "__main__":

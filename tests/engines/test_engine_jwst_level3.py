@@ -61,9 +61,12 @@ def test_level3_orders_and_flows_are_jwst_source():
             assert set(values) <= set(pipeline.step_defs[name]().get_pars())
     # every step's memory measured in its pipeline is one the planner reads (no silent default)
     from jwpipe.engines.jwst_stages import LEVEL3_FLOW_STAGES as stages
-    from jwpipe.engines.jwst_stages import MEASURED_MEMORY
+    from jwpipe.engines.jwst_stages import MEASURED_MEMORY, pipeline_class
 
-    per_stage = {k for k in MEASURED_MEMORY if "." in k}
+    for key in (k for k in MEASURED_MEMORY if "." in k):  # a step of that pipeline
+        alias, _, step = key.partition(".")
+        assert step in pipeline_class(alias).step_defs, key
+    per_stage = {k for k in MEASURED_MEMORY if k.split(".")[0] in {i["alias"] for i in stages}}
     # tso3's spectral branch is not measured on large cubes yet (docs/engines.md): the default
     not_measured = {f"calwebb_tso3.{n}" for n in
                     ("adaptive_trace_model", "pixel_replace", "extract_1d", "white_light")}

@@ -418,6 +418,12 @@ MEASURED_MEMORY: dict[str, tuple[float, float]] = {
     "calwebb_coron3.resample": (9.3, 257), "calwebb_tso3.outlier_detection": (23.6, 153),
     "calwebb_tso3.tso_photometry": (6.3, 164), "calwebb_ami3.ami_analyze": (20.1, 259),
     "calwebb_ami3.ami_normalize": (0.0, 149),
+    # MIRI LRS fixed slit, three exposures of 72x64 and of the 1024x1032 full frame, Spec2
+    # from their _rate and Spec3 (the same benchmark, the larger fit of two runs); where the
+    # imaging fit asks more, or the default does (the other Spec2 and Spec3 steps), that stays
+    "calwebb_spec2.pathloss": (14.4, 141), "calwebb_spec2.photom": (13.1, 136),
+    "calwebb_spec2.resample_spec": (34.9, 151), "calwebb_spec3.outlier_detection": (24.1, 161),
+    "calwebb_spec3.resample_spec": (26.0, 159),
 }
 #: Steps not measured (MIRI-only, Image2 resample...): the largest non-jump Detector1 slope.
 DEFAULT_MEMORY = (6.0, 200.0)
