@@ -31,6 +31,19 @@ from wfhelpers import planned_jobs, within_requests  # noqa: E402
 jwst = pytest.importorskip("jwst")
 
 
+def _planned(made: dict, wf: Path, *options: str) -> dict:
+    """``make-workflow --engine jwst`` of the association ``made`` into ``wf``; its plan."""
+    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
+                   str(made["cache"]), "-o", str(wf), "--no-pictures", *options)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((wf / "plan.json").read_text())
+
+
+def _stages(plan: dict) -> list[str]:
+    """The stages a plan's rules belong to, in order."""
+    return list(dict.fromkeys(s["stage"] for s in plan["steps"]))
+
+
 def _calls(pipeline: type) -> list[str]:
     """The steps ``pipeline.process`` calls, in source order, each once."""
     return steps_called(pipeline.process, pipeline.step_defs)
@@ -109,10 +122,7 @@ def test_ami3_plans_a_rule_per_step_pairing_targets_with_psf_stars(tmp_path):
 
     made = write_ami3(tmp_path / "in")
     wf = tmp_path / "wf"
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(wf), "--no-pictures")
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads((wf / "plan.json").read_text())
+    plan = _planned(made, wf)
     assert [s["name"] for s in plan["steps"]] == _calls(Ami3Pipeline)
     assert planned_jobs(wf) == {"ami_analyze": 2, "ami_normalize": 1}
     target, star = made["roots"]
@@ -150,11 +160,8 @@ def _run_both(made: dict, pipeline: str, root: Path, steps: dict | None = None,
                           env=_env(CRDS_PATH=str(made["cache"]), CRDS_READONLY_CACHE="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     wf = root / "wf"
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(wf), "--no-pictures",
-                   *(f"--steps.{step}.{par}={value}" for step, pars in steps.items()
-                     for par, value in pars.items() if par != "save_results"))
-    assert proc.returncode == 0, proc.stderr
+    _planned(made, wf, *(f"--steps.{step}.{par}={value}" for step, pars in steps.items()
+                         for par, value in pars.items() if par != "save_results"))
     run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
                           "--cores", "2"], cwd=wf, capture_output=True, text=True,
                          timeout=900, env=_env())
@@ -324,11 +331,8 @@ def test_ami3_from_rateints_walks_back_through_image2(tmp_path):
     norm = _hdus(wf / "products" / f"{target}_aminorm-oi.fits")["OI_VIS2"]["VIS2DATA"]
     assert np.isfinite(norm).all()
     # an Image2 parameter reruns that step's _calints and the ami3 products, nothing before
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(wf), "--no-pictures",
-                   "--steps.ami_analyze.oversample=1",
-                   "--steps.photom.apply_time_correction=false")
-    assert proc.returncode == 0, proc.stderr
+    _planned(made, wf, "--steps.ami_analyze.oversample=1",
+             "--steps.photom.apply_time_correction=false")
     assert planned_jobs(wf) == {"photom": 2, "ami_analyze": 2, "ami_normalize": 1}
 
 
@@ -343,12 +347,8 @@ def test_ami3_from_uncal_plans_detector1_then_image2_on_its_rateints(tmp_path):
     for root in made["roots"]:
         uncal_instead(made["inputs"] / f"{root}_rateints.fits")
     wf = tmp_path / "wf"
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(wf), "--no-pictures")
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads((wf / "plan.json").read_text())
-    stages = list(dict.fromkeys(s["stage"] for s in plan["steps"]))
-    assert stages == ["Detector1Pipeline", "Image2Pipeline", "Ami3Pipeline"]
+    assert _stages(_planned(made, wf)) == ["Detector1Pipeline", "Image2Pipeline",
+                                           "Ami3Pipeline"]
     target = made["roots"][0]
     unit = json.loads((wf / "units" / "assign_wcs" / f"{target}.json").read_text())
     assert [f["path"] for f in unit["inputs"]] == [f"products/{target}_rateints.fits"]
@@ -358,9 +358,7 @@ def test_ami3_from_uncal_plans_detector1_then_image2_on_its_rateints(tmp_path):
     assert jobs["ramp_fit"] == jobs["assign_wcs"] == jobs["photom"] == 2
     assert jobs["ami_analyze"] == 2 and jobs["ami_normalize"] == 1
     until = tmp_path / "until"
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(until), "--no-pictures", "--until", "photom")
-    assert proc.returncode == 0, proc.stderr
+    _planned(made, until, "--until", "photom")
     assert "ami_analyze" not in planned_jobs(until) and planned_jobs(until)["photom"] == 2
 
 
@@ -384,12 +382,8 @@ def test_coron3_and_tso3_walk_back_to_rateints_and_uncal(kind, tmp_path):
         if i:
             uncal_instead(rateints)
     wf = tmp_path / "wf"
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(wf), "--no-pictures")
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads((wf / "plan.json").read_text())
-    stages = list(dict.fromkeys(s["stage"] for s in plan["steps"]))
-    assert stages == ["Detector1Pipeline", "Image2Pipeline", f"{kind.capitalize()}Pipeline"]
+    assert _stages(_planned(made, wf)) == ["Detector1Pipeline", "Image2Pipeline",
+                                           f"{kind.capitalize()}Pipeline"]
     jobs = planned_jobs(wf)
     assert jobs["ramp_fit"] == len(roots) - 1
     assert jobs["assign_wcs"] == jobs["photom"] == len(roots)
@@ -399,9 +393,5 @@ def test_coron3_and_tso3_walk_back_to_rateints_and_uncal(kind, tmp_path):
         assert [f["path"] for f in unit["inputs"]] == [f"{where}/{root}_rateints.fits"]
     first = json.loads((wf / "units" / "outlier_detection" / f"{roots[0]}.json").read_text())
     assert [f["path"] for f in first["inputs"]] == [f"products/{roots[0]}_calints.fits"]
-    until = tmp_path / "until"
-    proc = _jwpipe("make-workflow", str(made["asn"]), "--engine", "jwst", "--refs",
-                   str(made["cache"]), "-o", str(until), "--no-pictures", "--until", "photom")
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads((until / "plan.json").read_text())
+    plan = _planned(made, tmp_path / "until", "--until", "photom")
     assert plan["targets"] == [f"products/{r}_calints.fits" for r in roots]
