@@ -186,8 +186,9 @@ def test_spec3_without_resampling_extracts_each_member_and_combines(spec3, tmp_p
 
 def test_spec3_plans_from_cal_and_refuses_what_it_does_not_plan(tmp_path):
     """From the members' ``_cal`` only Spec3 is planned (its rules keep their step names);
-    ``--until`` a Spec2 step ends at the ``_cal``; a background member and an exposure type
-    Spec3 makes per-source or IFU products of are refused in one line."""
+    ``--until`` a Spec2 step ends at the ``_cal``; ``--steps.spec3_<step>`` reaches Spec3's
+    step only; a background member and an exposure type Spec3 makes per-source or IFU
+    products of are refused in one line."""
     from jwst_data import SPEC2_ASN
     from jwst_spec_data import lrs_cache, write_lrs_spec3
 
@@ -224,6 +225,16 @@ def test_spec3_plans_from_cal_and_refuses_what_it_does_not_plan(tmp_path):
         assert proc.returncode == 0, proc.stderr
         plan = json.loads((wf / "plan.json").read_text())
         assert plan["targets"] == [f"products/{r}_cal.fits" for r in SPEC3_ROOTS], until
+    # --steps.<step>.<par> reaches both stages' extract_1d, --steps.spec3_<step>.<par> Spec3's
+    wf = tmp_path / "wf-steps"
+    proc = _jwpipe("make-workflow", str(rates), "--engine", "jwst", "--refs", str(cache),
+                   "-o", str(wf), "--no-pictures", "--steps.extract_1d.smoothing_length=3",
+                   "--steps.spec3_extract_1d.smoothing_length=5")
+    assert proc.returncode == 0, proc.stderr
+    for rule, key, value in (("extract_1d", SPEC3_ROOTS[0], 3),
+                             ("spec3_extract_1d", SPEC3_PRODUCT, 5)):
+        unit = json.loads((wf / "units" / rule / f"{key}.json").read_text())
+        assert unit["parameters"]["smoothing_length"] == value, rule
 
     for kwargs, said in (({"background": True}, "background member(s)"),
                          ({"exp_type": "NRS_FIXEDSLIT"}, "one product per source")):
