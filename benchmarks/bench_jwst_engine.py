@@ -30,10 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "engines"))
 
 
-def run_workflow(field: dict, engine: str, workdir: Path) -> dict:
-    wf = workdir / f"wf-{engine}"
-    gen = subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow", str(field["asn"]),
-                          "--engine", engine, "--refs", str(field["cache"]), "-o", str(wf),
+def make_and_run(made: dict, engine: str, wf: Path) -> tuple[float, list[tuple[str, str, dict]]]:
+    """``make-workflow`` of the association ``made["asn"]`` (cache ``made["cache"]``) into
+    ``wf`` and a Snakemake run of it on one core (jobs one at a time): its wall time and, per
+    job, (rule, unit key, Snakemake's benchmark row)."""
+    gen = subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow", str(made["asn"]),
+                          "--engine", engine, "--refs", str(made["cache"]), "-o", str(wf),
                           "--no-pictures"], capture_output=True, text=True)
     if gen.returncode != 0:
         raise SystemExit(gen.stderr)
@@ -43,11 +45,19 @@ def run_workflow(field: dict, engine: str, workdir: Path) -> dict:
     wall = time.perf_counter() - t0
     if run.returncode != 0:
         raise SystemExit(run.stderr[-3000:])
-    steps: dict[str, dict[str, list[float]]] = {}
+    jobs = []
     for tsv in sorted((wf / "benchmarks").glob("*/*.tsv")):
         with open(tsv) as fh:
-            row = next(csv.DictReader(fh, delimiter="\t"))
-        entry = steps.setdefault(tsv.parent.name, {"s": [], "mb": []})
+            jobs.append((tsv.parent.name, tsv.stem, next(csv.DictReader(fh, delimiter="\t"))))
+    return wall, jobs
+
+
+def run_workflow(field: dict, engine: str, workdir: Path) -> dict:
+    wf = workdir / f"wf-{engine}"
+    wall, jobs = make_and_run(field, engine, wf)
+    steps: dict[str, dict[str, list[float]]] = {}
+    for step, _, row in jobs:
+        entry = steps.setdefault(step, {"s": [], "mb": []})
         entry["s"].append(float(row["s"]))
         entry["mb"].append(float(row["max_rss"]))
     order = [s["name"] for s in json.loads((wf / "plan.json").read_text())["steps"]]

@@ -24,13 +24,10 @@ arrays)``, a member unit counting its own member, a product unit all of its memb
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,29 +51,15 @@ def _unit_mb(wf: Path, step: str, key: str) -> float:
 
 def run(kind: str, made: dict, root: Path) -> list[dict]:
     """Make and run one workflow; one row per job: step, unit, its science MB, peak RSS."""
+    from bench_jwst_engine import make_and_run
+
     wf = root / "wf"
-    gen = subprocess.run([sys.executable, "-m", "jwpipe", "make-workflow", str(made["asn"]),
-                          "--engine", "jwst", "--refs", str(made["cache"]), "-o", str(wf),
-                          "--no-pictures"], capture_output=True, text=True)
-    if gen.returncode != 0:
-        raise SystemExit(gen.stderr)
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local",
-                           "--cores", "1"], cwd=wf, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-3000:])
-    print(f"{kind} {root.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    wall, jobs = make_and_run(made, "jwst", wf)
+    print(f"{kind} {root.name}: {wall:.0f} s", flush=True)
     plan = json.loads((wf / "plan.json").read_text())
-    rows = []
-    for tsv in sorted((wf / "benchmarks").glob("*/*.tsv")):
-        with open(tsv) as fh:
-            got = next(csv.DictReader(fh, delimiter="\t"))
-        step, key = tsv.parent.name, tsv.stem
-        rows.append({"pipeline": kind, "step": step, "key": key,
-                     "sci_mb": _unit_mb(wf, step, key), "peak_mb": float(got["max_rss"]),
-                     "s": float(got["s"]),
-                     "requested_mb": plan["units"][step][key]["mem_mb"]})
-    return rows
+    return [{"pipeline": kind, "step": step, "key": key, "sci_mb": _unit_mb(wf, step, key),
+             "peak_mb": float(got["max_rss"]), "s": float(got["s"]),
+             "requested_mb": plan["units"][step][key]["mem_mb"]} for step, key, got in jobs]
 
 
 def write_spec3(folder: Path, nints: int = 0) -> dict:

@@ -88,6 +88,13 @@ class ChainEntry:
         return self.step_class.class_alias or self.name
 
 
+def staged_step(stage: type[Pipeline], name: str) -> str | None:
+    """The step of ``stage`` that ``name`` writes with its stage's name, as the rule of a step
+    two stages run is named (``spec3_extract_1d``); None if it names none."""
+    step = name.removeprefix(f"{stage.workflow_group_name()}_")
+    return step if step != name and step in stage.step_defs else None
+
+
 def stage_names(stage: type[Pipeline]) -> set[str]:
     """The names a stage answers to: class name, alias, short name (``detector1``)."""
     names = {stage.__name__, stage.__name__.lower()}
@@ -194,10 +201,9 @@ class ChainShape:
                                 f"{ins.name!r} after one of its steps instead")
 
     def _resolve_until(self, until: str) -> tuple[int, str | None]:
-        for index, stage in enumerate(self.stages):  # a step named with its stage, as a rule
-            group = stage.workflow_group_name() + "_"  # of a later stage is (spec3_extract_1d)
-            if until.startswith(group) and until.removeprefix(group) in stage.step_defs:
-                return index, until.removeprefix(group)
+        for index, stage in enumerate(self.stages):
+            if staged_step(stage, until):
+                return index, staged_step(stage, until)
         planning = [i for i, stage in enumerate(self.stages) if until in stage.step_defs
                     and until not in getattr(stage, "workflow_not_planned", {})]
         if planning:  # a step two stages run (Spec2's and Spec3's): the first one's

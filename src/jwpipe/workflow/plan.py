@@ -417,21 +417,21 @@ def _split_overrides(overrides: Mapping[str, Any], stages: Sequence[type[Pipelin
     """Route ``--steps.<name>.<par>`` overrides to every stage that has step ``<name>``, and
     ``--steps.<stage>_<name>.<par>`` (a rule named apart, ``spec3_extract_1d``) to that stage
     only, over the former."""
+    from jwpipe.workflow.insertions import staged_step
+
     routed: list[dict[str, Any]] = [{} for _ in stages]
     staged = []
     for name, pars in overrides.items():
         owners = [i for i, s in enumerate(stages) if name in s.step_defs]
-        for i in owners:
-            routed[i][name] = dict(pars)
-        for i, stage in enumerate(stages if not owners else ()):
-            step = name.removeprefix(f"{stage.workflow_group_name()}_")
-            if step != name and step in stage.step_defs:
-                owners.append(i)
-                staged.append((i, step, pars))
-        if not owners:
+        named = [] if owners else [(i, staged_step(s, name), pars)
+                                   for i, s in enumerate(stages) if staged_step(s, name)]
+        if not owners and not named:
             known = sorted({n for s in stages for n in s.step_defs})
             raise WorkflowError(f"unknown step {name!r} in overrides (steps: {', '.join(known)})")
-    for i, step, pars in staged:
+        for i in owners:
+            routed[i][name] = dict(pars)
+        staged += named
+    for i, step, pars in staged:  # over the bare name's values
         routed[i][step] = {**routed[i].get(step, {}), **pars}
     return routed
 
